@@ -13,6 +13,7 @@ pub mod keys;
 pub mod local_settings;
 pub mod log_level;
 pub mod retry;
+pub mod route;
 pub mod settings;
 pub mod timespan;
 

@@ -1,0 +1,163 @@
+//! Connecting to SQLite or PostgreSQL and bringing the schema up to date.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+use crate::error::{Error, Result};
+
+/// A pool on one of the two supported engines.
+#[derive(Debug, Clone)]
+pub(crate) enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same expression against whichever pool the backend holds.
+macro_rules! on_pool {
+    ($backend:expr, |$pool:ident| $body:expr) => {
+        match $backend {
+            $crate::db::Backend::Sqlite($pool) => $body,
+            $crate::db::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+/// The schema, in order. Never edit a released migration: add a new one.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "function keys",
+    sqlite: "CREATE TABLE function_keys (
+            app TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            function TEXT NOT NULL,
+            name_lc TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value BLOB NOT NULL,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (app, scope, function, name_lc)
+        );
+        CREATE TABLE key_versions (app TEXT PRIMARY KEY, version INTEGER NOT NULL);",
+    postgres: "CREATE TABLE function_keys (
+            app TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            function TEXT NOT NULL,
+            name_lc TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value BYTEA NOT NULL,
+            updated_at BIGINT NOT NULL,
+            PRIMARY KEY (app, scope, function, name_lc)
+        );
+        CREATE TABLE key_versions (app TEXT PRIMARY KEY, version BIGINT NOT NULL);",
+}];
+
+impl Backend {
+    pub(crate) async fn connect(url: &str) -> Result<Backend> {
+        let backend = if let Some(path) = url.strip_prefix("sqlite:") {
+            let path = path.trim_start_matches("//");
+            if path.is_empty() {
+                return Err(Error::BadUrl(url.to_string()));
+            }
+            let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            Backend::Sqlite(SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url)?;
+            Backend::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(opts)
+                    .await?,
+            )
+        } else {
+            return Err(Error::BadUrl(url.to_string()));
+        };
+        backend.migrate().await?;
+        Ok(backend)
+    }
+
+    /// Applies the migrations not yet applied, each in its own transaction. On PostgreSQL an
+    /// advisory lock keeps concurrent starters from racing.
+    async fn migrate(&self) -> Result<()> {
+        match self {
+            Backend::Sqlite(pool) => {
+                sqlx::query(
+                    "CREATE TABLE IF NOT EXISTS stratus_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+                )
+                .execute(pool)
+                .await?;
+                for m in MIGRATIONS {
+                    let mut tx = pool.begin().await?;
+                    let done: Option<i64> = sqlx::query_scalar("SELECT version FROM stratus_migrations WHERE version = $1")
+                        .bind(m.version)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if done.is_some() {
+                        continue;
+                    }
+                    sqlx::raw_sql(m.sqlite).execute(&mut *tx).await.map_err(|source| Error::Migration {
+                        version: m.version,
+                        name: m.name,
+                        source,
+                    })?;
+                    sqlx::query("INSERT INTO stratus_migrations (version, name) VALUES ($1, $2)")
+                        .bind(m.version)
+                        .bind(m.name)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                }
+            }
+            Backend::Postgres(pool) => {
+                for m in MIGRATIONS {
+                    let mut tx = pool.begin().await?;
+                    sqlx::query("SELECT pg_advisory_xact_lock(7355608)").execute(&mut *tx).await?;
+                    sqlx::query(
+                        "CREATE TABLE IF NOT EXISTS stratus_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL)",
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                    let done: Option<i64> = sqlx::query_scalar("SELECT version FROM stratus_migrations WHERE version = $1")
+                        .bind(m.version)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if done.is_some() {
+                        continue;
+                    }
+                    sqlx::raw_sql(m.postgres).execute(&mut *tx).await.map_err(|source| Error::Migration {
+                        version: m.version,
+                        name: m.name,
+                        source,
+                    })?;
+                    sqlx::query("INSERT INTO stratus_migrations (version, name) VALUES ($1, $2)")
+                        .bind(m.version)
+                        .bind(m.name)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await)
+    }
+}

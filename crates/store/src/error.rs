@@ -1,0 +1,23 @@
+//! Errors of the store.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid database URL \"{0}\": expected sqlite:PATH or postgres://...")]
+    BadUrl(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration {version} ({name}) failed: {source}")]
+    Migration { version: i64, name: &'static str, source: sqlx::Error },
+    #[error("invalid encryption key: {0}")]
+    BadEncryptionKey(String),
+    #[error("{0}")]
+    Crypto(String),
+    #[error("no randomness available: {0}")]
+    Random(String),
+    #[error("secrets file {path}: {problem}")]
+    SecretsFile { path: String, problem: String },
+    #[error("secrets directory {path}: {source}")]
+    SecretsIo { path: String, source: std::io::Error },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,49 @@
+//! Stratus's persistent state over SQLite (one machine) or PostgreSQL (many), with secrets
+//! encrypted at rest, and Azure's file-based secrets format.
+//!
+//! Only this crate knows SQL. Every query runs on both engines; `tests/conformance.rs` runs
+//! one suite against each.
+
+#![forbid(unsafe_code)]
+
+mod crypto;
+mod db;
+mod error;
+pub mod keys;
+
+pub use crypto::EncryptionKey;
+pub use error::{Error, Result};
+pub use keys::{AppKeys, KeyScope, NamedKey, SqlKeys, Upsert};
+
+use db::Backend;
+
+/// A connection pool to the store, with the key that encrypts its secrets.
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+    key: EncryptionKey,
+}
+
+impl Store {
+    /// Opens (and migrates) the store at `url`: `sqlite:PATH` or `postgres://...`.
+    pub async fn open(url: &str, key: EncryptionKey) -> Result<Store> {
+        Ok(Store { backend: Backend::connect(url).await?, key })
+    }
+
+    /// The function keys of apps.
+    pub fn keys(&self) -> SqlKeys {
+        SqlKeys { backend: self.backend.clone(), key: self.key.clone() }
+    }
+
+    /// Which engine this store runs on, for logs.
+    pub fn engine(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn close(&self) {
+        self.backend.close().await;
+    }
+}
