@@ -20,7 +20,7 @@ pub mod timespan;
 pub use error::ModelError;
 pub use function_json::{Binding, DataType, Direction, FunctionConfig, HttpTrigger, Trigger};
 pub use host_json::{CustomHandlerConfig, HostConfig, HttpOptions};
-pub use keys::AuthLevel;
+pub use keys::{AuthLevel, KeyKind};
 pub use local_settings::LocalSettings;
 pub use log_level::{LogLevel, LogLevels};
 pub use retry::{RetryPolicy, RetryStrategy};

@@ -9,10 +9,12 @@
 mod crypto;
 mod db;
 mod error;
+pub mod files;
 pub mod keys;
 
 pub use crypto::EncryptionKey;
 pub use error::{Error, Result};
+pub use files::FileKeys;
 pub use keys::{AppKeys, KeyScope, NamedKey, SqlKeys, Upsert};
 
 use db::Backend;
