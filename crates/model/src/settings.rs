@@ -56,10 +56,7 @@ impl AppSettings {
         [format!("AzureWebJobs.{function}.Disabled"), format!("AzureWebJobs_{function}_Disabled")]
             .iter()
             .filter_map(|k| self.get(k))
-            .any(|v| {
-                let v = v.trim();
-                v.eq_ignore_ascii_case("true") || v == "1"
-            })
+            .any(|v| v.eq_ignore_ascii_case("true") || v == "1")
     }
 
     /// Overrides of host.json keys: settings named `AzureFunctionsJobHost__a__b` (or with `:`),
@@ -122,7 +119,7 @@ mod tests {
 
     #[test]
     fn disabled_forms() {
-        let s = settings(&[("AzureWebJobs.A.Disabled", "true"), ("AzureWebJobs_B_Disabled", "1"), ("AzureWebJobs.C.Disabled", "no")]);
+        let s = settings(&[("AzureWebJobs.A.Disabled", "true"), ("AzureWebJobs_B_Disabled", "1"), ("AzureWebJobs.C.Disabled", "true ")]);
         assert!(s.is_function_disabled("A"));
         assert!(s.is_function_disabled("a"));
         assert!(s.is_function_disabled("B"));

@@ -1,0 +1,71 @@
+//! A loaded function app: its configuration, its functions (and the ones in error), its routes.
+
+mod load;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use stratus_model::route::RouteTable;
+use stratus_model::{FunctionConfig, HostConfig, LocalSettings, LogLevel, AppSettings};
+
+pub use load::{LoadError, LoadOptions, SUPPORTED_BINDINGS, load};
+
+/// A function that loaded without errors.
+#[derive(Debug)]
+pub struct Function {
+    pub name: String,
+    /// `Functions.<name>`, the name the host uses in invocation logs.
+    pub short_name: String,
+    pub config: FunctionConfig,
+    pub dir: PathBuf,
+    /// Disabled by an `AzureWebJobs.<name>.Disabled` setting.
+    pub disabled: bool,
+    /// The primary script file, when one could be determined.
+    pub script_file: Option<PathBuf>,
+    /// Minimum level of the invocation logs (`Function.<name>`).
+    pub invocation_log_level: LogLevel,
+    /// Minimum level of the function's own logs (`Function.<name>.User`).
+    pub user_log_level: LogLevel,
+    /// Name of the `http` output binding (`res`, `$return`, ...), for HTTP functions.
+    pub http_output: Option<String>,
+}
+
+impl Function {
+    pub fn is_http(&self) -> bool {
+        self.config.http().is_some()
+    }
+}
+
+/// Errors of one function that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionErrors {
+    pub name: String,
+    pub errors: Vec<String>,
+}
+
+/// A function app, validated and ready to serve.
+#[derive(Debug)]
+pub struct App {
+    pub root: PathBuf,
+    pub host_id: String,
+    pub config: HostConfig,
+    pub settings: AppSettings,
+    pub local: Option<LocalSettings>,
+    /// Loaded functions, in the host's order (name, case-insensitive).
+    pub functions: Vec<Arc<Function>>,
+    /// Functions in error, in name order.
+    pub errors: Vec<FunctionErrors>,
+    pub routes: RouteTable<Arc<Function>>,
+}
+
+impl App {
+    /// The loaded function named `name` (case-insensitive).
+    pub fn function(&self, name: &str) -> Option<&Arc<Function>> {
+        self.functions.iter().find(|f| f.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The errors of function `name`, if it failed to load.
+    pub fn function_errors(&self, name: &str) -> Option<&FunctionErrors> {
+        self.errors.iter().find(|e| e.name.eq_ignore_ascii_case(name))
+    }
+}

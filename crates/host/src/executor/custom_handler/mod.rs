@@ -1,0 +1,425 @@
+//! The custom-handler executor: the app's own HTTP server, started as a process and called
+//! either by forwarding the client's request (`enableForwardingHttpRequest`) or with the
+//! JSON invocation protocol (`POST /{FunctionName}`).
+//!
+//! Each client connection keeps its own upstream connection to the handler, driven on the
+//! same task as the client connection, so a forwarded request never hops between tasks.
+
+mod payload;
+mod process;
+mod result;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Uri};
+use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt as _;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use parking_lot::Mutex;
+use stratus_model::CustomHandlerConfig;
+use stratus_sandbox::ProcessSpec;
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use self::process::{Control, Launch, State};
+use super::{BoxFuture, ConnectionContext, Executor, HttpCall, InvokeError};
+use crate::app::{App, Function};
+use crate::http::body::{Body, BoxError, CollectError, LimitedBody, collect_limited};
+use crate::http::response::HttpResponse;
+use crate::http_data::{parse_query, rebuild_query};
+
+/// How long an invocation waits for the handler to be (re)started.
+const DEFAULT_INITIALIZATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Request body sent to the handler.
+#[derive(Debug)]
+enum UpBody {
+    Full(Option<Bytes>),
+    Stream(LimitedBody),
+}
+
+impl http_body::Body for UpBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            UpBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            UpBody::Stream(s) => Pin::new(s).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpBody::Full(b) => b.is_none(),
+            UpBody::Stream(s) => s.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            UpBody::Stream(s) => s.size_hint(),
+        }
+    }
+}
+
+/// One client connection's connection to the handler.
+struct Upstream {
+    generation: u64,
+    sender: SendRequest<UpBody>,
+}
+
+/// The custom-handler executor of one app.
+#[derive(Debug)]
+pub struct CustomHandler {
+    forward: bool,
+    launch: Launch,
+    state: watch::Receiver<State>,
+    state_tx: Mutex<Option<watch::Sender<State>>>,
+    control: mpsc::UnboundedSender<Control>,
+    control_rx: Mutex<Option<mpsc::UnboundedReceiver<Control>>>,
+    user_agent: HeaderValue,
+    host_version: HeaderValue,
+}
+
+/// Hop-by-hop headers, which a proxy never passes on.
+const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"];
+
+impl CustomHandler {
+    /// Prepares the handler of `app` (the process starts with [`Executor::start`]).
+    pub fn new(app: &App, config: &CustomHandlerConfig) -> Result<CustomHandler, String> {
+        let spec = process_spec(app, config)?;
+        let (state_tx, state) = watch::channel(State::Starting);
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let version = crate::HOST_VERSION;
+        Ok(CustomHandler {
+            forward: config.enable_forwarding_http_request,
+            launch: Launch {
+                spec,
+                initialization_timeout: DEFAULT_INITIALIZATION_TIMEOUT,
+                app_root: app.root.display().to_string(),
+            },
+            state,
+            state_tx: Mutex::new(Some(state_tx)),
+            control,
+            control_rx: Mutex::new(Some(control_rx)),
+            user_agent: HeaderValue::from_str(&format!("Azure-Functions-Host/{version}")).unwrap_or(HeaderValue::from_static("Azure-Functions-Host")),
+            host_version: HeaderValue::from_static(version),
+        })
+    }
+
+    /// The handler's executable and arguments, for logs.
+    pub fn command_line(&self) -> String {
+        let mut s = self.launch.spec.program.display().to_string();
+        for a in &self.launch.spec.args {
+            s.push(' ');
+            s.push_str(&a.to_string_lossy());
+        }
+        s
+    }
+
+    /// Waits until the handler answers HTTP; returns its generation and port.
+    async fn ready(&self) -> Result<(u64, u16), InvokeError> {
+        if let State::Ready { generation, port } = *self.state.borrow() {
+            return Ok((generation, port));
+        }
+        let mut rx = self.state.clone();
+        let deadline = tokio::time::Instant::now() + self.launch.initialization_timeout;
+        loop {
+            match &*rx.borrow_and_update() {
+                State::Ready { generation, port } => return Ok((*generation, *port)),
+                State::Stopped => return Err(InvokeError::Unavailable("the custom handler is stopped".into())),
+                _ => {}
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(InvokeError::Unavailable("the custom handler is stopped".into())),
+                Err(_) => {
+                    let why = match &*rx.borrow() {
+                        State::Down(reason) => reason.clone(),
+                        _ => "it is still starting".into(),
+                    };
+                    return Err(InvokeError::Unavailable(format!("the custom handler is not ready: {why}")));
+                }
+            }
+        }
+    }
+
+    /// The connection to the handler reserved for this client connection (opened on first use,
+    /// and again after a handler restart).
+    async fn upstream(&self, conn: &ConnectionContext, generation: u64, port: u16) -> Result<Upstream, InvokeError> {
+        let cached = conn.slot.lock().take().and_then(|b| b.downcast::<Upstream>().ok());
+        if let Some(up) = cached
+            && up.generation == generation
+            && !up.sender.is_closed()
+        {
+            return Ok(*up);
+        }
+        let stream = tokio::net::TcpStream::connect((std::net::Ipv4Addr::LOCALHOST, port))
+            .await
+            .map_err(|e| InvokeError::Failed(format!("cannot connect to the custom handler on port {port}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = hyper::client::conn::http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| InvokeError::Failed(format!("cannot talk HTTP to the custom handler: {e}")))?;
+        if !conn.drive(Box::pin(async move {
+            let _ = connection.await;
+        })) {
+            return Err(InvokeError::Failed("the client connection is closing".into()));
+        }
+        Ok(Upstream { generation, sender })
+    }
+
+    async fn send(&self, conn: &ConnectionContext, req: Request<UpBody>) -> Result<http::Response<hyper::body::Incoming>, (InvokeError, bool)> {
+        let (generation, port) = self.ready().await.map_err(|e| (e, false))?;
+        let mut up = self.upstream(conn, generation, port).await.map_err(|e| (e, false))?;
+        up.sender.ready().await.map_err(|e| (InvokeError::Failed(format!("the custom handler connection failed: {e}")), true))?;
+        let resp = up
+            .sender
+            .send_request(req)
+            .await
+            .map_err(|e| (InvokeError::Failed(format!("the custom handler did not answer: {e}")), true))?;
+        *conn.slot.lock() = Some(Box::new(up));
+        Ok(resp)
+    }
+
+    fn add_host_headers(&self, headers: &mut HeaderMap, invocation_id: Uuid) {
+        headers.insert(HeaderName::from_static("x-azure-functions-hostversion"), self.host_version.clone());
+        if let Ok(v) = HeaderValue::from_str(&invocation_id.to_string()) {
+            headers.insert(HeaderName::from_static("x-azure-functions-invocationid"), v);
+        }
+        let ua = match headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()) {
+            Some(existing) if !existing.is_empty() => {
+                HeaderValue::from_str(&format!("{existing} {}", self.user_agent.to_str().unwrap_or_default()))
+                    .unwrap_or_else(|_| self.user_agent.clone())
+            }
+            _ => self.user_agent.clone(),
+        };
+        headers.insert(header::USER_AGENT, ua);
+    }
+
+    /// Forwards the client's request as it is (streamed both ways).
+    async fn forward(&self, call: HttpCall, conn: &ConnectionContext) -> Result<HttpResponse, InvokeError> {
+        let (parts, body) = call.request.into_parts();
+        let path_and_query = match parts.uri.query() {
+            Some(q) if !q.is_empty() => format!("{}{}", parts.uri.path(), rebuild_query(q)),
+            _ => parts.uri.path().to_string(),
+        };
+        let uri: Uri = path_and_query.parse().map_err(|e| InvokeError::Failed(format!("cannot forward the path: {e}")))?;
+        let mut headers = parts.headers;
+        for h in HOP_BY_HOP {
+            headers.remove(*h);
+        }
+        self.add_host_headers(&mut headers, call.invocation_id);
+        let (limited, exceeded) = LimitedBody::new(body, call.body_limit);
+        let mut req = Request::new(UpBody::Stream(limited));
+        *req.method_mut() = parts.method;
+        *req.uri_mut() = uri;
+        *req.headers_mut() = headers;
+        match self.send(conn, req).await {
+            Ok(resp) => {
+                let (mut parts, body) = resp.into_parts();
+                for h in HOP_BY_HOP {
+                    parts.headers.remove(*h);
+                }
+                Ok(http::Response::from_parts(parts, Body::Stream(body)))
+            }
+            Err(_) if exceeded.load(Ordering::Acquire) => Err(InvokeError::TooLarge),
+            Err((e, _)) => Err(e),
+        }
+    }
+
+    /// Calls the function with the JSON invocation protocol.
+    async fn invoke_json(&self, call: HttpCall, conn: &ConnectionContext) -> Result<HttpResponse, InvokeError> {
+        let function = call.function.clone();
+        let (parts, body) = call.request.into_parts();
+        let body = collect_limited(body, call.body_limit).await.map_err(|e| match e {
+            CollectError::TooLarge => InvokeError::TooLarge,
+            CollectError::Read(m) => InvokeError::Failed(m),
+        })?;
+        let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+        let url = format!("{}://{}{}", call.scheme, host, parts.uri.path_and_query().map_or("/", |p| p.as_str()));
+        let view = payload::HttpRequestView {
+            method: parts.method.as_str(),
+            url,
+            query: parse_query(parts.uri.query()),
+            headers: &parts.headers,
+            params: &call.route_values,
+            principal: call.principal.as_ref(),
+            body: &body,
+        };
+        let payload = payload::http_invocation(&function, &view);
+
+        let uri: Uri = format!("/{}", function.name).parse().map_err(|e| InvokeError::Failed(format!("bad function name: {e}")))?;
+        let mut req = Request::post(uri).body(UpBody::Full(Some(Bytes::from(payload)))).map_err(|e| InvokeError::Failed(e.to_string()))?;
+        let headers = req.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1"));
+        self.add_host_headers(headers, call.invocation_id);
+        let resp = self.send(conn, req).await.map_err(|(e, _)| e)?;
+        let status = resp.status();
+        let content_type = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| InvokeError::Failed(format!("cannot read the custom handler's answer: {e}")))?
+            .to_bytes();
+        let result = result::parse(status, content_type.as_deref(), &bytes).map_err(InvokeError::Failed)?;
+        for line in &result.logs {
+            crate::logging::user_log(&function, call.invocation_id, line);
+        }
+        result::http_response(function.http_output.as_deref(), &result).map_err(InvokeError::Failed)
+    }
+}
+
+impl Executor for CustomHandler {
+    fn status(&self) -> super::ExecutorStatus {
+        match &*self.state.borrow() {
+            State::Starting => super::ExecutorStatus::Starting,
+            State::Ready { .. } => super::ExecutorStatus::Ready,
+            State::Down(reason) => super::ExecutorStatus::Down(reason.clone()),
+            State::Stopped => super::ExecutorStatus::Stopped,
+        }
+    }
+
+    fn call_http<'a>(&'a self, call: HttpCall, conn: &'a ConnectionContext) -> BoxFuture<'a, Result<HttpResponse, InvokeError>> {
+        Box::pin(async move {
+            if self.forward && call.function.config.is_pure_http() {
+                self.forward(call, conn).await
+            } else {
+                self.invoke_json(call, conn).await
+            }
+        })
+    }
+
+    fn timed_out(&self, _function: &Function, invocation_id: Uuid) {
+        let _ = self.control.send(Control::Restart(format!(
+            "A function timeout has occurred. Restarting worker process executing invocationId '{invocation_id}'."
+        )));
+    }
+
+    fn start(self: Arc<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let (Some(state), Some(control)) = (self.state_tx.lock().take(), self.control_rx.lock().take()) else {
+                return;
+            };
+            tokio::spawn(process::supervise(self.launch.clone(), state, control, process::console_sink()));
+        })
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let (ack, done) = oneshot::channel();
+            if self.control.send(Control::Stop(ack)).is_ok() {
+                let _ = tokio::time::timeout(Duration::from_secs(10), done).await;
+            }
+        })
+    }
+}
+
+/// `Environment.ExpandEnvironmentVariables`: `%NAME%` replaced when NAME is set, kept otherwise.
+fn expand_keep(text: &str, settings: &stratus_model::AppSettings) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('%') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        match after.find('%') {
+            Some(end) if end > 0 => match settings.get(&after[..end]) {
+                Some(v) => {
+                    out.push_str(v);
+                    rest = &after[end + 1..];
+                }
+                None => {
+                    out.push('%');
+                    rest = after;
+                }
+            },
+            _ => {
+                out.push('%');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn find_on_path(exe: &str, path_var: Option<&str>) -> Option<PathBuf> {
+    path_var?.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(exe)).find(|p| p.is_file())
+}
+
+/// Resolves `customHandler.description` into a process to start, as the host does.
+fn process_spec(app: &App, config: &CustomHandlerConfig) -> Result<ProcessSpec, String> {
+    let settings = &app.settings;
+    let root = &app.root;
+    let worker_dir = match &config.worker_directory {
+        Some(d) => root.join(expand_keep(d, settings)),
+        None => root.clone(),
+    };
+    let exe_text = expand_keep(&config.default_executable_path, settings);
+    let exe_path = Path::new(&exe_text);
+    let program = if exe_path.is_absolute() {
+        exe_path.to_path_buf()
+    } else if worker_dir.join(exe_path).is_file() {
+        worker_dir.join(exe_path)
+    } else if exe_text.contains('/') {
+        return Err(format!(
+            "host.json: $.customHandler.description.defaultExecutablePath: expected an executable, found \"{exe_text}\" \
+             (no such file in {})",
+            worker_dir.display()
+        ));
+    } else {
+        find_on_path(&exe_text, settings.get("PATH")).ok_or_else(|| {
+            format!(
+                "host.json: $.customHandler.description.defaultExecutablePath: expected an executable, found \"{exe_text}\" \
+                 (not in {} and not on PATH)",
+                worker_dir.display()
+            )
+        })?
+    };
+    let mut args: Vec<OsString> = config.arguments.iter().map(|a| settings.expand_percent(a).into()).collect();
+    if let Some(w) = &config.default_worker_path {
+        let w = expand_keep(w, settings);
+        let p = Path::new(&w);
+        let full = if p.is_absolute() { p.to_path_buf() } else { worker_dir.join(p) };
+        args.push(full.into_os_string());
+    }
+    args.extend(config.worker_arguments.iter().map(|a| OsString::from(settings.expand_percent(a))));
+    let cwd = match &config.working_directory {
+        Some(d) => root.join(expand_keep(d, settings)),
+        None => root.clone(),
+    };
+    if !cwd.is_dir() {
+        return Err(format!(
+            "host.json: $.customHandler.description.workingDirectory: expected a directory, found \"{}\"",
+            cwd.display()
+        ));
+    }
+    let env = settings.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))).collect();
+    Ok(ProcessSpec { program, args, cwd, env })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expansion_keeps_unknown_names() {
+        let mut s = stratus_model::AppSettings::new();
+        s.set("HOME", "/h");
+        assert_eq!(expand_keep("%HOME%/x/%NOPE%", &s), "/h/x/%NOPE%");
+    }
+}

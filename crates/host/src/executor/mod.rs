@@ -1,0 +1,100 @@
+//! Executors run function code. Triggers and the HTTP front talk to them through one trait
+//! and never know which kind they have.
+
+pub mod custom_handler;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use hyper::Request;
+use hyper::body::Incoming;
+use stratus_model::route::RouteValues;
+use uuid::Uuid;
+
+use crate::app::Function;
+use crate::http::response::HttpResponse;
+use crate::keys::Principal;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// An HTTP request routed to a function.
+#[derive(Debug)]
+pub struct HttpCall {
+    pub function: Arc<Function>,
+    pub invocation_id: Uuid,
+    pub request: Request<Incoming>,
+    pub route_values: RouteValues,
+    /// Who called, when a key was presented or required.
+    pub principal: Option<Principal>,
+    /// `http` or `https`, as the client reached the host.
+    pub scheme: &'static str,
+    pub body_limit: u64,
+}
+
+/// Why an invocation did not produce a result.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("request body too large")]
+    TooLarge,
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Work the connection's own task must drive (e.g. an upstream connection kept beside the
+/// client connection, so that forwarding never hops to another task).
+pub type Driven = BoxFuture<'static, ()>;
+
+/// Per-client-connection state an executor may keep (its upstream connection).
+pub struct ConnectionContext {
+    driver: tokio::sync::mpsc::UnboundedSender<Driven>,
+    /// Executor-specific slot, reused across the requests of one client connection.
+    pub slot: parking_lot::Mutex<Option<Box<dyn std::any::Any + Send>>>,
+}
+
+impl std::fmt::Debug for ConnectionContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnectionContext")
+    }
+}
+
+impl ConnectionContext {
+    pub fn new(driver: tokio::sync::mpsc::UnboundedSender<Driven>) -> ConnectionContext {
+        ConnectionContext { driver, slot: parking_lot::Mutex::new(None) }
+    }
+
+    /// Runs `fut` on the connection's task until the client connection ends.
+    pub fn drive(&self, fut: Driven) -> bool {
+        self.driver.send(fut).is_ok()
+    }
+}
+
+/// Whether the executor can run functions now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecutorStatus {
+    Starting,
+    Ready,
+    /// Not available, and why (e.g. the process exited and is being restarted).
+    Down(String),
+    Stopped,
+}
+
+/// Runs function code.
+pub trait Executor: Send + Sync + std::fmt::Debug {
+    /// Whether functions can run now.
+    fn status(&self) -> ExecutorStatus;
+
+    /// Handles an HTTP-triggered invocation and produces the response.
+    fn call_http<'a>(&'a self, call: HttpCall, conn: &'a ConnectionContext) -> BoxFuture<'a, Result<HttpResponse, InvokeError>>;
+
+    /// An invocation of `function` ran past its timeout: recover (e.g. restart the process).
+    fn timed_out(&self, function: &Function, invocation_id: Uuid);
+
+    /// Starts the function code (processes, connections).
+    fn start(self: Arc<Self>) -> BoxFuture<'static, ()>;
+
+    /// Stops the function code; in-flight work is abandoned.
+    fn shutdown(&self) -> BoxFuture<'_, ()>;
+}

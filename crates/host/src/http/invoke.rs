@@ -1,0 +1,133 @@
+//! The pipeline of an HTTP-triggered invocation: keys, disabled check, body limit, logs,
+//! `functionTimeout`, then the executor.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::Request;
+use http::header::CONTENT_LENGTH;
+use hyper::body::Incoming;
+use stratus_model::AuthLevel;
+use stratus_model::route::RouteValues;
+use uuid::Uuid;
+
+use super::response::{HostError, HttpResponse};
+use crate::app::Function;
+use crate::executor::{ConnectionContext, HttpCall, InvokeError};
+use crate::keys::Principal;
+use crate::{AuthMode, Host, logging};
+
+/// The key a request presents: the `x-functions-key` header (even empty) wins over `?code=`.
+pub(crate) fn presented_key<B>(req: &Request<B>) -> Option<String> {
+    if let Some(h) = req.headers().get("x-functions-key") {
+        return Some(String::from_utf8_lossy(h.as_bytes()).into_owned());
+    }
+    let query = req.uri().query()?;
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        k.eq_ignore_ascii_case("code").then(|| crate::http_data::url_decode(v))
+    })
+}
+
+impl Host {
+    /// Resolves the caller of a function: None when no key was needed or presented.
+    async fn authorize_function(&self, req: &Request<Incoming>, function: &Function) -> Result<Option<Principal>, HostError> {
+        let required = function.config.http().map_or(AuthLevel::Function, |h| h.auth_level);
+        let key = presented_key(req);
+        let needs_check = required != AuthLevel::Anonymous || key.is_some() || req.headers().contains_key("x-ms-client-principal");
+        if !needs_check {
+            return Ok(None);
+        }
+        let principal = match self.auth {
+            AuthMode::Relaxed => Principal::admin(),
+            AuthMode::Enforce => match key.as_deref() {
+                Some(k) => self.keys.resolve_or_reload(k, Some(&function.name)).await.unwrap_or(Principal::ANONYMOUS),
+                None => Principal::ANONYMOUS,
+            },
+        };
+        if !principal.level.satisfies(required) {
+            return Err(HostError::Unauthorized);
+        }
+        Ok(Some(principal))
+    }
+
+    pub(super) async fn call_function(
+        &self,
+        req: Request<Incoming>,
+        function: Arc<Function>,
+        route_values: RouteValues,
+        conn: &ConnectionContext,
+    ) -> Result<HttpResponse, HostError> {
+        let principal = self.authorize_function(&req, &function).await?;
+        if function.disabled && principal.as_ref().is_none_or(|p| p.level != AuthLevel::Admin) {
+            return Err(HostError::NotFound);
+        }
+        let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.body_limit) {
+            return Err(HostError::TooLarge);
+        }
+
+        let invocation_id = Uuid::new_v4();
+        logging::executing(&function, invocation_id, logging::HTTP_REASON);
+        let started = Instant::now();
+        let call = HttpCall {
+            function: function.clone(),
+            invocation_id,
+            request: req,
+            route_values,
+            principal,
+            scheme: "http",
+            body_limit: self.body_limit,
+        };
+        let work = self.executor.call_http(call, conn);
+        let outcome = match self.app.config.function_timeout {
+            Some(limit) => match tokio::time::timeout(limit, work).await {
+                Ok(r) => r,
+                Err(_) => {
+                    logging::timed_out(&function, invocation_id, limit);
+                    self.executor.timed_out(&function, invocation_id);
+                    Err(InvokeError::Failed(format!(
+                        "Timeout value of {} was exceeded by function: {}",
+                        logging::timespan(limit),
+                        function.short_name
+                    )))
+                }
+            },
+            None => work.await,
+        };
+        let elapsed = started.elapsed();
+        match outcome {
+            Ok(resp) => {
+                logging::executed(&function, invocation_id, elapsed, None);
+                Ok(resp)
+            }
+            Err(InvokeError::TooLarge) => {
+                logging::executed(&function, invocation_id, elapsed, Some("the request body is larger than the limit"));
+                Err(HostError::TooLarge)
+            }
+            Err(InvokeError::Unavailable(reason)) => {
+                logging::executed(&function, invocation_id, elapsed, Some(&reason));
+                Err(HostError::Unavailable(reason))
+            }
+            Err(InvokeError::Failed(reason)) => {
+                logging::executed(&function, invocation_id, elapsed, Some(&reason));
+                Err(HostError::InvocationFailed)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_presentation() {
+        let r = Request::get("/api/x?a=1&CODE=q%2Bk").body(()).unwrap();
+        assert_eq!(presented_key(&r).as_deref(), Some("q+k"));
+        let r = Request::get("/api/x?code=q").header("x-functions-key", "").body(()).unwrap();
+        assert_eq!(presented_key(&r).as_deref(), Some(""), "an empty header still wins");
+        let r = Request::get("/api/x").body(()).unwrap();
+        assert_eq!(presented_key(&r), None);
+    }
+}

@@ -1,0 +1,84 @@
+//! Function logs: the host's invocation messages and the function's own output, on the
+//! `stratus::function` target, filtered by host.json `logging.logLevel`.
+
+use std::time::Duration;
+
+use stratus_model::LogLevel;
+use uuid::Uuid;
+
+use crate::app::Function;
+
+/// Target of every function log line (so they can be filtered and routed apart).
+pub const FUNCTION_TARGET: &str = "stratus::function";
+
+/// Reason the host gives for HTTP-triggered invocations.
+pub const HTTP_REASON: &str = "This function was programmatically called via the host APIs.";
+
+fn enabled(min: LogLevel, level: LogLevel) -> bool {
+    min != LogLevel::None && level >= min
+}
+
+/// `Executing 'Functions.X' (Reason='...', Id=...)`.
+pub fn executing(f: &Function, id: Uuid, reason: &str) {
+    if enabled(f.invocation_log_level, LogLevel::Information) {
+        tracing::info!(target: FUNCTION_TARGET, function = %f.name, invocation_id = %id,
+            "Executing '{}' (Reason='{reason}', Id={id})", f.short_name);
+    }
+}
+
+/// `Executed 'Functions.X' (Succeeded|Failed, Id=..., Duration=Nms)`.
+pub fn executed(f: &Function, id: Uuid, elapsed: Duration, error: Option<&str>) {
+    let ms = elapsed.as_millis();
+    match error {
+        None => {
+            if enabled(f.invocation_log_level, LogLevel::Information) {
+                tracing::info!(target: FUNCTION_TARGET, function = %f.name, invocation_id = %id,
+                    "Executed '{}' (Succeeded, Id={id}, Duration={ms}ms)", f.short_name);
+            }
+        }
+        Some(e) => {
+            if enabled(f.invocation_log_level, LogLevel::Error) {
+                tracing::error!(target: FUNCTION_TARGET, function = %f.name, invocation_id = %id, error = %e,
+                    "Executed '{}' (Failed, Id={id}, Duration={ms}ms)", f.short_name);
+            }
+        }
+    }
+}
+
+/// A line the function logged itself (custom-handler `Logs`).
+pub fn user_log(f: &Function, id: Uuid, line: &str) {
+    if enabled(f.user_log_level, LogLevel::Information) {
+        tracing::info!(target: FUNCTION_TARGET, function = %f.name, invocation_id = %id, "{line}");
+    }
+}
+
+/// The invocation ran past `functionTimeout`.
+pub fn timed_out(f: &Function, id: Uuid, timeout: Duration) {
+    tracing::error!(target: FUNCTION_TARGET, function = %f.name, invocation_id = %id,
+        "Timeout value of {} exceeded by function '{}' (Id: '{id}'). Initiating cancellation.",
+        timespan(timeout), f.short_name);
+}
+
+/// A duration as a .NET `TimeSpan` string (`00:05:00`).
+pub fn timespan(d: Duration) -> String {
+    let s = d.as_secs();
+    let (days, h, m, sec) = (s / 86_400, (s / 3_600) % 24, (s / 60) % 60, s % 60);
+    let frac = d.subsec_nanos();
+    let mut out = if days > 0 { format!("{days}.{h:02}:{m:02}:{sec:02}") } else { format!("{h:02}:{m:02}:{sec:02}") };
+    if frac > 0 {
+        out.push_str(&format!(".{:07}", frac / 100));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timespans() {
+        assert_eq!(timespan(Duration::from_secs(300)), "00:05:00");
+        assert_eq!(timespan(Duration::from_secs(90_061)), "1.01:01:01");
+        assert_eq!(timespan(Duration::from_millis(1500)), "00:00:01.5000000");
+    }
+}
