@@ -1,0 +1,97 @@
+//! The `stratus` binary: parses the command line, sets up logging, runs a command, and maps
+//! its outcome to an exit code.
+
+mod app;
+mod config;
+mod keys;
+mod secrets;
+mod start;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Stratus runs Azure Functions apps on your own machines.
+#[derive(Debug, Parser)]
+#[command(name = "stratus", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the function app in a directory, as `func start` does.
+    Start(start::StartArgs),
+    /// Read and change the app's function keys.
+    Keys(keys::KeysArgs),
+}
+
+/// How a command failed, and the exit code that says so.
+#[derive(Debug)]
+pub enum ExitError {
+    /// Wrong use of the command line (64, EX_USAGE).
+    Usage(anyhow::Error),
+    /// Something named does not exist (66, EX_NOINPUT).
+    NotFound(anyhow::Error),
+    /// A service or port is not available (69, EX_UNAVAILABLE).
+    Unavailable(anyhow::Error),
+    /// Invalid configuration or app files (78, EX_CONFIG).
+    Config(anyhow::Error),
+    /// Anything else (1).
+    Other(anyhow::Error),
+}
+
+impl ExitError {
+    fn code(&self) -> u8 {
+        match self {
+            ExitError::Usage(_) => 64,
+            ExitError::NotFound(_) => 66,
+            ExitError::Unavailable(_) => 69,
+            ExitError::Config(_) => 78,
+            ExitError::Other(_) => 1,
+        }
+    }
+
+    fn error(&self) -> &anyhow::Error {
+        match self {
+            ExitError::Usage(e) | ExitError::NotFound(e) | ExitError::Unavailable(e) | ExitError::Config(e) | ExitError::Other(e) => e,
+        }
+    }
+}
+
+fn log_format(cli: &Cli) -> config::LogFormat {
+    let flags = match &cli.command {
+        Command::Start(a) => &a.config,
+        Command::Keys(a) => &a.config,
+    };
+    config::Config::resolve(flags, &config::ProcessEnv).map(|c| c.log_format).unwrap_or_default()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let telemetry = telemetry::init(log_format(&cli));
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Start(args) => start::run(args, &telemetry).await,
+            Command::Keys(args) => keys::run(args).await,
+        }
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    drop(telemetry);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {:#}", e.error());
+            ExitCode::from(e.code())
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! `stratus start`: serve one function app on this machine, as `func start` does.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use stratus_host::executor::custom_handler::CustomHandler;
+use stratus_host::{App, AuthMode, Cors, Executor, Host, HostOptions};
+
+use crate::config::{Config, ConfigFlags};
+use crate::{ExitError, telemetry::Telemetry};
+
+#[derive(Debug, clap::Args)]
+pub struct StartArgs {
+    /// The app directory (containing host.json).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Port to listen on (default: local.settings.json Host.LocalHttpPort, else 7071).
+    #[arg(short, long)]
+    pub port: Option<u16>,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub address: String,
+    /// Allowed CORS origins, comma-separated (default: local.settings.json Host.CORS).
+    #[arg(long)]
+    pub cors: Option<String>,
+    /// Allow credentials in CORS requests.
+    #[arg(long)]
+    pub cors_credentials: bool,
+    /// Treat every caller as admin, ignoring keys (local development only; `func start` without `--enableAuth`).
+    #[arg(long)]
+    pub no_auth: bool,
+    /// Accepted for compatibility with `func start`: keys are enforced by default.
+    #[arg(long = "enableAuth", hide = true)]
+    pub enable_auth: bool,
+    #[command(flatten)]
+    pub config: ConfigFlags,
+}
+
+/// Core Tools' function list: HTTP functions with methods and URL, then the others.
+fn print_functions(app: &App, port: u16) {
+    let mut out = String::from("\nFunctions:\n\n");
+    let prefix = &app.config.http.route_prefix;
+    let enabled: Vec<_> = app.functions.iter().filter(|f| !f.disabled).collect();
+    for f in enabled.iter().filter(|f| f.is_http()) {
+        let http = f.config.http().expect("filtered on HTTP functions");
+        let methods = http.methods.as_ref().map(|m| format!("[{}]", m.join(","))).unwrap_or_default();
+        let route = stratus_model::route::table::effective_route(&f.name, http);
+        let path = if prefix.is_empty() { route.to_string() } else { format!("{prefix}/{route}") };
+        out.push_str(&format!("\t{}: {methods} http://localhost:{port}/{path}\n\n", f.name));
+    }
+    for f in enabled.iter().filter(|f| !f.is_http()) {
+        out.push_str(&format!("\t{}: {}\n\n", f.name, f.config.trigger_binding().type_name));
+    }
+    for f in app.functions.iter().filter(|f| f.disabled) {
+        out.push_str(&format!("Function {} is disabled.\n", f.name));
+    }
+    if app.functions.is_empty() {
+        out.push_str("\tNo functions loaded.\n\n");
+    }
+    print!("{out}");
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        Some(()) = async { match term.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => {}
+    }
+}
+
+pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError> {
+    let config = Config::resolve(&args.config, &crate::config::ProcessEnv).map_err(|e| ExitError::Config(e.into()))?;
+    let app = crate::app::load(&args.dir).map_err(|e| ExitError::Config(anyhow::anyhow!("the app cannot start: {e}")))?;
+    telemetry.apply_host_levels(&app.config.log_levels);
+    let Some(handler_config) = app.config.custom_handler.clone() else {
+        let runtime = app.settings.get("FUNCTIONS_WORKER_RUNTIME").unwrap_or("(not set)");
+        return Err(ExitError::Config(anyhow::anyhow!(
+            "the app cannot start: host.json has no \"customHandler\" section, and running FUNCTIONS_WORKER_RUNTIME={runtime} \
+             apps through a language worker is not supported by this version of Stratus"
+        )));
+    };
+    for e in &app.errors {
+        tracing::error!("The '{}' function is in error: {}", e.name, e.errors.join("\n"));
+    }
+
+    let local = app.local.clone().unwrap_or_default();
+    let port = args.port.or(local.local_http_port).unwrap_or(7071);
+    let origins: Vec<String> = match &args.cors {
+        Some(c) => c.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
+        None => local.cors.clone(),
+    };
+    let cors = Cors { origins, credentials: args.cors_credentials || local.cors_credentials };
+    let auth = if args.no_auth { AuthMode::Relaxed } else { AuthMode::Enforce };
+
+    let listener = tokio::net::TcpListener::bind((args.address.as_str(), port)).await.map_err(|e| {
+        ExitError::Unavailable(anyhow::anyhow!(
+            "Port {port} is unavailable ({e}). Close the process using that port, or specify another port using --port [-p]."
+        ))
+    })?;
+
+    let (keys, store, place) = crate::app::open_keys(&app, &config).await.map_err(ExitError::Other)?;
+    let executor = Arc::new(CustomHandler::new(&app, &handler_config).map_err(|e| ExitError::Config(anyhow::anyhow!("the app cannot start: {e}")))?);
+    tracing::info!(command = %executor.command_line(), "custom handler");
+    let executor: Arc<dyn Executor> = executor;
+    executor.clone().start().await;
+
+    println!("Stratus {} (Azure Functions host {} compatible)", env!("CARGO_PKG_VERSION"), stratus_host::HOST_VERSION);
+    print_functions(&app, port);
+    match auth {
+        AuthMode::Enforce => println!(
+            "Function keys are kept in {place}; `stratus keys list` shows them. Use --no-auth to ignore keys while developing.\n"
+        ),
+        AuthMode::Relaxed => println!("Keys are NOT checked (--no-auth): every caller is treated as admin.\n"),
+    }
+
+    let drain = app.config.function_timeout.unwrap_or(Duration::from_secs(3600));
+    let host = Host::new(app, keys.clone(), executor.clone(), HostOptions { auth, body_limit: config.max_request_body_size, cors });
+    let (stop_keys, keys_stopped) = tokio::sync::oneshot::channel::<()>();
+    let watcher = tokio::spawn(keys.clone().watch(Duration::from_secs(2), async move {
+        let _ = keys_stopped.await;
+    }));
+
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
+    let signals = tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = first_tx.send(());
+        shutdown_signal().await;
+        tracing::warn!("second interrupt: stopping at once");
+        std::process::exit(130);
+    });
+    host.serve(listener, async move {
+        let _ = first_rx.await;
+        tracing::info!("stopping: no new requests; waiting for the ones in flight");
+    }, drain)
+    .await;
+    executor.shutdown().await;
+    let _ = stop_keys.send(());
+    let _ = watcher.await;
+    signals.abort();
+    if let Some(store) = store {
+        store.close().await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
