@@ -21,36 +21,62 @@ pub fn machine_name() -> String {
 
 /// Loads the app at `dir` as `func start` would (environment + local.settings.json).
 pub fn load(dir: &Path) -> Result<App, stratus_host::LoadError> {
-    let opts = LoadOptions { env: std::env::vars().collect(), use_local_settings: true, machine_name: machine_name() };
+    let opts = LoadOptions {
+        env: std::env::vars().collect(),
+        use_local_settings: true,
+        machine_name: machine_name(),
+    };
     stratus_host::app::load(dir, &opts)
 }
 
 /// Keys are kept in Azure secrets files when the app asks for it
 /// (`AzureWebJobsSecretStorageType=files`), otherwise in the store.
-pub async fn open_keys(app: &App, config: &Config) -> anyhow::Result<(Arc<KeyService>, Option<Store>, String)> {
-    let files = app.settings.get("AzureWebJobsSecretStorageType").is_some_and(|t| t.eq_ignore_ascii_case("files"));
+pub async fn open_keys(
+    app: &App,
+    config: &Config,
+) -> anyhow::Result<(Arc<KeyService>, Option<Store>, String)> {
+    let files = app
+        .settings
+        .get("AzureWebJobsSecretStorageType")
+        .is_some_and(|t| t.eq_ignore_ascii_case("files"));
     let functions: Vec<&str> = app.functions.iter().map(|f| f.name.as_str()).collect();
     if files {
         let dir = match app.settings.get("FUNCTIONS_SECRETS_PATH") {
             Some(p) => Path::new(p).to_path_buf(),
             None => config.data_dir.join("secrets").join(&app.host_id),
         };
-        let hash = machine_name().encode_utf16().fold(23i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
+        let hash = machine_name()
+            .encode_utf16()
+            .fold(23i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)));
         let instance = format!("{:0>32}", format!("{:X}", hash as u32));
         let backend = KeyBackend::Files(FileKeys::new(&dir, instance, None));
-        let keys = KeyService::open(backend, &functions).await.with_context(|| format!("cannot open the secrets in {}", dir.display()))?;
+        let keys = KeyService::open(backend, &functions)
+            .await
+            .with_context(|| format!("cannot open the secrets in {}", dir.display()))?;
         return Ok((keys, None, format!("secrets files in {}", dir.display())));
     }
     let key = crate::secrets::encryption_key(&config.encryption_key)?;
     if let Some(path) = config.database_url.strip_prefix("sqlite:")
         && let Some(parent) = Path::new(path.trim_start_matches("//")).parent()
     {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let store = Store::open(&config.database_url, key).await.with_context(|| format!("cannot open the store at {}", redact(&config.database_url)))?;
-    let backend = KeyBackend::Store { keys: store.keys(), app: app.host_id.clone() };
-    let keys = KeyService::open(backend, &functions).await.context("cannot open the function keys")?;
-    let place = format!("the {} store ({})", store.engine(), redact(&config.database_url));
+    let store = Store::open(&config.database_url, key)
+        .await
+        .with_context(|| format!("cannot open the store at {}", redact(&config.database_url)))?;
+    let backend = KeyBackend::Store {
+        keys: store.keys(),
+        app: app.host_id.clone(),
+    };
+    let keys = KeyService::open(backend, &functions)
+        .await
+        .context("cannot open the function keys")?;
+    let place = format!(
+        "the {} store ({})",
+        store.engine(),
+        redact(&config.database_url)
+    );
     Ok((keys, Some(store), place))
 }
 
@@ -72,7 +98,10 @@ pub fn redact(url: &str) -> String {
 mod tests {
     #[test]
     fn redaction() {
-        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(super::redact("sqlite:/x"), "sqlite:/x");
     }
 }

@@ -69,11 +69,18 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the configuration file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("configuration file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{name}={value} is not valid: {problem}")]
-    Env { name: &'static str, value: String, problem: String },
+    Env {
+        name: &'static str,
+        value: String,
+        problem: String,
+    },
     #[error("no data directory: set STRATUS_DATA_DIR or HOME")]
     NoDataDir,
 }
@@ -108,14 +115,23 @@ pub const ENV_LOG_FORMAT: &str = "STRATUS_LOG_FORMAT";
 pub const ENV_MAX_REQUEST_BODY_SIZE: &str = "STRATUS_MAX_REQUEST_BODY_SIZE";
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.into(),
+        message: e.to_string(),
+    })
 }
 
 impl Config {
     /// Layers file < environment < flags.
     pub fn resolve(flags: &ConfigFlags, env: &dyn Env) -> Result<Config, ConfigError> {
-        let file_path = flags.config.clone().or_else(|| env.get(ENV_CONFIG).map(PathBuf::from));
+        let file_path = flags
+            .config
+            .clone()
+            .or_else(|| env.get(ENV_CONFIG).map(PathBuf::from));
         let file = match &file_path {
             Some(p) => read_file(p)?,
             None => FileConfig::default(),
@@ -125,8 +141,14 @@ impl Config {
             .clone()
             .or_else(|| env.get(ENV_DATA_DIR).map(PathBuf::from))
             .or(file.data_dir)
-            .or_else(|| env.get("XDG_DATA_HOME").map(|d| Path::new(&d).join("stratus")))
-            .or_else(|| env.get("HOME").map(|h| Path::new(&h).join(".local/share/stratus")))
+            .or_else(|| {
+                env.get("XDG_DATA_HOME")
+                    .map(|d| Path::new(&d).join("stratus"))
+            })
+            .or_else(|| {
+                env.get("HOME")
+                    .map(|h| Path::new(&h).join(".local/share/stratus"))
+            })
             .ok_or(ConfigError::NoDataDir)?;
         let database_url = flags
             .database_url
@@ -152,7 +174,13 @@ impl Config {
             (None, Some(v)) => match v.to_ascii_lowercase().as_str() {
                 "plain" => LogFormat::Plain,
                 "json" => LogFormat::Json,
-                _ => return Err(ConfigError::Env { name: ENV_LOG_FORMAT, value: v, problem: "expected plain or json".into() }),
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: ENV_LOG_FORMAT,
+                        value: v,
+                        problem: "expected plain or json".into(),
+                    });
+                }
             },
             (None, None) => file.log_format.unwrap_or_default(),
         };
@@ -164,7 +192,13 @@ impl Config {
             })?),
             None => file.max_request_body_size,
         };
-        Ok(Config { data_dir, database_url, encryption_key, log_format, max_request_body_size })
+        Ok(Config {
+            data_dir,
+            database_url,
+            encryption_key,
+            log_format,
+            max_request_body_size,
+        })
     }
 }
 
@@ -174,24 +208,44 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn layering() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("stratus.toml");
-        std::fs::write(&file, "data_dir = \"/from/file\"\nlog_format = \"json\"\nmax_request_body_size = 10\n").unwrap();
-        let flags = ConfigFlags { config: Some(file.clone()), ..Default::default() };
+        std::fs::write(
+            &file,
+            "data_dir = \"/from/file\"\nlog_format = \"json\"\nmax_request_body_size = 10\n",
+        )
+        .unwrap();
+        let flags = ConfigFlags {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
         let c = Config::resolve(&flags, &env(&[])).unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/from/file"));
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.database_url, "sqlite:/from/file/stratus.db");
-        assert_eq!(c.encryption_key, KeySource::Default("/from/file/encryption.key".into()));
-        let c = Config::resolve(&flags, &env(&[(ENV_DATA_DIR, "/from/env"), (ENV_ENCRYPTION_KEY, "k")])).unwrap();
+        assert_eq!(
+            c.encryption_key,
+            KeySource::Default("/from/file/encryption.key".into())
+        );
+        let c = Config::resolve(
+            &flags,
+            &env(&[(ENV_DATA_DIR, "/from/env"), (ENV_ENCRYPTION_KEY, "k")]),
+        )
+        .unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/from/env"));
         assert_eq!(c.encryption_key, KeySource::Value("k".into()));
-        let flags = ConfigFlags { data_dir: Some("/from/flag".into()), ..flags };
+        let flags = ConfigFlags {
+            data_dir: Some("/from/flag".into()),
+            ..flags
+        };
         let c = Config::resolve(&flags, &env(&[(ENV_DATA_DIR, "/from/env")])).unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/from/flag"));
     }
@@ -201,10 +255,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("stratus.toml");
         std::fs::write(&file, "data_dri = \"/x\"\n").unwrap();
-        let flags = ConfigFlags { config: Some(file), ..Default::default() };
+        let flags = ConfigFlags {
+            config: Some(file),
+            ..Default::default()
+        };
         let e = Config::resolve(&flags, &env(&[])).unwrap_err().to_string();
         assert!(e.contains("unknown field `data_dri`"), "{e}");
-        let e = Config::resolve(&ConfigFlags::default(), &env(&[("HOME", "/h"), (ENV_LOG_FORMAT, "xml")])).unwrap_err();
-        assert_eq!(e.to_string(), "STRATUS_LOG_FORMAT=xml is not valid: expected plain or json");
+        let e = Config::resolve(
+            &ConfigFlags::default(),
+            &env(&[("HOME", "/h"), (ENV_LOG_FORMAT, "xml")]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "STRATUS_LOG_FORMAT=xml is not valid: expected plain or json"
+        );
     }
 }

@@ -77,9 +77,21 @@ fn lookup(keys: &KeyService, name: &str, scope: &Scope) -> Option<String> {
     let all = keys.keys();
     match key_scope(name, scope) {
         KeyScope::Master => all.master,
-        KeyScope::Function(f) => keys.function_keys(f).into_iter().find(|k| k.name.eq_ignore_ascii_case(name)).map(|k| k.value),
-        KeyScope::System => all.system_keys.into_iter().find(|k| k.name.eq_ignore_ascii_case(name)).map(|k| k.value),
-        KeyScope::HostFunction => all.function_keys.into_iter().find(|k| k.name.eq_ignore_ascii_case(name)).map(|k| k.value),
+        KeyScope::Function(f) => keys
+            .function_keys(f)
+            .into_iter()
+            .find(|k| k.name.eq_ignore_ascii_case(name))
+            .map(|k| k.value),
+        KeyScope::System => all
+            .system_keys
+            .into_iter()
+            .find(|k| k.name.eq_ignore_ascii_case(name))
+            .map(|k| k.value),
+        KeyScope::HostFunction => all
+            .function_keys
+            .into_iter()
+            .find(|k| k.name.eq_ignore_ascii_case(name))
+            .map(|k| k.value),
     }
 }
 
@@ -88,15 +100,21 @@ fn check_function(app: &stratus_host::App, scope: &Scope) -> Result<(), ExitErro
         && app.function(f).is_none()
         && app.function_errors(f).is_none()
     {
-        return Err(ExitError::Usage(anyhow::anyhow!("the app has no function named \"{f}\"")));
+        return Err(ExitError::Usage(anyhow::anyhow!(
+            "the app has no function named \"{f}\""
+        )));
     }
     Ok(())
 }
 
 pub async fn run(args: KeysArgs) -> Result<(), ExitError> {
-    let config = Config::resolve(&args.config, &crate::config::ProcessEnv).map_err(|e| ExitError::Config(e.into()))?;
-    let app = crate::app::load(&args.app).map_err(|e| ExitError::Config(anyhow::anyhow!("cannot read the app: {e}")))?;
-    let (keys, store, _) = crate::app::open_keys(&app, &config).await.map_err(ExitError::Other)?;
+    let config = Config::resolve(&args.config, &crate::config::ProcessEnv)
+        .map_err(|e| ExitError::Config(e.into()))?;
+    let app = crate::app::load(&args.app)
+        .map_err(|e| ExitError::Config(anyhow::anyhow!("cannot read the app: {e}")))?;
+    let (keys, store, _) = crate::app::open_keys(&app, &config)
+        .await
+        .map_err(ExitError::Other)?;
     let result = match args.command {
         KeysCommand::List => {
             let all = keys.keys();
@@ -112,7 +130,10 @@ pub async fn run(args: KeysArgs) -> Result<(), ExitError> {
             }
             for f in &app.functions {
                 for k in keys.function_keys(&f.name) {
-                    println!("{:<10} {:<24} {:<24} {}", "function", f.name, k.name, k.value);
+                    println!(
+                        "{:<10} {:<24} {:<24} {}",
+                        "function", f.name, k.name, k.value
+                    );
                 }
             }
             Ok(())
@@ -124,31 +145,54 @@ pub async fn run(args: KeysArgs) -> Result<(), ExitError> {
                     println!("{v}");
                     Ok(())
                 }
-                None => Err(ExitError::NotFound(anyhow::anyhow!("no key named \"{name}\""))),
+                None => Err(ExitError::NotFound(anyhow::anyhow!(
+                    "no key named \"{name}\""
+                ))),
             }
         }
         KeysCommand::Set { name, value, scope } => {
             check_function(&app, &scope)?;
-            let (outcome, _) = keys.put(key_scope(&name, &scope), &name, Some(&value)).await.map_err(|e| ExitError::Other(e.into()))?;
-            eprintln!("{} key \"{name}\"", if outcome == Upsert::Created { "created" } else { "updated" });
+            let (outcome, _) = keys
+                .put(key_scope(&name, &scope), &name, Some(&value))
+                .await
+                .map_err(|e| ExitError::Other(e.into()))?;
+            eprintln!(
+                "{} key \"{name}\"",
+                if outcome == Upsert::Created {
+                    "created"
+                } else {
+                    "updated"
+                }
+            );
             Ok(())
         }
         KeysCommand::Renew { name, scope } => {
             check_function(&app, &scope)?;
-            let (_, value) = keys.put(key_scope(&name, &scope), &name, None).await.map_err(|e| ExitError::Other(e.into()))?;
+            let (_, value) = keys
+                .put(key_scope(&name, &scope), &name, None)
+                .await
+                .map_err(|e| ExitError::Other(e.into()))?;
             println!("{value}");
             Ok(())
         }
         KeysCommand::Delete { name, scope } => {
             check_function(&app, &scope)?;
             if matches!(key_scope(&name, &scope), KeyScope::Master) {
-                return Err(ExitError::Usage(anyhow::anyhow!("the master key cannot be deleted; renew it instead")));
+                return Err(ExitError::Usage(anyhow::anyhow!(
+                    "the master key cannot be deleted; renew it instead"
+                )));
             }
-            if keys.delete(key_scope(&name, &scope), &name).await.map_err(|e| ExitError::Other(e.into()))? {
+            if keys
+                .delete(key_scope(&name, &scope), &name)
+                .await
+                .map_err(|e| ExitError::Other(e.into()))?
+            {
                 eprintln!("deleted key \"{name}\"");
                 Ok(())
             } else {
-                Err(ExitError::NotFound(anyhow::anyhow!("no key named \"{name}\"")))
+                Err(ExitError::NotFound(anyhow::anyhow!(
+                    "no key named \"{name}\""
+                )))
             }
         }
     };

@@ -56,7 +56,11 @@ impl ExitError {
 
     fn error(&self) -> &anyhow::Error {
         match self {
-            ExitError::Usage(e) | ExitError::NotFound(e) | ExitError::Unavailable(e) | ExitError::Config(e) | ExitError::Other(e) => e,
+            ExitError::Usage(e)
+            | ExitError::NotFound(e)
+            | ExitError::Unavailable(e)
+            | ExitError::Config(e)
+            | ExitError::Other(e) => e,
         }
     }
 }
@@ -66,13 +70,18 @@ fn log_format(cli: &Cli) -> config::LogFormat {
         Command::Start(a) => &a.config,
         Command::Keys(a) => &a.config,
     };
-    config::Config::resolve(flags, &config::ProcessEnv).map(|c| c.log_format).unwrap_or_default()
+    config::Config::resolve(flags, &config::ProcessEnv)
+        .map(|c| c.log_format)
+        .unwrap_or_default()
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let telemetry = telemetry::init(log_format(&cli));
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -14,37 +14,50 @@ use crate::config::KeySource;
 const ALLOW_READABLE: &str = "STRATUS_ALLOW_WORLD_READABLE_SECRETS";
 
 fn read_key_file(path: &Path) -> anyhow::Result<EncryptionKey> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot read the encryption key file {}", path.display()))?;
-    if meta.permissions().mode() & 0o077 != 0 && std::env::var(ALLOW_READABLE).as_deref() != Ok("1") {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read the encryption key file {}", path.display()))?;
+    if meta.permissions().mode() & 0o077 != 0 && std::env::var(ALLOW_READABLE).as_deref() != Ok("1")
+    {
         bail!(
             "the encryption key file {} can be read by other users (mode {:o}); run `chmod 600` on it, or set {ALLOW_READABLE}=1",
             path.display(),
             meta.permissions().mode() & 0o777
         );
     }
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the encryption key file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the encryption key file {}", path.display()))?;
     EncryptionKey::from_base64(&text).with_context(|| format!("in {}", path.display()))
 }
 
 /// Loads the key, creating the default one when needed.
 pub fn encryption_key(source: &KeySource) -> anyhow::Result<EncryptionKey> {
     match source {
-        KeySource::Value(v) => EncryptionKey::from_base64(v).context("in STRATUS_ENCRYPTION_KEY / encryption_key"),
+        KeySource::Value(v) => {
+            EncryptionKey::from_base64(v).context("in STRATUS_ENCRYPTION_KEY / encryption_key")
+        }
         KeySource::File(p) => read_key_file(p),
         KeySource::Default(p) => {
             if !p.exists() {
                 if let Some(dir) = p.parent() {
-                    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
                 }
                 let key = EncryptionKey::generate()?;
-                let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(p);
+                let created = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(p);
                 match created {
                     Ok(mut f) => {
-                        f.write_all(key.as_bytes()).with_context(|| format!("cannot write {}", p.display()))?;
+                        f.write_all(key.as_bytes())
+                            .with_context(|| format!("cannot write {}", p.display()))?;
                         tracing::info!(path = %p.display(), "generated the key that encrypts secrets at rest; back it up with the data directory");
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(e).with_context(|| format!("cannot create {}", p.display())),
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("cannot create {}", p.display()));
+                    }
                 }
             }
             read_key_file(p)
@@ -61,7 +74,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("sub/encryption.key");
         encryption_key(&KeySource::Default(p.clone())).unwrap();
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let first = std::fs::read_to_string(&p).unwrap();
         encryption_key(&KeySource::Default(p.clone())).unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), first);

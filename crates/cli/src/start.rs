@@ -44,13 +44,28 @@ fn print_functions(app: &App, port: u16) {
     let enabled: Vec<_> = app.functions.iter().filter(|f| !f.disabled).collect();
     for f in enabled.iter().filter(|f| f.is_http()) {
         let http = f.config.http().expect("filtered on HTTP functions");
-        let methods = http.methods.as_ref().map(|m| format!("[{}]", m.join(","))).unwrap_or_default();
+        let methods = http
+            .methods
+            .as_ref()
+            .map(|m| format!("[{}]", m.join(",")))
+            .unwrap_or_default();
         let route = stratus_model::route::table::effective_route(&f.name, http);
-        let path = if prefix.is_empty() { route.to_string() } else { format!("{prefix}/{route}") };
-        out.push_str(&format!("\t{}: {methods} http://localhost:{port}/{path}\n\n", f.name));
+        let path = if prefix.is_empty() {
+            route.to_string()
+        } else {
+            format!("{prefix}/{route}")
+        };
+        out.push_str(&format!(
+            "\t{}: {methods} http://localhost:{port}/{path}\n\n",
+            f.name
+        ));
     }
     for f in enabled.iter().filter(|f| !f.is_http()) {
-        out.push_str(&format!("\t{}: {}\n\n", f.name, f.config.trigger_binding().type_name));
+        out.push_str(&format!(
+            "\t{}: {}\n\n",
+            f.name,
+            f.config.trigger_binding().type_name
+        ));
     }
     for f in app.functions.iter().filter(|f| f.disabled) {
         out.push_str(&format!("Function {} is disabled.\n", f.name));
@@ -70,28 +85,49 @@ async fn shutdown_signal() {
 }
 
 pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError> {
-    let config = Config::resolve(&args.config, &crate::config::ProcessEnv).map_err(|e| ExitError::Config(e.into()))?;
-    let app = crate::app::load(&args.dir).map_err(|e| ExitError::Config(anyhow::anyhow!("the app cannot start: {e}")))?;
+    let config = Config::resolve(&args.config, &crate::config::ProcessEnv)
+        .map_err(|e| ExitError::Config(e.into()))?;
+    let app = crate::app::load(&args.dir)
+        .map_err(|e| ExitError::Config(anyhow::anyhow!("the app cannot start: {e}")))?;
     telemetry.apply_host_levels(&app.config.log_levels);
     let Some(handler_config) = app.config.custom_handler.clone() else {
-        let runtime = app.settings.get("FUNCTIONS_WORKER_RUNTIME").unwrap_or("(not set)");
+        let runtime = app
+            .settings
+            .get("FUNCTIONS_WORKER_RUNTIME")
+            .unwrap_or("(not set)");
         return Err(ExitError::Config(anyhow::anyhow!(
             "the app cannot start: host.json has no \"customHandler\" section, and running FUNCTIONS_WORKER_RUNTIME={runtime} \
              apps through a language worker is not supported by this version of Stratus"
         )));
     };
     for e in &app.errors {
-        tracing::error!("The '{}' function is in error: {}", e.name, e.errors.join("\n"));
+        tracing::error!(
+            "The '{}' function is in error: {}",
+            e.name,
+            e.errors.join("\n")
+        );
     }
 
     let local = app.local.clone().unwrap_or_default();
     let port = args.port.or(local.local_http_port).unwrap_or(7071);
     let origins: Vec<String> = match &args.cors {
-        Some(c) => c.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
+        Some(c) => c
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
         None => local.cors.clone(),
     };
-    let cors = Cors { origins, credentials: args.cors_credentials || local.cors_credentials };
-    let auth = if args.no_auth { AuthMode::Relaxed } else { AuthMode::Enforce };
+    let cors = Cors {
+        origins,
+        credentials: args.cors_credentials || local.cors_credentials,
+    };
+    let auth = if args.no_auth {
+        AuthMode::Relaxed
+    } else {
+        AuthMode::Enforce
+    };
 
     let listener = tokio::net::TcpListener::bind((args.address.as_str(), port)).await.map_err(|e| {
         ExitError::Unavailable(anyhow::anyhow!(
@@ -99,23 +135,46 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
         ))
     })?;
 
-    let (keys, store, place) = crate::app::open_keys(&app, &config).await.map_err(ExitError::Other)?;
-    let executor = Arc::new(CustomHandler::new(&app, &handler_config).map_err(|e| ExitError::Config(anyhow::anyhow!("the app cannot start: {e}")))?);
+    let (keys, store, place) = crate::app::open_keys(&app, &config)
+        .await
+        .map_err(ExitError::Other)?;
+    let executor = Arc::new(
+        CustomHandler::new(&app, &handler_config)
+            .map_err(|e| ExitError::Config(anyhow::anyhow!("the app cannot start: {e}")))?,
+    );
     tracing::info!(command = %executor.command_line(), "custom handler");
     let executor: Arc<dyn Executor> = executor;
     executor.clone().start().await;
 
-    println!("Stratus {} (Azure Functions host {} compatible)", env!("CARGO_PKG_VERSION"), stratus_host::HOST_VERSION);
+    println!(
+        "Stratus {} (Azure Functions host {} compatible)",
+        env!("CARGO_PKG_VERSION"),
+        stratus_host::HOST_VERSION
+    );
     print_functions(&app, port);
     match auth {
         AuthMode::Enforce => println!(
             "Function keys are kept in {place}; `stratus keys list` shows them. Use --no-auth to ignore keys while developing.\n"
         ),
-        AuthMode::Relaxed => println!("Keys are NOT checked (--no-auth): every caller is treated as admin.\n"),
+        AuthMode::Relaxed => {
+            println!("Keys are NOT checked (--no-auth): every caller is treated as admin.\n")
+        }
     }
 
-    let drain = app.config.function_timeout.unwrap_or(Duration::from_secs(3600));
-    let host = Host::new(app, keys.clone(), executor.clone(), HostOptions { auth, body_limit: config.max_request_body_size, cors });
+    let drain = app
+        .config
+        .function_timeout
+        .unwrap_or(Duration::from_secs(3600));
+    let host = Host::new(
+        app,
+        keys.clone(),
+        executor.clone(),
+        HostOptions {
+            auth,
+            body_limit: config.max_request_body_size,
+            cors,
+        },
+    );
     let (stop_keys, keys_stopped) = tokio::sync::oneshot::channel::<()>();
     let watcher = tokio::spawn(keys.clone().watch(Duration::from_secs(2), async move {
         let _ = keys_stopped.await;
@@ -129,10 +188,14 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
         tracing::warn!("second interrupt: stopping at once");
         std::process::exit(130);
     });
-    host.serve(listener, async move {
-        let _ = first_rx.await;
-        tracing::info!("stopping: no new requests; waiting for the ones in flight");
-    }, drain)
+    host.serve(
+        listener,
+        async move {
+            let _ = first_rx.await;
+            tracing::info!("stopping: no new requests; waiting for the ones in flight");
+        },
+        drain,
+    )
     .await;
     executor.shutdown().await;
     let _ = stop_keys.send(());

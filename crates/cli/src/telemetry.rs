@@ -24,17 +24,34 @@ fn directives(level: &str) -> String {
 
 pub fn init(format: LogFormat) -> Telemetry {
     let from_env = std::env::var("RUST_LOG").is_ok_and(|v| !v.is_empty());
-    let filter = if from_env { EnvFilter::from_default_env() } else { EnvFilter::new(directives("info")) };
+    let filter = if from_env {
+        EnvFilter::from_default_env()
+    } else {
+        EnvFilter::new(directives("info"))
+    };
     let (filter, handle) = reload::Layer::new(filter);
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(std::io::stderr());
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let registry = tracing_subscriber::registry().with(filter);
     match format {
         LogFormat::Plain => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(false).with_target(false))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(writer)
+                    .with_ansi(false)
+                    .with_target(false),
+            )
             .init(),
-        LogFormat::Json => registry.with(tracing_subscriber::fmt::layer().json().with_writer(writer)).init(),
+        LogFormat::Json => registry
+            .with(tracing_subscriber::fmt::layer().json().with_writer(writer))
+            .init(),
     }
-    Telemetry { _guard: guard, filter: handle, from_env }
+    Telemetry {
+        _guard: guard,
+        filter: handle,
+        from_env,
+    }
 }
 
 impl Telemetry {

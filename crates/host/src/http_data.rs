@@ -44,7 +44,10 @@ pub fn parse_query(query: Option<&str>) -> Vec<(String, Vec<String>)> {
     for pair in q.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let (k, v) = (url_decode(k), url_decode(v));
-        match out.iter_mut().find(|(name, _)| name.eq_ignore_ascii_case(&k)) {
+        match out
+            .iter_mut()
+            .find(|(name, _)| name.eq_ignore_ascii_case(&k))
+        {
             Some((_, values)) => values.push(v),
             None => out.push((k, vec![v])),
         }
@@ -59,8 +62,16 @@ pub fn url_encode(s: &str, out: &mut String) {
             out.push(b as char);
         } else {
             out.push('%');
-            out.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0').to_ascii_uppercase());
-            out.push(char::from_digit(u32::from(b & 15), 16).unwrap_or('0').to_ascii_uppercase());
+            out.push(
+                char::from_digit(u32::from(b >> 4), 16)
+                    .unwrap_or('0')
+                    .to_ascii_uppercase(),
+            );
+            out.push(
+                char::from_digit(u32::from(b & 15), 16)
+                    .unwrap_or('0')
+                    .to_ascii_uppercase(),
+            );
         }
     }
 }
@@ -81,17 +92,66 @@ pub fn rebuild_query(query: &str) -> String {
 /// Header names as Kestrel spells the ones it knows; others keep hyper's lower case.
 pub fn header_display_name(lower: &str) -> &str {
     const KNOWN: &[&str] = &[
-        "Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Access-Control-Request-Headers",
-        "Access-Control-Request-Method", "Allow", "Authorization", "Baggage", "Cache-Control", "Connection",
-        "Content-Encoding", "Content-Language", "Content-Length", "Content-Location", "Content-MD5",
-        "Content-Range", "Content-Type", "Cookie", "Correlation-Context", "Date", "DNT", "Expect", "Expires",
-        "From", "Grpc-Accept-Encoding", "Grpc-Encoding", "Grpc-Timeout", "Host", "If-Match", "If-Modified-Since",
-        "If-None-Match", "If-Range", "If-Unmodified-Since", "Keep-Alive", "Last-Modified", "Max-Forwards",
-        "Origin", "Pragma", "Proxy-Authorization", "Range", "Referer", "Request-Id", "TE", "Traceparent",
-        "Tracestate", "Trailer", "Transfer-Encoding", "Translate", "Upgrade", "Upgrade-Insecure-Requests",
-        "User-Agent", "Via", "Warning",
+        "Accept",
+        "Accept-Charset",
+        "Accept-Encoding",
+        "Accept-Language",
+        "Access-Control-Request-Headers",
+        "Access-Control-Request-Method",
+        "Allow",
+        "Authorization",
+        "Baggage",
+        "Cache-Control",
+        "Connection",
+        "Content-Encoding",
+        "Content-Language",
+        "Content-Length",
+        "Content-Location",
+        "Content-MD5",
+        "Content-Range",
+        "Content-Type",
+        "Cookie",
+        "Correlation-Context",
+        "Date",
+        "DNT",
+        "Expect",
+        "Expires",
+        "From",
+        "Grpc-Accept-Encoding",
+        "Grpc-Encoding",
+        "Grpc-Timeout",
+        "Host",
+        "If-Match",
+        "If-Modified-Since",
+        "If-None-Match",
+        "If-Range",
+        "If-Unmodified-Since",
+        "Keep-Alive",
+        "Last-Modified",
+        "Max-Forwards",
+        "Origin",
+        "Pragma",
+        "Proxy-Authorization",
+        "Range",
+        "Referer",
+        "Request-Id",
+        "TE",
+        "Traceparent",
+        "Tracestate",
+        "Trailer",
+        "Transfer-Encoding",
+        "Translate",
+        "Upgrade",
+        "Upgrade-Insecure-Requests",
+        "User-Agent",
+        "Via",
+        "Warning",
     ];
-    KNOWN.iter().find(|k| k.eq_ignore_ascii_case(lower)).copied().unwrap_or(lower)
+    KNOWN
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(lower))
+        .copied()
+        .unwrap_or(lower)
 }
 
 const NAME_CLAIM: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name";
@@ -132,11 +192,18 @@ pub fn identities(principal: Option<&Principal>) -> Value {
                 stratus_model::AuthLevel::User => "User",
                 _ => "Function",
             };
-            let mut claims = vec![claim(&format!("{CLAIMS}/authlevel"), level), claim(&format!("{CLAIMS}/invoke"), "true")];
+            let mut claims = vec![
+                claim(&format!("{CLAIMS}/authlevel"), level),
+                claim(&format!("{CLAIMS}/invoke"), "true"),
+            ];
             if let Some(k) = &p.key_name {
                 claims.push(claim(&format!("{CLAIMS}/keyid"), k));
             }
-            Value::Array(vec![identity(Value::String("WebJobsAuthLevel".into()), true, claims)])
+            Value::Array(vec![identity(
+                Value::String("WebJobsAuthLevel".into()),
+                true,
+                claims,
+            )])
         }
         _ => Value::Array(vec![identity(Value::Null, false, Vec::new())]),
     }
@@ -149,10 +216,16 @@ mod tests {
     #[test]
     fn query_parsing_and_rebuilding() {
         let q = parse_query(Some("a=1&A=2&name=Ink+And%20Toner&flag&code=k"));
-        assert_eq!(q[0], ("a".to_string(), vec!["1".to_string(), "2".to_string()]));
+        assert_eq!(
+            q[0],
+            ("a".to_string(), vec!["1".to_string(), "2".to_string()])
+        );
         assert_eq!(q[1].1, vec!["Ink And Toner".to_string()]);
         assert_eq!(q[2], ("flag".to_string(), vec![String::new()]));
-        assert_eq!(rebuild_query("id=149656222&name=Ink%20And%20Toner"), "?id=149656222&name=Ink%20And%20Toner");
+        assert_eq!(
+            rebuild_query("id=149656222&name=Ink%20And%20Toner"),
+            "?id=149656222&name=Ink%20And%20Toner"
+        );
         assert_eq!(rebuild_query("a=1&a=2"), "?a=1%2C2");
         assert_eq!(url_decode("%zz%4"), "%zz%4");
     }

@@ -66,10 +66,19 @@ pub struct Host {
 }
 
 impl Host {
-    pub fn new(app: App, keys: Arc<KeyService>, executor: Arc<dyn Executor>, options: HostOptions) -> Arc<Host> {
+    pub fn new(
+        app: App,
+        keys: Arc<KeyService>,
+        executor: Arc<dyn Executor>,
+        options: HostOptions,
+    ) -> Arc<Host> {
         let body_limit = options
             .body_limit
-            .or_else(|| app.settings.get("FUNCTIONS_REQUEST_BODY_SIZE_LIMIT").and_then(|v| v.trim().parse().ok()))
+            .or_else(|| {
+                app.settings
+                    .get("FUNCTIONS_REQUEST_BODY_SIZE_LIMIT")
+                    .and_then(|v| v.trim().parse().ok())
+            })
             .unwrap_or(DEFAULT_BODY_LIMIT);
         let throttle = http::throttle::Throttle::new(
             app.config.http.max_concurrent_requests,
@@ -80,9 +89,17 @@ impl Host {
             .http
             .custom_headers
             .iter()
-            .filter_map(|(k, v)| Some((HeaderName::from_bytes(k.as_bytes()).ok()?, HeaderValue::from_str(v).ok()?)))
+            .filter_map(|(k, v)| {
+                Some((
+                    HeaderName::from_bytes(k.as_bytes()).ok()?,
+                    HeaderValue::from_str(v).ok()?,
+                ))
+            })
             .collect();
-        let homepage_disabled = app.settings.get("AzureWebJobsDisableHomepage").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let homepage_disabled = app
+            .settings
+            .get("AzureWebJobsDisableHomepage")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
         Arc::new(Host {
             app,
             keys,

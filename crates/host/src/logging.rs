@@ -64,7 +64,11 @@ pub fn timespan(d: Duration) -> String {
     let s = d.as_secs();
     let (days, h, m, sec) = (s / 86_400, (s / 3_600) % 24, (s / 60) % 60, s % 60);
     let frac = d.subsec_nanos();
-    let mut out = if days > 0 { format!("{days}.{h:02}:{m:02}:{sec:02}") } else { format!("{h:02}:{m:02}:{sec:02}") };
+    let mut out = if days > 0 {
+        format!("{days}.{h:02}:{m:02}:{sec:02}")
+    } else {
+        format!("{h:02}:{m:02}:{sec:02}")
+    };
     if frac > 0 {
         out.push_str(&format!(".{:07}", frac / 100));
     }

@@ -18,8 +18,16 @@ pub struct ModelError {
 }
 
 impl ModelError {
-    pub fn new(file: impl Into<String>, path: impl Into<String>, problem: impl Into<String>) -> Self {
-        Self { file: file.into(), path: path.into(), problem: problem.into() }
+    pub fn new(
+        file: impl Into<String>,
+        path: impl Into<String>,
+        problem: impl Into<String>,
+    ) -> Self {
+        Self {
+            file: file.into(),
+            path: path.into(),
+            problem: problem.into(),
+        }
     }
 }
 

@@ -99,7 +99,10 @@ impl FunctionConfig {
     pub fn is_pure_http(&self) -> bool {
         self.http().is_some()
             && self.bindings.len() == 2
-            && self.bindings.iter().any(|b| b.is_type("http") && b.direction == Direction::Out)
+            && self
+                .bindings
+                .iter()
+                .any(|b| b.is_type("http") && b.direction == Direction::Out)
     }
 }
 
@@ -170,7 +173,12 @@ fn parse_binding(o: Obj<'_>) -> Result<Binding> {
     let type_name = o
         .str("type")?
         .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| o.error("type", "expected the binding type (e.g. \"httpTrigger\"), found nothing"))?
+        .ok_or_else(|| {
+            o.error(
+                "type",
+                "expected the binding type (e.g. \"httpTrigger\"), found nothing",
+            )
+        })?
         .to_string();
     let name = o
         .str("name")?
@@ -188,7 +196,12 @@ fn parse_binding(o: Obj<'_>) -> Result<Binding> {
             "in" => Direction::In,
             "out" => Direction::Out,
             "inout" => Direction::InOut,
-            _ => return Err(o.error("direction", format!("expected \"in\", \"out\" or \"inout\", found \"{d}\""))),
+            _ => {
+                return Err(o.error(
+                    "direction",
+                    format!("expected \"in\", \"out\" or \"inout\", found \"{d}\""),
+                ));
+            }
         },
     };
     let data_type = match o.str("dataType")? {
@@ -198,23 +211,42 @@ fn parse_binding(o: Obj<'_>) -> Result<Binding> {
             "binary" => DataType::Binary,
             "stream" => DataType::Stream,
             _ => {
-                return Err(o.error("dataType", format!("expected \"string\", \"binary\" or \"stream\", found \"{d}\"")));
+                return Err(o.error(
+                    "dataType",
+                    format!("expected \"string\", \"binary\" or \"stream\", found \"{d}\""),
+                ));
             }
         }),
     };
-    Ok(Binding { type_name, direction, name, data_type, raw: o.map.clone() })
+    Ok(Binding {
+        type_name,
+        direction,
+        name,
+        data_type,
+        raw: o.map.clone(),
+    })
 }
 
 fn validate_bindings(file: &str, path: &str, bindings: &[Binding]) -> Result<(usize, Trigger)> {
     if bindings.is_empty() {
-        return Err(ModelError::new(file, path, "expected at least one binding (the trigger), found none"));
+        return Err(ModelError::new(
+            file,
+            path,
+            "expected at least one binding (the trigger), found none",
+        ));
     }
     for (i, b) in bindings.iter().enumerate() {
-        if let Some(j) = bindings[..i].iter().position(|p| p.name.eq_ignore_ascii_case(&b.name)) {
+        if let Some(j) = bindings[..i]
+            .iter()
+            .position(|p| p.name.eq_ignore_ascii_case(&b.name))
+        {
             return Err(ModelError::new(
                 file,
                 format!("{path}[{i}].name"),
-                format!("expected a unique binding name; \"{}\" is also used by {path}[{j}]", b.name),
+                format!(
+                    "expected a unique binding name; \"{}\" is also used by {path}[{j}]",
+                    b.name
+                ),
             ));
         }
         if b.is_return() && b.direction != Direction::Out {
@@ -225,7 +257,9 @@ fn validate_bindings(file: &str, path: &str, bindings: &[Binding]) -> Result<(us
             ));
         }
     }
-    let triggers: Vec<usize> = (0..bindings.len()).filter(|&i| bindings[i].is_trigger()).collect();
+    let triggers: Vec<usize> = (0..bindings.len())
+        .filter(|&i| bindings[i].is_trigger())
+        .collect();
     let index = match triggers.as_slice() {
         [] => {
             return Err(ModelError::new(
@@ -239,14 +273,21 @@ fn validate_bindings(file: &str, path: &str, bindings: &[Binding]) -> Result<(us
             return Err(ModelError::new(
                 file,
                 format!("{path}[{second}].type"),
-                format!("expected exactly one trigger binding, found {}", triggers.len()),
+                format!(
+                    "expected exactly one trigger binding, found {}",
+                    triggers.len()
+                ),
             ));
         }
     };
     let b = &bindings[index];
     let bpath = format!("{path}[{index}]");
     if b.direction != Direction::In {
-        return Err(ModelError::new(file, format!("{bpath}.direction"), "expected \"in\" for a trigger binding"));
+        return Err(ModelError::new(
+            file,
+            format!("{bpath}.direction"),
+            "expected \"in\" for a trigger binding",
+        ));
     }
     let trigger = if b.is_type("httpTrigger") {
         Trigger::Http(parse_http_trigger(file, &bpath, b)?)
@@ -257,7 +298,11 @@ fn validate_bindings(file: &str, path: &str, bindings: &[Binding]) -> Result<(us
 }
 
 fn parse_http_trigger(file: &str, path: &str, b: &Binding) -> Result<HttpTrigger> {
-    let nested = json::Nested { map: &b.raw, file, path: path.to_string() };
+    let nested = json::Nested {
+        map: &b.raw,
+        file,
+        path: path.to_string(),
+    };
     let o = nested.view();
     let auth_level = match o.str("authLevel")? {
         None => AuthLevel::Function,
@@ -286,7 +331,11 @@ fn parse_http_trigger(file: &str, path: &str, b: &Binding) -> Result<HttpTrigger
         }
     };
     let route = o.str("route")?.map(str::to_string);
-    Ok(HttpTrigger { auth_level, methods, route })
+    Ok(HttpTrigger {
+        auth_level,
+        methods,
+        route,
+    })
 }
 
 #[cfg(test)]
@@ -306,13 +355,17 @@ mod tests {
         .unwrap();
         let h = f.http().unwrap();
         assert_eq!(h.auth_level, AuthLevel::Function);
-        assert_eq!(h.methods.as_deref(), Some(&["GET".to_string(), "POST".to_string()][..]));
+        assert_eq!(
+            h.methods.as_deref(),
+            Some(&["GET".to_string(), "POST".to_string()][..])
+        );
         assert!(f.is_pure_http());
     }
 
     #[test]
     fn trigger_rules() {
-        let e = parse(json!({"bindings":[{"type":"http","direction":"out","name":"res"}]})).unwrap_err();
+        let e = parse(json!({"bindings":[{"type":"http","direction":"out","name":"res"}]}))
+            .unwrap_err();
         assert!(e.problem.contains("exactly one trigger"), "{e}");
         let e = parse(json!({"bindings":[{"type":"httpTrigger","name":"a"},{"type":"timerTrigger","name":"b"}]}))
             .unwrap_err();
@@ -320,7 +373,10 @@ mod tests {
         let e = parse(json!({"bindings":[]})).unwrap_err();
         assert_eq!(e.path, "$.bindings");
         let e = parse(json!({})).unwrap_err();
-        assert_eq!(e.to_string(), "Hello/function.json: $.bindings: expected an array of bindings, found nothing");
+        assert_eq!(
+            e.to_string(),
+            "Hello/function.json: $.bindings: expected an array of bindings, found nothing"
+        );
     }
 
     #[test]
@@ -334,7 +390,9 @@ mod tests {
 
     #[test]
     fn auth_level_errors_name_the_path() {
-        let e = parse(json!({"bindings":[{"type":"httpTrigger","name":"req","authLevel":"public"}]})).unwrap_err();
+        let e =
+            parse(json!({"bindings":[{"type":"httpTrigger","name":"req","authLevel":"public"}]}))
+                .unwrap_err();
         assert_eq!(e.path, "$.bindings[0].authLevel");
         assert!(e.problem.contains("anonymous"), "{e}");
     }

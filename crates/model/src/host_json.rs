@@ -74,7 +74,10 @@ pub fn default_document() -> Value {
 /// Applies `AzureFunctionsJobHost__a__b=value` style overrides (already split into segments)
 /// onto a host.json document; keys match case-insensitively and values are strings, as in
 /// .NET configuration.
-pub fn apply_overrides<'a>(doc: &mut Value, overrides: impl IntoIterator<Item = (Vec<&'a str>, &'a str)>) {
+pub fn apply_overrides<'a>(
+    doc: &mut Value,
+    overrides: impl IntoIterator<Item = (Vec<&'a str>, &'a str)>,
+) {
     for (segments, value) in overrides {
         if segments.is_empty() || segments.iter().any(|s| s.is_empty()) {
             continue;
@@ -84,7 +87,9 @@ pub fn apply_overrides<'a>(doc: &mut Value, overrides: impl IntoIterator<Item = 
             if !cur.is_object() {
                 *cur = Value::Object(Map::new());
             }
-            let Value::Object(map) = cur else { unreachable!("made an object above") };
+            let Value::Object(map) = cur else {
+                unreachable!("made an object above")
+            };
             let key = map
                 .keys()
                 .find(|k| k.eq_ignore_ascii_case(seg))
@@ -114,7 +119,11 @@ impl HostConfig {
             }
             Some(v) if v.trim() == "2.0" => {}
             Some(v) => {
-                return Err(ModelError::new(f, "$.version", format!("expected \"2.0\", found \"{v}\"")));
+                return Err(ModelError::new(
+                    f,
+                    "$.version",
+                    format!("expected \"2.0\", found \"{v}\""),
+                ));
             }
         }
 
@@ -127,7 +136,9 @@ impl HostConfig {
                 } else if ts.duration < Duration::from_secs(1) {
                     return Err(o.error(
                         "functionTimeout",
-                        format!("expected at least 00:00:01 (or -1 for no limit), found \"{text}\""),
+                        format!(
+                            "expected at least 00:00:01 (or -1 for no limit), found \"{text}\""
+                        ),
                     ));
                 } else {
                     Some(ts.duration)
@@ -162,7 +173,13 @@ impl HostConfig {
                         let text = match v {
                             Value::String(s) => s.as_str(),
                             other => {
-                                return Err(view.error(k, format!("expected a log level name, found {}", json::kind(other))));
+                                return Err(view.error(
+                                    k,
+                                    format!(
+                                        "expected a log level name, found {}",
+                                        json::kind(other)
+                                    ),
+                                ));
                             }
                         };
                         let level: LogLevel = text.parse().map_err(|e: String| view.error(k, e))?;
@@ -178,7 +195,15 @@ impl HostConfig {
             Some(r) => Some(RetryPolicy::parse(r.view())?),
         };
 
-        Ok(HostConfig { function_timeout, functions, http, custom_handler, log_levels, retry, raw: doc })
+        Ok(HostConfig {
+            function_timeout,
+            functions,
+            http,
+            custom_handler,
+            log_levels,
+            retry,
+            raw: doc,
+        })
     }
 }
 
@@ -186,7 +211,10 @@ fn limit(o: Obj<'_>, key: &str) -> Result<Option<u32>> {
     match o.int(key)? {
         None | Some(-1) => Ok(None),
         Some(n) if n >= 1 && n <= i64::from(u32::MAX) => Ok(Some(n as u32)),
-        Some(n) => Err(o.error(key, format!("expected -1 (unbounded) or a positive integer, found {n}"))),
+        Some(n) => Err(o.error(
+            key,
+            format!("expected -1 (unbounded) or a positive integer, found {n}"),
+        )),
     }
 }
 
@@ -201,10 +229,21 @@ fn parse_http(o: Obj<'_>) -> Result<HttpOptions> {
         for (k, v) in view.map {
             match v {
                 Value::String(s) => custom_headers.push((k.clone(), s.clone())),
-                other => return Err(view.error(k, format!("expected a string header value, found {}", json::kind(other)))),
+                other => {
+                    return Err(view.error(
+                        k,
+                        format!(
+                            "expected a string header value, found {}",
+                            json::kind(other)
+                        ),
+                    ));
+                }
             }
             if http_header_name_invalid(k) {
-                return Err(view.error(k, format!("expected a valid HTTP header name, found \"{k}\"")));
+                return Err(view.error(
+                    k,
+                    format!("expected a valid HTTP header name, found \"{k}\""),
+                ));
             }
         }
     }
@@ -218,27 +257,47 @@ fn parse_http(o: Obj<'_>) -> Result<HttpOptions> {
 
 fn http_header_name_invalid(name: &str) -> bool {
     name.is_empty()
-        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn parse_custom_handler(o: Obj<'_>, legacy: bool) -> Result<CustomHandlerConfig> {
     let desc = o.obj("description")?.ok_or_else(|| {
-        o.error("description", "expected an object with \"defaultExecutablePath\", found nothing")
+        o.error(
+            "description",
+            "expected an object with \"defaultExecutablePath\", found nothing",
+        )
     })?;
     let d = desc.view();
     let default_executable_path = d
         .str("defaultExecutablePath")?
         .filter(|s| !s.trim().is_empty())
-        .ok_or_else(|| d.error("defaultExecutablePath", "expected the path of the handler executable, found nothing"))?
+        .ok_or_else(|| {
+            d.error(
+                "defaultExecutablePath",
+                "expected the path of the handler executable, found nothing",
+            )
+        })?
         .to_string();
     Ok(CustomHandlerConfig {
         default_executable_path,
-        default_worker_path: d.str("defaultWorkerPath")?.filter(|s| !s.is_empty()).map(str::to_string),
+        default_worker_path: d
+            .str("defaultWorkerPath")?
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
         arguments: d.strings("arguments")?.unwrap_or_default(),
         worker_arguments: d.strings("workerArguments")?.unwrap_or_default(),
-        working_directory: d.str("workingDirectory")?.filter(|s| !s.is_empty()).map(str::to_string),
-        worker_directory: d.str("workerDirectory")?.filter(|s| !s.is_empty()).map(str::to_string),
-        enable_forwarding_http_request: legacy || o.bool("enableForwardingHttpRequest")?.unwrap_or(false),
+        working_directory: d
+            .str("workingDirectory")?
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        worker_directory: d
+            .str("workerDirectory")?
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        enable_forwarding_http_request: legacy
+            || o.bool("enableForwardingHttpRequest")?.unwrap_or(false),
         legacy_http_worker: legacy,
     })
 }
@@ -264,7 +323,10 @@ mod tests {
     fn version_is_required_and_exact() {
         assert_eq!(parse(json!({})).unwrap_err().path, "$.version");
         let e = parse(json!({"version":"3.0"})).unwrap_err();
-        assert_eq!(e.to_string(), "host.json: $.version: expected \"2.0\", found \"3.0\"");
+        assert_eq!(
+            e.to_string(),
+            "host.json: $.version: expected \"2.0\", found \"3.0\""
+        );
     }
 
     #[test]
@@ -281,7 +343,10 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(h.function_timeout, Some(Duration::from_secs(10)));
-        assert_eq!(h.functions.as_deref(), Some(&["A".to_string(), "B".to_string()][..]));
+        assert_eq!(
+            h.functions.as_deref(),
+            Some(&["A".to_string(), "B".to_string()][..])
+        );
         assert_eq!(h.http.route_prefix, "v1");
         assert_eq!(h.http.max_concurrent_requests, Some(4));
         assert_eq!(h.http.max_outstanding_requests, Some(8));
@@ -293,16 +358,25 @@ mod tests {
 
     #[test]
     fn infinite_timeout_and_limits() {
-        assert_eq!(parse(json!({"version":"2.0","functionTimeout":"-1"})).unwrap().function_timeout, None);
+        assert_eq!(
+            parse(json!({"version":"2.0","functionTimeout":"-1"}))
+                .unwrap()
+                .function_timeout,
+            None
+        );
         let e = parse(json!({"version":"2.0","functionTimeout":"00:00:00.5"})).unwrap_err();
         assert_eq!(e.path, "$.functionTimeout");
-        let e = parse(json!({"version":"2.0","extensions":{"http":{"maxConcurrentRequests":0}}})).unwrap_err();
+        let e = parse(json!({"version":"2.0","extensions":{"http":{"maxConcurrentRequests":0}}}))
+            .unwrap_err();
         assert_eq!(e.path, "$.extensions.http.maxConcurrentRequests");
     }
 
     #[test]
     fn legacy_http_worker_always_forwards() {
-        let h = parse(json!({"version":"2.0","httpWorker":{"description":{"defaultExecutablePath":"x"}}})).unwrap();
+        let h = parse(
+            json!({"version":"2.0","httpWorker":{"description":{"defaultExecutablePath":"x"}}}),
+        )
+        .unwrap();
         assert!(h.custom_handler.unwrap().enable_forwarding_http_request);
     }
 
@@ -315,7 +389,13 @@ mod tests {
     #[test]
     fn overrides_apply_case_insensitively() {
         let mut doc = json!({"version":"2.0","extensions":{"http":{"routePrefix":"api"}}});
-        apply_overrides(&mut doc, [(vec!["Extensions", "HTTP", "routePrefix"], "x"), (vec!["functionTimeout"], "00:01:00")]);
+        apply_overrides(
+            &mut doc,
+            [
+                (vec!["Extensions", "HTTP", "routePrefix"], "x"),
+                (vec!["functionTimeout"], "00:01:00"),
+            ],
+        );
         let h = parse(doc).unwrap();
         assert_eq!(h.http.route_prefix, "x");
         assert_eq!(h.function_timeout, Some(Duration::from_secs(60)));

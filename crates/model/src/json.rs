@@ -11,7 +11,12 @@ pub fn parse_document(file: &str, text: &str) -> Result<Value> {
         ModelError::new(
             file,
             "$",
-            format!("expected a JSON document; line {} column {}: {}", e.line(), e.column(), strip_position(&e)),
+            format!(
+                "expected a JSON document; line {} column {}: {}",
+                e.line(),
+                e.column(),
+                strip_position(&e)
+            ),
         )
     })
 }
@@ -50,8 +55,16 @@ pub struct Obj<'a> {
 impl<'a> Obj<'a> {
     pub fn root(file: &'a str, value: &'a Value) -> Result<Self> {
         match value {
-            Value::Object(map) => Ok(Obj { map, file, path: "$" }),
-            other => Err(ModelError::new(file, "$", format!("expected an object, found {}", kind(other)))),
+            Value::Object(map) => Ok(Obj {
+                map,
+                file,
+                path: "$",
+            }),
+            other => Err(ModelError::new(
+                file,
+                "$",
+                format!("expected an object, found {}", kind(other)),
+            )),
         }
     }
 
@@ -73,7 +86,10 @@ impl<'a> Obj<'a> {
         if let Some((k, v)) = self.map.get_key_value(key) {
             return Some((k.as_str(), v));
         }
-        self.map.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(k, v)| (k.as_str(), v))
+        self.map
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(k, v)| (k.as_str(), v))
     }
 
     /// A member that must be a string when present (`null` counts as absent).
@@ -81,7 +97,9 @@ impl<'a> Obj<'a> {
         match self.get(key) {
             None | Some((_, Value::Null)) => Ok(None),
             Some((_, Value::String(s))) => Ok(Some(s.as_str())),
-            Some((k, other)) => Err(self.error(k, format!("expected a string, found {}", kind(other)))),
+            Some((k, other)) => {
+                Err(self.error(k, format!("expected a string, found {}", kind(other))))
+            }
         }
     }
 
@@ -92,7 +110,9 @@ impl<'a> Obj<'a> {
             Some((_, Value::String(s))) => Ok(Some(s.clone())),
             Some((_, Value::Number(n))) => Ok(Some(n.to_string())),
             Some((_, Value::Bool(b))) => Ok(Some(b.to_string())),
-            Some((k, other)) => Err(self.error(k, format!("expected a string, found {}", kind(other)))),
+            Some((k, other)) => {
+                Err(self.error(k, format!("expected a string, found {}", kind(other))))
+            }
         }
     }
 
@@ -106,7 +126,9 @@ impl<'a> Obj<'a> {
                 "false" => Ok(Some(false)),
                 _ => Err(self.error(k, format!("expected true or false, found \"{s}\""))),
             },
-            Some((k, other)) => Err(self.error(k, format!("expected true or false, found {}", kind(other)))),
+            Some((k, other)) => {
+                Err(self.error(k, format!("expected true or false, found {}", kind(other))))
+            }
         }
     }
 
@@ -123,7 +145,9 @@ impl<'a> Obj<'a> {
                 .parse::<i64>()
                 .map(Some)
                 .map_err(|_| self.error(k, format!("expected an integer, found \"{s}\""))),
-            Some((k, other)) => Err(self.error(k, format!("expected an integer, found {}", kind(other)))),
+            Some((k, other)) => {
+                Err(self.error(k, format!("expected an integer, found {}", kind(other))))
+            }
         }
     }
 
@@ -131,8 +155,14 @@ impl<'a> Obj<'a> {
     pub fn obj(&self, key: &str) -> Result<Option<Nested<'a>>> {
         match self.get(key) {
             None | Some((_, Value::Null)) => Ok(None),
-            Some((k, Value::Object(map))) => Ok(Some(Nested { map, file: self.file, path: self.child_path(k) })),
-            Some((k, other)) => Err(self.error(k, format!("expected an object, found {}", kind(other)))),
+            Some((k, Value::Object(map))) => Ok(Some(Nested {
+                map,
+                file: self.file,
+                path: self.child_path(k),
+            })),
+            Some((k, other)) => {
+                Err(self.error(k, format!("expected an object, found {}", kind(other))))
+            }
         }
     }
 
@@ -141,13 +171,17 @@ impl<'a> Obj<'a> {
         match self.get(key) {
             None | Some((_, Value::Null)) => Ok(None),
             Some((k, Value::Array(items))) => Ok(Some((self.child_path(k), items))),
-            Some((k, other)) => Err(self.error(k, format!("expected an array, found {}", kind(other)))),
+            Some((k, other)) => {
+                Err(self.error(k, format!("expected an array, found {}", kind(other))))
+            }
         }
     }
 
     /// An array of strings.
     pub fn strings(&self, key: &str) -> Result<Option<Vec<String>>> {
-        let Some((path, items)) = self.array(key)? else { return Ok(None) };
+        let Some((path, items)) = self.array(key)? else {
+            return Ok(None);
+        };
         items
             .iter()
             .enumerate()
@@ -173,7 +207,11 @@ pub struct Nested<'a> {
 
 impl<'a> Nested<'a> {
     pub fn view(&self) -> Obj<'_> {
-        Obj { map: self.map, file: self.file, path: &self.path }
+        Obj {
+            map: self.map,
+            file: self.file,
+            path: &self.path,
+        }
     }
 }
 
@@ -181,7 +219,11 @@ impl<'a> Nested<'a> {
 pub fn element<'a>(file: &'a str, path: String, value: &'a Value) -> Result<Nested<'a>> {
     match value {
         Value::Object(map) => Ok(Nested { map, file, path }),
-        other => Err(ModelError::new(file, path, format!("expected an object, found {}", kind(other)))),
+        other => Err(ModelError::new(
+            file,
+            path,
+            format!("expected an object, found {}", kind(other)),
+        )),
     }
 }
 

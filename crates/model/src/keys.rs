@@ -87,7 +87,9 @@ pub fn identifiable_key(kind: KeyKind, random: [u8; KEY_RANDOM_BYTES]) -> String
 /// Whether `key` is an identifiable key of `kind` (right signature and checksum).
 pub fn is_identifiable(kind: KeyKind, key: &str) -> bool {
     use base64::Engine as _;
-    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE.decode(key) else { return false };
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE.decode(key) else {
+        return false;
+    };
     bytes.len() == KEY_RANDOM_BYTES
         && key.get(44..48) == Some("AzFu")
         && bytes[36..40] == marvin32(kind.seed(), &bytes[..36]).to_le_bytes()
@@ -116,7 +118,12 @@ pub fn marvin32(seed: u64, data: &[u8]) -> u32 {
         0 => 0x80u32,
         1 => 0x8000 | u32::from(tail[0]),
         2 => 0x80_0000 | (u32::from(tail[1]) << 8) | u32::from(tail[0]),
-        _ => 0x8000_0000 | (u32::from(tail[2]) << 16) | (u32::from(tail[1]) << 8) | u32::from(tail[0]),
+        _ => {
+            0x8000_0000
+                | (u32::from(tail[2]) << 16)
+                | (u32::from(tail[1]) << 8)
+                | u32::from(tail[0])
+        }
     };
     p0 = p0.wrapping_add(last);
     block(&mut p0, &mut p1);
@@ -131,16 +138,37 @@ mod tests {
     #[test]
     fn marvin_vectors() {
         let fold = |h64: u64| (h64 as u32) ^ ((h64 >> 32) as u32);
-        assert_eq!(marvin32(0xd53cd9cecd0893b7, b"abc"), fold(0x22c74339492769bf));
+        assert_eq!(
+            marvin32(0xd53cd9cecd0893b7, b"abc"),
+            fold(0x22c74339492769bf)
+        );
         assert_eq!(marvin32(0xd53cd9cecd0893b7, b"abc"), 0x6BE02A86);
-        assert_eq!(marvin32(0x0ddddeeeeffff000, b"abcdefghijklmnopqrstuvwxyz"), fold(0xa128eb7e7260aca2));
+        assert_eq!(
+            marvin32(0x0ddddeeeeffff000, b"abcdefghijklmnopqrstuvwxyz"),
+            fold(0xa128eb7e7260aca2)
+        );
         assert_eq!(marvin32(0x004fb61a001bdbcc, &[]), fold(0x30ed35c100cd3c7d));
-        assert_eq!(marvin32(0x004fb61a001bdbcc, &[175]), fold(0x48e73fc77d75ddc1));
-        assert_eq!(marvin32(0x004fb61a001bdbcc, &[231, 15]), fold(0xb5f6e1fc485dbff8));
-        assert_eq!(marvin32(0x004fb61a001bdbcc, &[55, 244, 149]), fold(0xf0b07c789b8cf7e8));
-        assert_eq!(marvin32(0x004fb61a001bdbcc, &[134, 66, 220, 89]), fold(0x7008f2e87e9cf556));
+        assert_eq!(
+            marvin32(0x004fb61a001bdbcc, &[175]),
+            fold(0x48e73fc77d75ddc1)
+        );
+        assert_eq!(
+            marvin32(0x004fb61a001bdbcc, &[231, 15]),
+            fold(0xb5f6e1fc485dbff8)
+        );
+        assert_eq!(
+            marvin32(0x004fb61a001bdbcc, &[55, 244, 149]),
+            fold(0xf0b07c789b8cf7e8)
+        );
+        assert_eq!(
+            marvin32(0x004fb61a001bdbcc, &[134, 66, 220, 89]),
+            fold(0x7008f2e87e9cf556)
+        );
         assert_eq!(marvin32(0x804fb61a801bdbcc, &[0]), fold(0xa37fb0da2ecae06c));
-        assert_eq!(marvin32(0x804fb61a801bdbcc, &[0, 255, 0, 255]), fold(0x24eaa279d9a529ca));
+        assert_eq!(
+            marvin32(0x804fb61a801bdbcc, &[0, 255, 0, 255]),
+            fold(0x24eaa279d9a529ca)
+        );
     }
 
     #[test]

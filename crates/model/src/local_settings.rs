@@ -25,7 +25,9 @@ pub struct LocalSettings {
 }
 
 fn string_map(o: Obj<'_>, key: &str) -> Result<Vec<(String, String)>> {
-    let Some(section) = o.obj(key)? else { return Ok(Vec::new()) };
+    let Some(section) = o.obj(key)? else {
+        return Ok(Vec::new());
+    };
     let view = section.view();
     let mut out = Vec::with_capacity(view.map.len());
     for (k, v) in view.map {
@@ -34,7 +36,12 @@ fn string_map(o: Obj<'_>, key: &str) -> Result<Vec<(String, String)>> {
             Value::Number(n) => n.to_string(),
             Value::Bool(b) => b.to_string(),
             Value::Null => String::new(),
-            other => return Err(view.error(k, format!("expected a string value, found {}", json::kind(other)))),
+            other => {
+                return Err(view.error(
+                    k,
+                    format!("expected a string value, found {}", json::kind(other)),
+                ));
+            }
         };
         out.push((k.clone(), text));
     }
@@ -66,12 +73,21 @@ impl LocalSettings {
         if let Some(host) = o.obj("Host")? {
             let h = host.view();
             if let Some(port) = h.int("LocalHttpPort")? {
-                s.local_http_port = Some(u16::try_from(port).ok().filter(|p| *p > 0).ok_or_else(|| {
-                    h.error("LocalHttpPort", format!("expected a TCP port between 1 and 65535, found {port}"))
-                })?);
+                s.local_http_port =
+                    Some(u16::try_from(port).ok().filter(|p| *p > 0).ok_or_else(|| {
+                        h.error(
+                            "LocalHttpPort",
+                            format!("expected a TCP port between 1 and 65535, found {port}"),
+                        )
+                    })?);
             }
             if let Some(cors) = h.scalar("CORS")? {
-                s.cors = cors.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect();
+                s.cors = cors
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_string)
+                    .collect();
             }
             s.cors_credentials = h.bool("CORSCredentials")?.unwrap_or(false);
         }
@@ -108,8 +124,12 @@ mod tests {
 
     #[test]
     fn nested_values_are_refused() {
-        let e = LocalSettings::parse(&json!({"IsEncrypted": false, "Values": {"A": {"b": 1}}})).unwrap_err();
-        assert_eq!(e.to_string(), "local.settings.json: $.Values.A: expected a string value, found an object");
+        let e = LocalSettings::parse(&json!({"IsEncrypted": false, "Values": {"A": {"b": 1}}}))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "local.settings.json: $.Values.A: expected a string value, found an object"
+        );
     }
 
     #[test]

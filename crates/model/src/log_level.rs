@@ -69,7 +69,10 @@ impl LogLevels {
 
     /// The `default` entry, if configured.
     pub fn default_level(&self) -> Option<LogLevel> {
-        self.entries.iter().find(|(k, _)| k.eq_ignore_ascii_case("default")).map(|(_, l)| *l)
+        self.entries
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("default"))
+            .map(|(_, l)| *l)
     }
 }
 

@@ -9,8 +9,13 @@ use crate::timespan;
 /// How long to wait between attempts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RetryStrategy {
-    FixedDelay { delay: Duration },
-    ExponentialBackoff { minimum: Duration, maximum: Duration },
+    FixedDelay {
+        delay: Duration,
+    },
+    ExponentialBackoff {
+        minimum: Duration,
+        maximum: Duration,
+    },
 }
 
 /// A retry policy: the strategy and how many retries (None = retry forever).
@@ -24,52 +29,87 @@ pub struct RetryPolicy {
 impl RetryPolicy {
     /// Parses a `retry` object.
     pub fn parse(o: Obj<'_>) -> Result<RetryPolicy> {
-        let strategy = o
-            .str("strategy")?
-            .ok_or_else(|| o.error("strategy", "expected \"fixedDelay\" or \"exponentialBackoff\", found nothing"))?;
-        let (max_key, _) = o.get("maxRetryCount").unwrap_or(("maxRetryCount", &serde_json::Value::Null));
-        let max = o
-            .int("maxRetryCount")?
-            .ok_or_else(|| o.error("maxRetryCount", "expected an integer (-1 for unbounded), found nothing"))?;
+        let strategy = o.str("strategy")?.ok_or_else(|| {
+            o.error(
+                "strategy",
+                "expected \"fixedDelay\" or \"exponentialBackoff\", found nothing",
+            )
+        })?;
+        let (max_key, _) = o
+            .get("maxRetryCount")
+            .unwrap_or(("maxRetryCount", &serde_json::Value::Null));
+        let max = o.int("maxRetryCount")?.ok_or_else(|| {
+            o.error(
+                "maxRetryCount",
+                "expected an integer (-1 for unbounded), found nothing",
+            )
+        })?;
         let max_retry_count = match max {
             -1 => None,
             n if (0..=i64::from(u32::MAX)).contains(&n) => Some(n as u32),
-            n => return Err(o.error(max_key, format!("expected -1 or a non-negative integer, found {n}"))),
+            n => {
+                return Err(o.error(
+                    max_key,
+                    format!("expected -1 or a non-negative integer, found {n}"),
+                ));
+            }
         };
         let span = |key: &str| -> Result<Option<Duration>> {
-            let Some(text) = o.str(key)? else { return Ok(None) };
+            let Some(text) = o.str(key)? else {
+                return Ok(None);
+            };
             let ts = timespan::parse(text).map_err(|e| o.error(key, e))?;
             if ts.negative {
-                return Err(o.error(key, format!("expected a non-negative TimeSpan, found \"{text}\"")));
+                return Err(o.error(
+                    key,
+                    format!("expected a non-negative TimeSpan, found \"{text}\""),
+                ));
             }
             Ok(Some(ts.duration))
         };
         let strategy = match strategy.to_ascii_lowercase().as_str() {
             "fixeddelay" => RetryStrategy::FixedDelay {
                 delay: span("delayInterval")?.ok_or_else(|| {
-                    o.error("delayInterval", "expected a TimeSpan for the fixedDelay strategy, found nothing")
+                    o.error(
+                        "delayInterval",
+                        "expected a TimeSpan for the fixedDelay strategy, found nothing",
+                    )
                 })?,
             },
             "exponentialbackoff" => {
                 let minimum = span("minimumInterval")?.ok_or_else(|| {
-                    o.error("minimumInterval", "expected a TimeSpan for the exponentialBackoff strategy, found nothing")
+                    o.error(
+                        "minimumInterval",
+                        "expected a TimeSpan for the exponentialBackoff strategy, found nothing",
+                    )
                 })?;
                 let maximum = span("maximumInterval")?.ok_or_else(|| {
-                    o.error("maximumInterval", "expected a TimeSpan for the exponentialBackoff strategy, found nothing")
+                    o.error(
+                        "maximumInterval",
+                        "expected a TimeSpan for the exponentialBackoff strategy, found nothing",
+                    )
                 })?;
                 if minimum > maximum {
-                    return Err(o.error("maximumInterval", "expected maximumInterval >= minimumInterval"));
+                    return Err(o.error(
+                        "maximumInterval",
+                        "expected maximumInterval >= minimumInterval",
+                    ));
                 }
                 RetryStrategy::ExponentialBackoff { minimum, maximum }
             }
             _ => {
                 return Err(o.error(
                     "strategy",
-                    format!("expected \"fixedDelay\" or \"exponentialBackoff\", found \"{strategy}\""),
+                    format!(
+                        "expected \"fixedDelay\" or \"exponentialBackoff\", found \"{strategy}\""
+                    ),
                 ));
             }
         };
-        Ok(RetryPolicy { strategy, max_retry_count })
+        Ok(RetryPolicy {
+            strategy,
+            max_retry_count,
+        })
     }
 }
 
@@ -84,9 +124,16 @@ mod tests {
 
     #[test]
     fn fixed_and_exponential() {
-        let p = parse(json!({"strategy":"fixedDelay","maxRetryCount":2,"delayInterval":"00:00:03"})).unwrap();
+        let p =
+            parse(json!({"strategy":"fixedDelay","maxRetryCount":2,"delayInterval":"00:00:03"}))
+                .unwrap();
         assert_eq!(p.max_retry_count, Some(2));
-        assert_eq!(p.strategy, RetryStrategy::FixedDelay { delay: Duration::from_secs(3) });
+        assert_eq!(
+            p.strategy,
+            RetryStrategy::FixedDelay {
+                delay: Duration::from_secs(3)
+            }
+        );
         let p = parse(json!({"strategy":"ExponentialBackoff","maxRetryCount":-1,
             "minimumInterval":"00:00:01","maximumInterval":"00:01:00"}))
         .unwrap();
@@ -99,7 +146,9 @@ mod tests {
         assert_eq!(e.path, "$.delayInterval");
         let e = parse(json!({"strategy":"linear","maxRetryCount":2})).unwrap_err();
         assert_eq!(e.path, "$.strategy");
-        let e = parse(json!({"strategy":"fixedDelay","maxRetryCount":-3,"delayInterval":"00:00:01"})).unwrap_err();
+        let e =
+            parse(json!({"strategy":"fixedDelay","maxRetryCount":-3,"delayInterval":"00:00:01"}))
+                .unwrap_err();
         assert_eq!(e.path, "$.maxRetryCount");
     }
 }

@@ -37,14 +37,20 @@ impl AppSettings {
         if self.values.contains_key(name) {
             return Some(name.to_string());
         }
-        self.values.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned()
+        self.values
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case(name))
+            .cloned()
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
         if let Some(v) = self.values.get(name) {
             return Some(v);
         }
-        self.values.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.values
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -53,10 +59,13 @@ impl AppSettings {
 
     /// Whether `AzureWebJobs.<name>.Disabled` (or `AzureWebJobs_<name>_Disabled`) is true or 1.
     pub fn is_function_disabled(&self, function: &str) -> bool {
-        [format!("AzureWebJobs.{function}.Disabled"), format!("AzureWebJobs_{function}_Disabled")]
-            .iter()
-            .filter_map(|k| self.get(k))
-            .any(|v| v.eq_ignore_ascii_case("true") || v == "1")
+        [
+            format!("AzureWebJobs.{function}.Disabled"),
+            format!("AzureWebJobs_{function}_Disabled"),
+        ]
+        .iter()
+        .filter_map(|k| self.get(k))
+        .any(|v| v.eq_ignore_ascii_case("true") || v == "1")
     }
 
     /// Overrides of host.json keys: settings named `AzureFunctionsJobHost__a__b` (or with `:`),
@@ -64,7 +73,9 @@ impl AppSettings {
     pub fn host_json_overrides(&self) -> Vec<(Vec<&str>, &str)> {
         let mut out = Vec::new();
         for (k, v) in &self.values {
-            let Some(head) = k.get(..HOST_JSON_OVERRIDE_PREFIX.len()) else { continue };
+            let Some(head) = k.get(..HOST_JSON_OVERRIDE_PREFIX.len()) else {
+                continue;
+            };
             if !head.eq_ignore_ascii_case(HOST_JSON_OVERRIDE_PREFIX) {
                 continue;
             }
@@ -119,7 +130,11 @@ mod tests {
 
     #[test]
     fn disabled_forms() {
-        let s = settings(&[("AzureWebJobs.A.Disabled", "true"), ("AzureWebJobs_B_Disabled", "1"), ("AzureWebJobs.C.Disabled", "true ")]);
+        let s = settings(&[
+            ("AzureWebJobs.A.Disabled", "true"),
+            ("AzureWebJobs_B_Disabled", "1"),
+            ("AzureWebJobs.C.Disabled", "true "),
+        ]);
         assert!(s.is_function_disabled("A"));
         assert!(s.is_function_disabled("a"));
         assert!(s.is_function_disabled("B"));
@@ -129,10 +144,20 @@ mod tests {
 
     #[test]
     fn overrides() {
-        let s = settings(&[("AzureFunctionsJobHost__extensions__http__routePrefix", "x"), ("azurefunctionsjobhost:functionTimeout", "00:00:05"), ("Other", "1")]);
+        let s = settings(&[
+            ("AzureFunctionsJobHost__extensions__http__routePrefix", "x"),
+            ("azurefunctionsjobhost:functionTimeout", "00:00:05"),
+            ("Other", "1"),
+        ]);
         let mut o = s.host_json_overrides();
         o.sort();
-        assert_eq!(o, vec![(vec!["extensions", "http", "routePrefix"], "x"), (vec!["functionTimeout"], "00:00:05")]);
+        assert_eq!(
+            o,
+            vec![
+                (vec!["extensions", "http", "routePrefix"], "x"),
+                (vec!["functionTimeout"], "00:00:05")
+            ]
+        );
     }
 
     #[test]
@@ -145,6 +170,9 @@ mod tests {
     #[test]
     fn percent_expansion() {
         let s = settings(&[("PORT", "81")]);
-        assert_eq!(s.expand_percent("--port=%PORT% %MISSING%x 50%"), "--port=81 x 50%");
+        assert_eq!(
+            s.expand_percent("--port=%PORT% %MISSING%x 50%"),
+            "--port=81 x 50%"
+        );
     }
 }

@@ -11,7 +11,10 @@ pub struct TimeSpan {
 
 impl TimeSpan {
     pub const fn from_duration(duration: Duration) -> Self {
-        TimeSpan { negative: false, duration }
+        TimeSpan {
+            negative: false,
+            duration,
+        }
     }
 }
 
@@ -19,7 +22,8 @@ impl TimeSpan {
 ///
 /// Returns a description of what was expected on failure.
 pub fn parse(text: &str) -> Result<TimeSpan, String> {
-    let expected = || format!("expected a TimeSpan such as \"00:05:00\" or \"1.02:00:00\", found \"{text}\"");
+    let expected =
+        || format!("expected a TimeSpan such as \"00:05:00\" or \"1.02:00:00\", found \"{text}\"");
     let s = text.trim();
     let (negative, s) = match s.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -39,7 +43,10 @@ pub fn parse(text: &str) -> Result<TimeSpan, String> {
         if days > 10_675_199 {
             return Err(expected());
         }
-        return Ok(TimeSpan { negative, duration: Duration::from_secs(days * 86_400) });
+        return Ok(TimeSpan {
+            negative,
+            duration: Duration::from_secs(days * 86_400),
+        });
     }
     let (days, clock) = match s.split_once('.') {
         Some((d, rest)) if !d.contains(':') => (digits(d).ok_or_else(expected)?, rest),
@@ -58,7 +65,9 @@ pub fn parse(text: &str) -> Result<TimeSpan, String> {
             let whole = digits(whole).ok_or_else(expected)?;
             let nanos = match frac {
                 None => 0,
-                Some(f) if !f.is_empty() && f.len() <= 7 && f.bytes().all(|b| b.is_ascii_digit()) => {
+                Some(f)
+                    if !f.is_empty() && f.len() <= 7 && f.bytes().all(|b| b.is_ascii_digit()) =>
+                {
                     let mut padded = f.to_string();
                     while padded.len() < 9 {
                         padded.push('0');
@@ -74,7 +83,10 @@ pub fn parse(text: &str) -> Result<TimeSpan, String> {
         return Err(expected());
     }
     let secs = days * 86_400 + hours * 3_600 + minutes * 60 + seconds;
-    Ok(TimeSpan { negative, duration: Duration::new(secs, nanos) })
+    Ok(TimeSpan {
+        negative,
+        duration: Duration::new(secs, nanos),
+    })
 }
 
 #[cfg(test)]
@@ -99,7 +111,16 @@ mod tests {
 
     #[test]
     fn rejects() {
-        for bad in ["", "abc", "24:00:00", "00:60:00", "00:00:60", "1:2:3:4", "00:00:00.12345678", "-"] {
+        for bad in [
+            "",
+            "abc",
+            "24:00:00",
+            "00:60:00",
+            "00:00:60",
+            "1:2:3:4",
+            "00:00:00.12345678",
+            "-",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

@@ -35,7 +35,10 @@ pub type LineSink = Arc<dyn Fn(Stream, &str) + Send + Sync>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot start {program}: {source}")]
-    Spawn { program: String, source: std::io::Error },
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
     #[error("cannot wait for process {pid}: {source}")]
     Wait { pid: u32, source: std::io::Error },
 }
@@ -54,7 +57,10 @@ const MAX_LINE: usize = 16 * 1024;
 impl Process {
     /// Starts the process described by `spec`, sending its output lines to `sink`.
     pub fn spawn(spec: &ProcessSpec, sink: LineSink) -> Result<Process, Error> {
-        #[allow(clippy::disallowed_methods, reason = "this crate is where processes are started")]
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "this crate is where processes are started"
+        )]
         let mut cmd = tokio::process::Command::new(&spec.program);
         cmd.args(&spec.args)
             .current_dir(&spec.cwd)
@@ -77,7 +83,11 @@ impl Process {
         if let Some(err) = child.stderr.take() {
             tokio::spawn(forward_lines(err, Stream::Stderr, sink));
         }
-        Ok(Process { child, pid, exited: None })
+        Ok(Process {
+            child,
+            pid,
+            exited: None,
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -89,7 +99,10 @@ impl Process {
         if let Some(status) = self.exited {
             return Ok(status);
         }
-        let status = self.child.wait().await.map_err(|source| Error::Wait { pid: self.pid, source })?;
+        let status = self.child.wait().await.map_err(|source| Error::Wait {
+            pid: self.pid,
+            source,
+        })?;
         self.exited = Some(status);
         // Children the process left behind in its group go with it.
         sys::kill_group(self.pid, sys::SIGKILL);
@@ -134,7 +147,11 @@ async fn forward_lines(reader: impl AsyncRead + Unpin, stream: Stream, sink: Lin
     let mut buf = Vec::with_capacity(256);
     loop {
         buf.clear();
-        let n = match (&mut reader).take(MAX_LINE as u64).read_until(b'\n', &mut buf).await {
+        let n = match (&mut reader)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut buf)
+            .await
+        {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
@@ -148,7 +165,10 @@ async fn forward_lines(reader: impl AsyncRead + Unpin, stream: Stream, sink: Lin
 
 use tokio::io::AsyncReadExt as _;
 
-#[allow(unsafe_code, reason = "process-group signals and the parent-death signal need libc")]
+#[allow(
+    unsafe_code,
+    reason = "process-group signals and the parent-death signal need libc"
+)]
 mod sys {
     pub use libc::{SIGKILL, SIGTERM};
 
@@ -170,7 +190,14 @@ mod sys {
         // async-signal-safe functions (prctl, getppid).
         unsafe {
             cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
@@ -197,21 +224,36 @@ mod tests {
     async fn lines_and_environment() {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let l2 = lines.clone();
-        let sink: LineSink = Arc::new(move |s, line| l2.lock().unwrap().push((s, line.to_string())));
-        let mut p = Process::spawn(&spec("echo \"$ONLY ${HOME:-nohome}\"; echo oops >&2; exit 3"), sink).unwrap();
+        let sink: LineSink =
+            Arc::new(move |s, line| l2.lock().unwrap().push((s, line.to_string())));
+        let mut p = Process::spawn(
+            &spec("echo \"$ONLY ${HOME:-nohome}\"; echo oops >&2; exit 3"),
+            sink,
+        )
+        .unwrap();
         let status = p.wait().await.unwrap();
         assert_eq!(status.code(), Some(3));
         tokio::time::sleep(Duration::from_millis(50)).await;
         let lines = lines.lock().unwrap().clone();
-        assert!(lines.contains(&(Stream::Stdout, "this nohome".to_string())), "{lines:?}");
-        assert!(lines.contains(&(Stream::Stderr, "oops".to_string())), "{lines:?}");
+        assert!(
+            lines.contains(&(Stream::Stdout, "this nohome".to_string())),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&(Stream::Stderr, "oops".to_string())),
+            "{lines:?}"
+        );
     }
 
     #[tokio::test]
     async fn terminate_kills_the_whole_group() {
         let sink: LineSink = Arc::new(|_, _| {});
         // The shell ignores TERM and leaves a grandchild behind.
-        let mut p = Process::spawn(&spec("trap '' TERM; sleep 30 & echo $! > /dev/null; sleep 30"), sink).unwrap();
+        let mut p = Process::spawn(
+            &spec("trap '' TERM; sleep 30 & echo $! > /dev/null; sleep 30"),
+            sink,
+        )
+        .unwrap();
         let pgid = p.pid() as i32;
         tokio::time::sleep(Duration::from_millis(100)).await;
         let status = p.terminate(Duration::from_millis(200)).await;
@@ -222,11 +264,17 @@ mod tests {
 
     /// Whether any live (non-zombie) process is in group `pgid`.
     fn group_alive(pgid: i32) -> bool {
-        let Ok(dir) = std::fs::read_dir("/proc") else { return false };
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return false;
+        };
         dir.flatten().any(|e| {
-            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { return false };
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                return false;
+            };
             // Fields after the command name: state, ppid, pgrp, ...
-            let Some(after) = stat.rsplit_once(") ").map(|(_, a)| a) else { return false };
+            let Some(after) = stat.rsplit_once(") ").map(|(_, a)| a) else {
+                return false;
+            };
             let fields: Vec<&str> = after.split_whitespace().collect();
             fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()
         })

@@ -29,9 +29,14 @@ impl EncryptionKey {
             .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(text))
             .map_err(|_| Error::BadEncryptionKey("expected base64 text".into()))?;
         if bytes.len() != 32 {
-            return Err(Error::BadEncryptionKey(format!("expected 32 bytes, found {}", bytes.len())));
+            return Err(Error::BadEncryptionKey(format!(
+                "expected 32 bytes, found {}",
+                bytes.len()
+            )));
         }
-        Ok(EncryptionKey { cipher: ChaCha20Poly1305::new(Key::from_slice(&bytes)) })
+        Ok(EncryptionKey {
+            cipher: ChaCha20Poly1305::new(Key::from_slice(&bytes)),
+        })
     }
 
     /// A new random key, as the base64 text `from_base64` accepts.
@@ -47,7 +52,13 @@ impl EncryptionKey {
         getrandom::fill(&mut nonce).map_err(|e| Error::Random(e.to_string()))?;
         let sealed = self
             .cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad: context })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: context,
+                },
+            )
             .map_err(|_| Error::Crypto("encryption failed".into()))?;
         let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
         out.extend_from_slice(&nonce);

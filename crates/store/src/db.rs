@@ -75,7 +75,12 @@ impl Backend {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
-            Backend::Sqlite(SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?)
+            Backend::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(8)
+                    .connect_with(opts)
+                    .await?,
+            )
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = PgConnectOptions::from_str(url)?;
             Backend::Postgres(
@@ -104,18 +109,23 @@ impl Backend {
                 .await?;
                 for m in MIGRATIONS {
                     let mut tx = pool.begin().await?;
-                    let done: Option<i64> = sqlx::query_scalar("SELECT version FROM stratus_migrations WHERE version = $1")
-                        .bind(m.version)
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                    let done: Option<i64> = sqlx::query_scalar(
+                        "SELECT version FROM stratus_migrations WHERE version = $1",
+                    )
+                    .bind(m.version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
                     if done.is_some() {
                         continue;
                     }
-                    sqlx::raw_sql(m.sqlite).execute(&mut *tx).await.map_err(|source| Error::Migration {
-                        version: m.version,
-                        name: m.name,
-                        source,
-                    })?;
+                    sqlx::raw_sql(m.sqlite)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|source| Error::Migration {
+                            version: m.version,
+                            name: m.name,
+                            source,
+                        })?;
                     sqlx::query("INSERT INTO stratus_migrations (version, name) VALUES ($1, $2)")
                         .bind(m.version)
                         .bind(m.name)
@@ -127,24 +137,31 @@ impl Backend {
             Backend::Postgres(pool) => {
                 for m in MIGRATIONS {
                     let mut tx = pool.begin().await?;
-                    sqlx::query("SELECT pg_advisory_xact_lock(7355608)").execute(&mut *tx).await?;
+                    sqlx::query("SELECT pg_advisory_xact_lock(7355608)")
+                        .execute(&mut *tx)
+                        .await?;
                     sqlx::query(
                         "CREATE TABLE IF NOT EXISTS stratus_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL)",
                     )
                     .execute(&mut *tx)
                     .await?;
-                    let done: Option<i64> = sqlx::query_scalar("SELECT version FROM stratus_migrations WHERE version = $1")
-                        .bind(m.version)
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                    let done: Option<i64> = sqlx::query_scalar(
+                        "SELECT version FROM stratus_migrations WHERE version = $1",
+                    )
+                    .bind(m.version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
                     if done.is_some() {
                         continue;
                     }
-                    sqlx::raw_sql(m.postgres).execute(&mut *tx).await.map_err(|source| Error::Migration {
-                        version: m.version,
-                        name: m.name,
-                        source,
-                    })?;
+                    sqlx::raw_sql(m.postgres)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|source| Error::Migration {
+                            version: m.version,
+                            name: m.name,
+                            source,
+                        })?;
                     sqlx::query("INSERT INTO stratus_migrations (version, name) VALUES ($1, $2)")
                         .bind(m.version)
                         .bind(m.name)

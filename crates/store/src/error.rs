@@ -7,7 +7,11 @@ pub enum Error {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("database migration {version} ({name}) failed: {source}")]
-    Migration { version: i64, name: &'static str, source: sqlx::Error },
+    Migration {
+        version: i64,
+        name: &'static str,
+        source: sqlx::Error,
+    },
     #[error("invalid encryption key: {0}")]
     BadEncryptionKey(String),
     #[error("{0}")]
@@ -17,7 +21,10 @@ pub enum Error {
     #[error("secrets file {path}: {problem}")]
     SecretsFile { path: String, problem: String },
     #[error("secrets directory {path}: {source}")]
-    SecretsIo { path: String, source: std::io::Error },
+    SecretsIo {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

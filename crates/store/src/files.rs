@@ -21,31 +21,47 @@ pub struct FileKeys {
 const HOST_FILE: &str = "host.json";
 
 fn bad(path: &Path, problem: impl Into<String>) -> Error {
-    Error::SecretsFile { path: path.display().to_string(), problem: problem.into() }
+    Error::SecretsFile {
+        path: path.display().to_string(),
+        problem: problem.into(),
+    }
 }
 
 fn io(path: &Path, source: std::io::Error) -> Error {
-    Error::SecretsIo { path: path.display().to_string(), source }
+    Error::SecretsIo {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Reads `[{name, value, encrypted}]`.
 fn read_keys(path: &Path, v: Option<&Value>) -> Result<Vec<NamedKey>> {
     let Some(v) = v else { return Ok(Vec::new()) };
-    let Value::Array(items) = v else { return Err(bad(path, "expected an array of keys")) };
+    let Value::Array(items) = v else {
+        return Err(bad(path, "expected an array of keys"));
+    };
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         let name = item.get("name").and_then(Value::as_str);
         let value = item.get("value").and_then(Value::as_str);
         let (Some(name), Some(value)) = (name, value) else {
-            return Err(bad(path, "expected keys with \"name\" and \"value\" strings"));
+            return Err(bad(
+                path,
+                "expected keys with \"name\" and \"value\" strings",
+            ));
         };
         if item.get("encrypted").and_then(Value::as_bool) == Some(true) {
             return Err(bad(
                 path,
-                format!("key \"{name}\" is encrypted with ASP.NET data protection, which Stratus cannot read; store it in clear"),
+                format!(
+                    "key \"{name}\" is encrypted with ASP.NET data protection, which Stratus cannot read; store it in clear"
+                ),
             ));
         }
-        out.push(NamedKey { name: name.to_string(), value: value.to_string() });
+        out.push(NamedKey {
+            name: name.to_string(),
+            value: value.to_string(),
+        });
     }
     Ok(out)
 }
@@ -55,8 +71,16 @@ fn key_json(k: &NamedKey) -> Value {
 }
 
 impl FileKeys {
-    pub fn new(dir: impl Into<PathBuf>, instance_id: impl Into<String>, host_name: Option<String>) -> FileKeys {
-        FileKeys { dir: dir.into(), instance_id: instance_id.into(), host_name }
+    pub fn new(
+        dir: impl Into<PathBuf>,
+        instance_id: impl Into<String>,
+        host_name: Option<String>,
+    ) -> FileKeys {
+        FileKeys {
+            dir: dir.into(),
+            instance_id: instance_id.into(),
+            host_name,
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -81,16 +105,21 @@ impl FileKeys {
     }
 
     async fn write_doc(&self, path: &Path, doc: Value) -> Result<()> {
-        tokio::fs::create_dir_all(&self.dir).await.map_err(|e| io(&self.dir, e))?;
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .map_err(|e| io(&self.dir, e))?;
         let mut text = String::from('\u{feff}');
         text.push_str(&serde_json::to_string_pretty(&doc).map_err(|e| bad(path, e.to_string()))?);
         let tmp = path.with_extension("json.tmp");
-        tokio::fs::write(&tmp, text).await.map_err(|e| io(&tmp, e))?;
+        tokio::fs::write(&tmp, text)
+            .await
+            .map_err(|e| io(&tmp, e))?;
         tokio::fs::rename(&tmp, path).await.map_err(|e| io(path, e))
     }
 
     fn function_path(&self, function: &str) -> PathBuf {
-        self.dir.join(format!("{}.json", function.to_ascii_lowercase()))
+        self.dir
+            .join(format!("{}.json", function.to_ascii_lowercase()))
     }
 
     /// Reads every key in the directory.
@@ -102,18 +131,29 @@ impl FileKeys {
                 Some(Value::String(v)) => {
                     keys.master = Some(v.clone());
                     if let Some(Value::String(f)) = doc.get("functionKey") {
-                        keys.function_keys.push(NamedKey { name: "default".into(), value: f.clone() });
+                        keys.function_keys.push(NamedKey {
+                            name: "default".into(),
+                            value: f.clone(),
+                        });
                     }
                 }
                 Some(Value::Object(m)) => {
                     keys.master = m.get("value").and_then(Value::as_str).map(str::to_string);
                     if m.get("encrypted").and_then(Value::as_bool) == Some(true) {
-                        return Err(bad(&host_path, "the master key is encrypted with ASP.NET data protection; store it in clear"));
+                        return Err(bad(
+                            &host_path,
+                            "the master key is encrypted with ASP.NET data protection; store it in clear",
+                        ));
                     }
                     keys.function_keys = read_keys(&host_path, doc.get("functionKeys"))?;
                     keys.system_keys = read_keys(&host_path, doc.get("systemKeys"))?;
                 }
-                _ => return Err(bad(&host_path, "invalid secrets file format: expected \"masterKey\"")),
+                _ => {
+                    return Err(bad(
+                        &host_path,
+                        "invalid secrets file format: expected \"masterKey\"",
+                    ));
+                }
             }
         }
         let mut dir = match tokio::fs::read_dir(&self.dir).await {
@@ -123,18 +163,31 @@ impl FileKeys {
         };
         while let Some(entry) = dir.next_entry().await.map_err(|e| io(&self.dir, e))? {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(stem) = name.strip_suffix(".json") else { continue };
-            if name.eq_ignore_ascii_case(HOST_FILE) || stem.contains(".snapshot.") || stem.is_empty() {
+            let Some(stem) = name.strip_suffix(".json") else {
+                continue;
+            };
+            if name.eq_ignore_ascii_case(HOST_FILE)
+                || stem.contains(".snapshot.")
+                || stem.is_empty()
+            {
                 continue;
             }
             let path = entry.path();
-            let Some(doc) = self.read_doc(&path).await? else { continue };
+            let Some(doc) = self.read_doc(&path).await? else {
+                continue;
+            };
             let list = match (doc.get("keys"), doc.get("key")) {
                 (Some(v @ Value::Array(_)), _) => read_keys(&path, Some(v))?,
-                (_, Some(Value::String(v))) => vec![NamedKey { name: "default".into(), value: v.clone() }],
+                (_, Some(Value::String(v))) => vec![NamedKey {
+                    name: "default".into(),
+                    value: v.clone(),
+                }],
                 _ => return Err(bad(&path, "invalid secrets file format: expected \"keys\"")),
             };
-            keys.functions.entry(stem.to_ascii_lowercase()).or_default().extend(list);
+            keys.functions
+                .entry(stem.to_ascii_lowercase())
+                .or_default()
+                .extend(list);
         }
         Ok(keys)
     }
@@ -145,7 +198,11 @@ impl FileKeys {
         match scope {
             KeyScope::Function(f) => {
                 let path = self.function_path(f);
-                let mut list = current.functions.get(&f.to_ascii_lowercase()).cloned().unwrap_or_default();
+                let mut list = current
+                    .functions
+                    .get(&f.to_ascii_lowercase())
+                    .cloned()
+                    .unwrap_or_default();
                 let outcome = upsert(&mut list, name, value);
                 let doc = json!({
                     "keys": list.iter().map(key_json).collect::<Vec<_>>(),
@@ -163,7 +220,11 @@ impl FileKeys {
                     KeyScope::Master => {
                         let existed = keys.master.is_some();
                         keys.master = Some(value.to_string());
-                        if existed { Upsert::Replaced } else { Upsert::Created }
+                        if existed {
+                            Upsert::Replaced
+                        } else {
+                            Upsert::Created
+                        }
                     }
                     KeyScope::HostFunction => upsert(&mut keys.function_keys, name, value),
                     KeyScope::System => upsert(&mut keys.system_keys, name, value),
@@ -194,7 +255,11 @@ impl FileKeys {
         match scope {
             KeyScope::Master => Ok(false),
             KeyScope::HostFunction | KeyScope::System => {
-                let list = if scope == KeyScope::System { &mut keys.system_keys } else { &mut keys.function_keys };
+                let list = if scope == KeyScope::System {
+                    &mut keys.system_keys
+                } else {
+                    &mut keys.function_keys
+                };
                 let before = list.len();
                 list.retain(|k| !k.name.eq_ignore_ascii_case(name));
                 if list.len() == before {
@@ -204,7 +269,10 @@ impl FileKeys {
                 Ok(true)
             }
             KeyScope::Function(f) => {
-                let mut list = keys.functions.remove(&f.to_ascii_lowercase()).unwrap_or_default();
+                let mut list = keys
+                    .functions
+                    .remove(&f.to_ascii_lowercase())
+                    .unwrap_or_default();
                 let before = list.len();
                 list.retain(|k| !k.name.eq_ignore_ascii_case(name));
                 if list.len() == before {
@@ -243,7 +311,11 @@ impl FileKeys {
                 continue;
             }
             let meta = entry.metadata().await.map_err(|e| io(&entry.path(), e))?;
-            let mtime = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as u64);
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos() as u64);
             entries.push((name, meta.len(), mtime));
         }
         entries.sort();
@@ -261,8 +333,15 @@ impl FileKeys {
 fn upsert(list: &mut Vec<NamedKey>, name: &str, value: &str) -> Upsert {
     let before = list.len();
     list.retain(|k| !k.name.eq_ignore_ascii_case(name));
-    let outcome = if list.len() < before { Upsert::Replaced } else { Upsert::Created };
-    list.push(NamedKey { name: name.to_string(), value: value.to_string() });
+    let outcome = if list.len() < before {
+        Upsert::Replaced
+    } else {
+        Upsert::Created
+    };
+    list.push(NamedKey {
+        name: name.to_string(),
+        value: value.to_string(),
+    });
     outcome
 }
 
@@ -280,17 +359,33 @@ mod tests {
              \"systemKeys\":[{\"name\":\"eventgridextensionconfig_extension\",\"value\":\"testSystemKey\",\"encrypted\":false}]}",
         )
         .unwrap();
-        std::fs::write(dir.path().join("hello.json"), "{\"keys\":[{\"name\":\"k\",\"value\":\"v\",\"encrypted\":false}]}").unwrap();
+        std::fs::write(
+            dir.path().join("hello.json"),
+            "{\"keys\":[{\"name\":\"k\",\"value\":\"v\",\"encrypted\":false}]}",
+        )
+        .unwrap();
         let files = FileKeys::new(dir.path(), "0000", None);
         let keys = files.load().await.unwrap();
         assert_eq!(keys.master.as_deref(), Some("testMasterKey"));
         assert_eq!(keys.function_keys[0].value, "testFunctionKey");
-        assert_eq!(keys.system_keys[0].name, "eventgridextensionconfig_extension");
+        assert_eq!(
+            keys.system_keys[0].name,
+            "eventgridextensionconfig_extension"
+        );
         assert_eq!(keys.functions["hello"][0].value, "v");
 
         let v1 = files.version().await.unwrap();
-        assert_eq!(files.put(KeyScope::Function("Hello"), "k", "v2").await.unwrap(), Upsert::Replaced);
-        assert_eq!(files.put(KeyScope::System, "s2", "x").await.unwrap(), Upsert::Created);
+        assert_eq!(
+            files
+                .put(KeyScope::Function("Hello"), "k", "v2")
+                .await
+                .unwrap(),
+            Upsert::Replaced
+        );
+        assert_eq!(
+            files.put(KeyScope::System, "s2", "x").await.unwrap(),
+            Upsert::Created
+        );
         assert_ne!(files.version().await.unwrap(), v1);
         let text = std::fs::read_to_string(dir.path().join("host.json")).unwrap();
         assert!(text.starts_with('\u{feff}'));
@@ -305,7 +400,11 @@ mod tests {
     #[tokio::test]
     async fn version_zero_format_and_bad_files() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("host.json"), "{\"masterKey\":\"m\",\"functionKey\":\"f\"}").unwrap();
+        std::fs::write(
+            dir.path().join("host.json"),
+            "{\"masterKey\":\"m\",\"functionKey\":\"f\"}",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("a.json"), "{\"key\":\"x\"}").unwrap();
         let files = FileKeys::new(dir.path(), "0000", None);
         let keys = files.load().await.unwrap();

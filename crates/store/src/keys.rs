@@ -76,7 +76,10 @@ fn context(app: &str, scope: &str, function: &str, name_lc: &str) -> Vec<u8> {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 impl SqlKeys {
@@ -103,13 +106,19 @@ impl SqlKeys {
         });
         let mut keys = AppKeys::default();
         for (scope, function, name_lc, name, sealed) in rows {
-            let plain = self.key.open(&sealed, &context(app, &scope, &function, &name_lc))?;
+            let plain = self
+                .key
+                .open(&sealed, &context(app, &scope, &function, &name_lc))?;
             let value = String::from_utf8_lossy(&plain).into_owned();
             match scope.as_str() {
                 "master" => keys.master = Some(value),
                 "host" => keys.function_keys.push(NamedKey { name, value }),
                 "system" => keys.system_keys.push(NamedKey { name, value }),
-                "function" => keys.functions.entry(function).or_default().push(NamedKey { name, value }),
+                "function" => keys
+                    .functions
+                    .entry(function)
+                    .or_default()
+                    .push(NamedKey { name, value }),
                 other => tracing::warn!(scope = other, "ignoring a key of an unknown scope"),
             }
         }
@@ -117,11 +126,24 @@ impl SqlKeys {
     }
 
     /// Creates or replaces a key. For [`KeyScope::Master`] the name is ignored.
-    pub async fn put(&self, app: &str, scope: KeyScope<'_>, name: &str, value: &str) -> Result<Upsert> {
+    pub async fn put(
+        &self,
+        app: &str,
+        scope: KeyScope<'_>,
+        name: &str,
+        value: &str,
+    ) -> Result<Upsert> {
         let (scope_col, function) = scope.columns();
-        let name = if scope == KeyScope::Master { MASTER_NAME } else { name };
+        let name = if scope == KeyScope::Master {
+            MASTER_NAME
+        } else {
+            name
+        };
         let name_lc = name.to_ascii_lowercase();
-        let sealed = self.key.seal(value.as_bytes(), &context(app, scope_col, &function, &name_lc))?;
+        let sealed = self.key.seal(
+            value.as_bytes(),
+            &context(app, scope_col, &function, &name_lc),
+        )?;
         let now = now_ms();
         let created = on_pool!(&self.backend, |pool| {
             let mut tx = pool.begin().await?;
@@ -149,17 +171,28 @@ impl SqlKeys {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(BUMP_VERSION).bind(app).execute(&mut *tx).await?;
+            sqlx::query(BUMP_VERSION)
+                .bind(app)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             existing.is_none()
         });
-        Ok(if created { Upsert::Created } else { Upsert::Replaced })
+        Ok(if created {
+            Upsert::Created
+        } else {
+            Upsert::Replaced
+        })
     }
 
     /// Deletes a key; returns whether it existed.
     pub async fn delete(&self, app: &str, scope: KeyScope<'_>, name: &str) -> Result<bool> {
         let (scope_col, function) = scope.columns();
-        let name_lc = if scope == KeyScope::Master { MASTER_NAME.to_string() } else { name.to_ascii_lowercase() };
+        let name_lc = if scope == KeyScope::Master {
+            MASTER_NAME.to_string()
+        } else {
+            name.to_ascii_lowercase()
+        };
         let deleted = on_pool!(&self.backend, |pool| {
             let mut tx = pool.begin().await?;
             let n = sqlx::query(
@@ -173,7 +206,10 @@ impl SqlKeys {
             .await?
             .rows_affected();
             if n > 0 {
-                sqlx::query(BUMP_VERSION).bind(app).execute(&mut *tx).await?;
+                sqlx::query(BUMP_VERSION)
+                    .bind(app)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
             n > 0
@@ -184,7 +220,10 @@ impl SqlKeys {
     /// A number that changes whenever a key of `app` changes (0 before any write).
     pub async fn version(&self, app: &str) -> Result<i64> {
         let v: Option<i64> = on_pool!(&self.backend, |pool| {
-            sqlx::query_scalar("SELECT version FROM key_versions WHERE app = $1").bind(app).fetch_optional(pool).await?
+            sqlx::query_scalar("SELECT version FROM key_versions WHERE app = $1")
+                .bind(app)
+                .fetch_optional(pool)
+                .await?
         });
         Ok(v.unwrap_or(0))
     }

@@ -29,12 +29,18 @@ pub struct Store {
 impl Store {
     /// Opens (and migrates) the store at `url`: `sqlite:PATH` or `postgres://...`.
     pub async fn open(url: &str, key: EncryptionKey) -> Result<Store> {
-        Ok(Store { backend: Backend::connect(url).await?, key })
+        Ok(Store {
+            backend: Backend::connect(url).await?,
+            key,
+        })
     }
 
     /// The function keys of apps.
     pub fn keys(&self) -> SqlKeys {
-        SqlKeys { backend: self.backend.clone(), key: self.key.clone() }
+        SqlKeys {
+            backend: self.backend.clone(),
+            key: self.key.clone(),
+        }
     }
 
     /// Which engine this store runs on, for logs.

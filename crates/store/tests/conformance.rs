@@ -18,34 +18,94 @@ async fn suite(store: &Store) {
 async fn keys_round_trip(store: &Store) {
     let keys = store.keys();
     assert_eq!(keys.load("app1").await.unwrap(), Default::default());
-    assert_eq!(keys.put("app1", KeyScope::Master, "ignored", "m1").await.unwrap(), Upsert::Created);
-    assert_eq!(keys.put("app1", KeyScope::Master, "", "m2").await.unwrap(), Upsert::Replaced);
-    assert_eq!(keys.put("app1", KeyScope::HostFunction, "default", "h1").await.unwrap(), Upsert::Created);
-    assert_eq!(keys.put("app1", KeyScope::System, "blobs_extension", "s1").await.unwrap(), Upsert::Created);
-    assert_eq!(keys.put("app1", KeyScope::Function("Hello"), "Default", "f1").await.unwrap(), Upsert::Created);
-    assert_eq!(keys.put("app1", KeyScope::Function("hello"), "default", "f2").await.unwrap(), Upsert::Replaced);
+    assert_eq!(
+        keys.put("app1", KeyScope::Master, "ignored", "m1")
+            .await
+            .unwrap(),
+        Upsert::Created
+    );
+    assert_eq!(
+        keys.put("app1", KeyScope::Master, "", "m2").await.unwrap(),
+        Upsert::Replaced
+    );
+    assert_eq!(
+        keys.put("app1", KeyScope::HostFunction, "default", "h1")
+            .await
+            .unwrap(),
+        Upsert::Created
+    );
+    assert_eq!(
+        keys.put("app1", KeyScope::System, "blobs_extension", "s1")
+            .await
+            .unwrap(),
+        Upsert::Created
+    );
+    assert_eq!(
+        keys.put("app1", KeyScope::Function("Hello"), "Default", "f1")
+            .await
+            .unwrap(),
+        Upsert::Created
+    );
+    assert_eq!(
+        keys.put("app1", KeyScope::Function("hello"), "default", "f2")
+            .await
+            .unwrap(),
+        Upsert::Replaced
+    );
     let all = keys.load("app1").await.unwrap();
     assert_eq!(all.master.as_deref(), Some("m2"));
     assert_eq!(all.function_keys[0].value, "h1");
     assert_eq!(all.system_keys[0].name, "blobs_extension");
     let hello = &all.functions["hello"];
     assert_eq!(hello.len(), 1);
-    assert_eq!((hello[0].name.as_str(), hello[0].value.as_str()), ("default", "f2"));
-    assert!(keys.delete("app1", KeyScope::Function("HELLO"), "DEFAULT").await.unwrap());
-    assert!(!keys.delete("app1", KeyScope::Function("hello"), "default").await.unwrap());
-    assert!(!keys.load("app1").await.unwrap().functions.contains_key("hello"));
+    assert_eq!(
+        (hello[0].name.as_str(), hello[0].value.as_str()),
+        ("default", "f2")
+    );
+    assert!(
+        keys.delete("app1", KeyScope::Function("HELLO"), "DEFAULT")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !keys
+            .delete("app1", KeyScope::Function("hello"), "default")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !keys
+            .load("app1")
+            .await
+            .unwrap()
+            .functions
+            .contains_key("hello")
+    );
 }
 
 async fn versions_change_on_writes(store: &Store) {
     let keys = store.keys();
     let v0 = keys.version("app2").await.unwrap();
     assert_eq!(v0, 0);
-    keys.put("app2", KeyScope::HostFunction, "a", "1").await.unwrap();
+    keys.put("app2", KeyScope::HostFunction, "a", "1")
+        .await
+        .unwrap();
     let v1 = keys.version("app2").await.unwrap();
     assert!(v1 > v0);
-    assert!(!keys.delete("app2", KeyScope::HostFunction, "missing").await.unwrap());
-    assert_eq!(keys.version("app2").await.unwrap(), v1, "a no-op delete changes nothing");
-    keys.delete("app2", KeyScope::HostFunction, "a").await.unwrap();
+    assert!(
+        !keys
+            .delete("app2", KeyScope::HostFunction, "missing")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        keys.version("app2").await.unwrap(),
+        v1,
+        "a no-op delete changes nothing"
+    );
+    keys.delete("app2", KeyScope::HostFunction, "a")
+        .await
+        .unwrap();
     assert!(keys.version("app2").await.unwrap() > v1);
 }
 
@@ -53,8 +113,14 @@ async fn apps_are_separate(store: &Store) {
     let keys = store.keys();
     keys.put("app3", KeyScope::Master, "", "x").await.unwrap();
     keys.put("app4", KeyScope::Master, "", "y").await.unwrap();
-    assert_eq!(keys.load("app3").await.unwrap().master.as_deref(), Some("x"));
-    assert_eq!(keys.load("app4").await.unwrap().master.as_deref(), Some("y"));
+    assert_eq!(
+        keys.load("app3").await.unwrap().master.as_deref(),
+        Some("x")
+    );
+    assert_eq!(
+        keys.load("app4").await.unwrap().master.as_deref(),
+        Some("y")
+    );
 }
 
 #[tokio::test]
@@ -67,7 +133,10 @@ async fn sqlite() {
     store.close().await;
     // Reopening runs no migration twice and reads what was written.
     let store = Store::open(&url, k).await.unwrap();
-    assert_eq!(store.keys().load("app3").await.unwrap().master.as_deref(), Some("x"));
+    assert_eq!(
+        store.keys().load("app3").await.unwrap().master.as_deref(),
+        Some("x")
+    );
     // The values are encrypted: another key cannot read them.
     store.close().await;
     let other = Store::open(&url, key()).await.unwrap();
@@ -82,10 +151,15 @@ async fn postgres() {
     let admin = sqlx_admin(&admin_url).await;
     admin(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).await;
     admin(&format!("CREATE DATABASE {db}")).await;
-    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(b, _)| b)
+        .unwrap_or(&admin_url);
     let url = format!("{base}/{db}");
     let k = key();
-    let store = Store::open(&url, k.clone()).await.expect("PostgreSQL must be running for the store suite");
+    let store = Store::open(&url, k.clone())
+        .await
+        .expect("PostgreSQL must be running for the store suite");
     suite(&store).await;
     // A second process opening the same database concurrently must not break migrations.
     let (a, b) = tokio::join!(Store::open(&url, k.clone()), Store::open(&url, k));
@@ -96,15 +170,22 @@ async fn postgres() {
 }
 
 /// Runs administrative statements (CREATE/DROP DATABASE) on the admin database.
-async fn sqlx_admin(url: &str) -> impl Fn(&str) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>> {
+async fn sqlx_admin(
+    url: &str,
+) -> impl Fn(&str) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>> {
     use sqlx::Connection as _;
     let url = url.to_string();
     move |sql: &str| {
         let url = url.clone();
         let sql = sql.to_string();
         Box::pin(async move {
-            let mut conn = sqlx::PgConnection::connect(&url).await.expect("PostgreSQL must be running for the store suite");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.as_str())).execute(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let mut conn = sqlx::PgConnection::connect(&url)
+                .await
+                .expect("PostgreSQL must be running for the store suite");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.as_str()))
+                .execute(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
             let _ = conn.close().await;
         })
     }

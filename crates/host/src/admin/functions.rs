@@ -21,7 +21,11 @@ fn vfs_href(base: &str, path: &Path, dir: bool) -> String {
 fn metadata(host: &Host, base: &str, f: &Function) -> Value {
     let invoke_url = f.config.http().map(|h| {
         let route = effective_route(&f.name, h);
-        format!("{base}/{}", full_template(&host.app.config.http.route_prefix, route)).to_lowercase()
+        format!(
+            "{base}/{}",
+            full_template(&host.app.config.http.route_prefix, route)
+        )
+        .to_lowercase()
     });
     let is_direct = f
         .config
@@ -31,12 +35,29 @@ fn metadata(host: &Host, base: &str, f: &Function) -> Value {
         .is_some_and(|s| s.eq_ignore_ascii_case("attributes"));
     let mut m = Map::new();
     m.insert("name".into(), Value::String(f.name.clone()));
-    m.insert("script_root_path_href".into(), Value::String(vfs_href(base, &f.dir, true)));
-    m.insert("script_href".into(), f.script_file.as_ref().map_or(Value::Null, |p| Value::String(vfs_href(base, p, false))));
-    m.insert("config_href".into(), Value::String(vfs_href(base, &f.dir.join("function.json"), false)));
+    m.insert(
+        "script_root_path_href".into(),
+        Value::String(vfs_href(base, &f.dir, true)),
+    );
+    m.insert(
+        "script_href".into(),
+        f.script_file
+            .as_ref()
+            .map_or(Value::Null, |p| Value::String(vfs_href(base, p, false))),
+    );
+    m.insert(
+        "config_href".into(),
+        Value::String(vfs_href(base, &f.dir.join("function.json"), false)),
+    );
     m.insert("test_data_href".into(), Value::Null);
-    m.insert("href".into(), Value::String(format!("{base}/admin/functions/{}", f.name)));
-    m.insert("invoke_url_template".into(), invoke_url.map_or(Value::Null, Value::String));
+    m.insert(
+        "href".into(),
+        Value::String(format!("{base}/admin/functions/{}", f.name)),
+    );
+    m.insert(
+        "invoke_url_template".into(),
+        invoke_url.map_or(Value::Null, Value::String),
+    );
     m.insert("language".into(), Value::Null);
     m.insert("config".into(), f.config.raw.clone());
     m.insert("files".into(), Value::Null);
@@ -49,18 +70,29 @@ fn metadata(host: &Host, base: &str, f: &Function) -> Value {
 
 pub fn list<B>(host: &Host, req: &Request<B>) -> HttpResponse {
     let base = base_url(req);
-    let items: Vec<Value> = host.app.functions.iter().map(|f| metadata(host, &base, f)).collect();
+    let items: Vec<Value> = host
+        .app
+        .functions
+        .iter()
+        .map(|f| metadata(host, &base, f))
+        .collect();
     json_response(StatusCode::OK, &Value::Array(items))
 }
 
 pub fn get<B>(host: &Host, req: &Request<B>, name: &str) -> Result<HttpResponse, HostError> {
     let f = host.app.function(name).ok_or(HostError::NotFound)?;
-    Ok(json_response(StatusCode::OK, &metadata(host, &base_url(req), f)))
+    Ok(json_response(
+        StatusCode::OK,
+        &metadata(host, &base_url(req), f),
+    ))
 }
 
 pub fn status(host: &Host, name: &str) -> Result<HttpResponse, HostError> {
     if let Some(e) = host.app.function_errors(name) {
-        return Ok(json_response(StatusCode::OK, &json!({ "errors": e.errors })));
+        return Ok(json_response(
+            StatusCode::OK,
+            &json!({ "errors": e.errors }),
+        ));
     }
     host.app.function(name).ok_or(HostError::NotFound)?;
     Ok(json_response(StatusCode::OK, &json!({})))

@@ -15,7 +15,11 @@ use crate::{AuthMode, ExecutorStatus, Host};
 
 /// The base URL of a request (`http://host:port`).
 pub(crate) fn base_url<B>(req: &Request<B>) -> String {
-    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
     format!("http://{host}")
 }
 
@@ -26,7 +30,9 @@ impl Host {
         if self.auth == AuthMode::Relaxed {
             return Ok(());
         }
-        let Some(key) = crate::http::presented_key(req) else { return Err(HostError::AdminUnauthorized) };
+        let Some(key) = crate::http::presented_key(req) else {
+            return Err(HostError::AdminUnauthorized);
+        };
         match self.keys.resolve_or_reload(&key, None).await {
             None => Err(HostError::AdminUnauthorized),
             Some(p) if p.level == AuthLevel::Admin => Ok(()),
@@ -48,18 +54,40 @@ impl Host {
         m.insert("version".into(), Value::String(crate::HOST_VERSION.into()));
         m.insert(
             "versionDetails".into(),
-            Value::String(format!("Stratus {} (Azure Functions host {} compatible)", env!("CARGO_PKG_VERSION"), crate::HOST_VERSION)),
+            Value::String(format!(
+                "Stratus {} (Azure Functions host {} compatible)",
+                env!("CARGO_PKG_VERSION"),
+                crate::HOST_VERSION
+            )),
         );
-        m.insert("platformVersion".into(), Value::String(setting("WEBSITE_PLATFORM_VERSION")));
-        m.insert("instanceId".into(), Value::String(setting("WEBSITE_INSTANCE_ID").chars().take(32).collect()));
-        m.insert("computerName".into(), Value::String(setting("COMPUTERNAME")));
+        m.insert(
+            "platformVersion".into(),
+            Value::String(setting("WEBSITE_PLATFORM_VERSION")),
+        );
+        m.insert(
+            "instanceId".into(),
+            Value::String(setting("WEBSITE_INSTANCE_ID").chars().take(32).collect()),
+        );
+        m.insert(
+            "computerName".into(),
+            Value::String(setting("COMPUTERNAME")),
+        );
         if let Some(e) = error {
             m.insert("errors".into(), json!([e]));
         }
-        m.insert("processUptime".into(), json!(self.started.elapsed().as_millis() as u64));
-        m.insert("functionAppContentEditingState".into(), Value::String("Unknown".into()));
+        m.insert(
+            "processUptime".into(),
+            json!(self.started.elapsed().as_millis() as u64),
+        );
+        m.insert(
+            "functionAppContentEditingState".into(),
+            Value::String("Unknown".into()),
+        );
         if let Some(Value::Object(bundle)) = self.app.config.raw.get("extensionBundle") {
-            m.insert("extensionBundle".into(), json!({"id": bundle.get("id"), "version": bundle.get("version")}));
+            m.insert(
+                "extensionBundle".into(),
+                json!({"id": bundle.get("id"), "version": bundle.get("version")}),
+            );
         }
         Value::Object(m)
     }
@@ -67,30 +95,45 @@ impl Host {
 
 fn ping() -> HttpResponse {
     let mut r = empty(StatusCode::OK);
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store,no-cache"));
-    r.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store,no-cache"),
+    );
+    r.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     r
 }
 
 /// Answers a request below `/admin`.
 pub async fn handle(host: &Host, req: Request<Incoming>) -> Result<HttpResponse, HostError> {
     let path = req.uri().path().to_string();
-    let segments: Vec<String> = path.trim_start_matches('/').split('/').map(url_decode).collect();
+    let segments: Vec<String> = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(url_decode)
+        .collect();
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     let method = req.method().clone();
     let lower: Vec<String> = seg.iter().map(|s| s.to_ascii_lowercase()).collect();
     let l: Vec<&str> = lower.iter().map(String::as_str).collect();
 
     if matches!(l.as_slice(), ["admin", "host", "ping"]) {
-        return if method == Method::GET || method == Method::POST { Ok(ping()) } else { Err(HostError::NotFound) };
+        return if method == Method::GET || method == Method::POST {
+            Ok(ping())
+        } else {
+            Err(HostError::NotFound)
+        };
     }
     host.authorize_admin(&req).await?;
     match (method.clone(), l.as_slice()) {
-        (Method::GET, ["admin", "host", "status"]) => Ok(json_response(StatusCode::OK, &host.status_json())),
+        (Method::GET, ["admin", "host", "status"]) => {
+            Ok(json_response(StatusCode::OK, &host.status_json()))
+        }
         (Method::GET, ["admin", "functions"]) => Ok(functions::list(host, &req)),
         (Method::GET, ["admin", "functions", _]) => functions::get(host, &req, seg[2]),
         (Method::GET, ["admin", "functions", _, "status"]) => functions::status(host, seg[2]),
-        (_, ["admin", "functions", _, "keys", ..]) | (_, ["admin", "host", "keys" | "functionkeys" | "systemkeys", ..]) => {
+        (_, ["admin", "functions", _, "keys", ..])
+        | (_, ["admin", "host", "keys" | "functionkeys" | "systemkeys", ..]) => {
             crate::keys::api::handle(host, req, &seg).await
         }
         (Method::GET, ["admin", "vfs", ..]) => vfs::get(host, &req, &seg[2..]),

@@ -12,9 +12,13 @@ use crate::http::response::{HostError, HttpResponse, json as json_response, with
 
 pub fn get<B>(host: &Host, req: &Request<B>, rest: &[&str]) -> Result<HttpResponse, HostError> {
     if rest.iter().any(|s| *s == ".." || *s == ".") {
-        return Err(HostError::BadRequest("path segments '.' and '..' are not allowed".into()));
+        return Err(HostError::BadRequest(
+            "path segments '.' and '..' are not allowed".into(),
+        ));
     }
-    let wanted: PathBuf = std::iter::once("/").chain(rest.iter().copied().filter(|s| !s.is_empty())).collect();
+    let wanted: PathBuf = std::iter::once("/")
+        .chain(rest.iter().copied().filter(|s| !s.is_empty()))
+        .collect();
     let resolved = std::fs::canonicalize(&wanted).map_err(|_| HostError::NotFound)?;
     if !resolved.starts_with(&host.app.root) {
         return Err(HostError::NotFound);
@@ -27,8 +31,15 @@ pub fn get<B>(host: &Host, req: &Request<B>, rest: &[&str]) -> Result<HttpRespon
             let Ok(meta) = entry.metadata() else { continue };
             let p = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
-            let href = format!("{base}/admin/vfs/{}{}", p.to_string_lossy().trim_start_matches('/'), if meta.is_dir() { "/" } else { "" });
-            let mtime = meta.modified().ok().map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339());
+            let href = format!(
+                "{base}/admin/vfs/{}{}",
+                p.to_string_lossy().trim_start_matches('/'),
+                if meta.is_dir() { "/" } else { "" }
+            );
+            let mtime = meta
+                .modified()
+                .ok()
+                .map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339());
             entries.push(json!({
                 "name": name,
                 "size": if meta.is_dir() { 0 } else { meta.len() },

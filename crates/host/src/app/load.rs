@@ -6,7 +6,9 @@ use std::sync::Arc;
 use stratus_model::host_json::{self, HOST_JSON};
 use stratus_model::local_settings::LOCAL_SETTINGS_JSON;
 use stratus_model::route::{RouteTable, cmp_ignore_case};
-use stratus_model::{AppSettings, Direction, FunctionConfig, HostConfig, LocalSettings, ModelError, json};
+use stratus_model::{
+    AppSettings, Direction, FunctionConfig, HostConfig, LocalSettings, ModelError, json,
+};
 
 use super::{App, Function, FunctionErrors};
 
@@ -19,7 +21,10 @@ pub enum LoadError {
     #[error("{0} is not a directory")]
     NotADirectory(PathBuf),
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Invalid(#[from] ModelError),
 }
@@ -36,7 +41,10 @@ pub struct LoadOptions {
 }
 
 fn io(path: &Path, source: std::io::Error) -> LoadError {
-    LoadError::Io { path: path.to_path_buf(), source }
+    LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn read_optional(path: &Path) -> Result<Option<String>, LoadError> {
@@ -84,7 +92,9 @@ pub fn load(root: &Path, opts: &LoadOptions) -> Result<App, LoadError> {
     };
 
     let mut doc = match read_optional(&root.join(HOST_JSON))? {
-        Some(text) if !text.trim_start_matches('\u{feff}').trim().is_empty() => json::parse_document(HOST_JSON, &text)?,
+        Some(text) if !text.trim_start_matches('\u{feff}').trim().is_empty() => {
+            json::parse_document(HOST_JSON, &text)?
+        }
         _ => host_json::default_document(),
     };
     host_json::apply_overrides(&mut doc, settings.host_json_overrides());
@@ -101,11 +111,23 @@ pub fn load(root: &Path, opts: &LoadOptions) -> Result<App, LoadError> {
     let mut functions = functions;
     for (name, message) in route_errors {
         functions.retain(|f| f.name != name);
-        errors.push(FunctionErrors { name, errors: vec![message] });
+        errors.push(FunctionErrors {
+            name,
+            errors: vec![message],
+        });
     }
     errors.sort_by(|a, b| cmp_ignore_case(&a.name, &b.name));
 
-    Ok(App { root, host_id, config, settings, local, functions, errors, routes })
+    Ok(App {
+        root,
+        host_id,
+        config,
+        settings,
+        local,
+        functions,
+        errors,
+        routes,
+    })
 }
 
 fn load_functions(
@@ -134,13 +156,21 @@ fn load_functions(
         }
         match load_function(&name, &dir, config, settings) {
             Ok(f) => functions.push(Arc::new(f)),
-            Err(message) => errors.push(FunctionErrors { name, errors: vec![message] }),
+            Err(message) => errors.push(FunctionErrors {
+                name,
+                errors: vec![message],
+            }),
         }
     }
     Ok((functions, errors))
 }
 
-fn load_function(name: &str, dir: &Path, config: &HostConfig, settings: &AppSettings) -> Result<Function, String> {
+fn load_function(
+    name: &str,
+    dir: &Path,
+    config: &HostConfig,
+    settings: &AppSettings,
+) -> Result<Function, String> {
     let file = format!("{name}/function.json");
     let path = dir.join("function.json");
     let text = std::fs::read(&path).map_err(|e| format!("{file}: cannot read the file: {e}"))?;
@@ -181,7 +211,9 @@ fn load_function(name: &str, dir: &Path, config: &HostConfig, settings: &AppSett
         .find(|b| b.is_type("http") && b.direction == Direction::Out)
         .map(|b| b.name.clone());
     let invocation_log_level = config.log_levels.level_for(&format!("Function.{name}"));
-    let user_log_level = config.log_levels.level_for(&format!("Function.{name}.User"));
+    let user_log_level = config
+        .log_levels
+        .level_for(&format!("Function.{name}.User"));
     Ok(Function {
         name: name.to_string(),
         short_name: format!("Functions.{name}"),
@@ -202,27 +234,44 @@ fn primary_script(dir: &Path) -> Option<PathBuf> {
         .ok()?
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.is_file() && p.file_name().is_some_and(|n| !n.eq_ignore_ascii_case("function.json")))
+        .filter(|p| {
+            p.is_file()
+                && p.file_name()
+                    .is_some_and(|n| !n.eq_ignore_ascii_case("function.json"))
+        })
         .collect();
     if files.len() == 1 {
         return files.into_iter().next();
     }
-    let name = |p: &PathBuf| p.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    let name = |p: &PathBuf| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default()
+    };
     files
         .iter()
         .find(|p| name(p).starts_with("run."))
-        .or_else(|| ["index.js", "index.mjs", "index.cjs", "__init__.py"].iter().find_map(|w| files.iter().find(|p| name(p) == *w)))
+        .or_else(|| {
+            ["index.js", "index.mjs", "index.cjs", "__init__.py"]
+                .iter()
+                .find_map(|w| files.iter().find(|p| name(p) == *w))
+        })
         .cloned()
 }
 
 /// The host id: `AzureFunctionsWebHost__hostid`, else `<machine>-<hash of the app path>`
 /// (lower case, at most 32 characters, no trailing `-`), as the Azure host computes it locally.
 fn host_id(settings: &AppSettings, machine: &str, root: &Path) -> String {
-    let explicit = settings.get("AzureFunctionsWebHost__hostid").or_else(|| settings.get("AzureFunctionsWebHost:hostid"));
+    let explicit = settings
+        .get("AzureFunctionsWebHost__hostid")
+        .or_else(|| settings.get("AzureFunctionsWebHost:hostid"));
     let raw = match explicit {
         Some(id) if !id.trim().is_empty() => id.trim().to_string(),
         _ => {
-            let machine: String = machine.chars().filter(char::is_ascii_alphanumeric).collect();
+            let machine: String = machine
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect();
             let hash = stable_hash(&root.to_string_lossy()).unsigned_abs();
             format!("{machine}-{hash}")
         }
@@ -236,7 +285,8 @@ fn host_id(settings: &AppSettings, machine: &str, root: &Path) -> String {
 
 /// The host's `GetStableHash`: h = 23; h = h * 31 + c over UTF-16 code units, wrapping.
 fn stable_hash(text: &str) -> i32 {
-    text.encode_utf16().fold(23i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+    text.encode_utf16()
+        .fold(23i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
 }
 
 #[cfg(test)]
@@ -258,18 +308,43 @@ mod tests {
         write(root, "host.json", "\u{feff}{\"version\":\"2.0\"}");
         write(root, "Good/function.json", HTTP);
         write(root, "Bom/function.json", &format!("\u{feff}{HTTP}"));
-        write(root, "Broken/function.json", r#"{"bindings":[{"type":"httpTrigger","name":"req","authLevel":"nobody"}]}"#);
-        write(root, "Queue/function.json", r#"{"bindings":[{"type":"queueTrigger","name":"m","queueName":"q"}]}"#);
-        write(root, "Admin/function.json", r#"{"bindings":[{"type":"httpTrigger","name":"req","route":"admin/x"}]}"#);
+        write(
+            root,
+            "Broken/function.json",
+            r#"{"bindings":[{"type":"httpTrigger","name":"req","authLevel":"nobody"}]}"#,
+        );
+        write(
+            root,
+            "Queue/function.json",
+            r#"{"bindings":[{"type":"queueTrigger","name":"m","queueName":"q"}]}"#,
+        );
+        write(
+            root,
+            "Admin/function.json",
+            r#"{"bindings":[{"type":"httpTrigger","name":"req","route":"admin/x"}]}"#,
+        );
         write(root, "NotAFunction/readme.txt", "x");
         let app = load(root, &LoadOptions::default()).unwrap();
         let names: Vec<&str> = app.functions.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, vec!["Bom", "Good"]);
-        let errs: Vec<String> = app.errors.iter().map(|e| format!("{}: {}", e.name, e.errors[0])).collect();
+        let errs: Vec<String> = app
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.name, e.errors[0]))
+            .collect();
         assert_eq!(errs.len(), 3, "{errs:?}");
-        assert!(errs[0].starts_with("Admin: The specified route conflicts"), "{errs:?}");
-        assert!(errs[1].contains("Broken/function.json: $.bindings[0].authLevel"), "{errs:?}");
-        assert!(errs[2].contains("'queueTrigger' are not supported"), "{errs:?}");
+        assert!(
+            errs[0].starts_with("Admin: The specified route conflicts"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].contains("Broken/function.json: $.bindings[0].authLevel"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[2].contains("'queueTrigger' are not supported"),
+            "{errs:?}"
+        );
         assert!(app.routes.find("GET", "/api/good").is_some());
     }
 
@@ -281,9 +356,17 @@ mod tests {
         let e = load(root, &LoadOptions::default()).unwrap_err().to_string();
         assert_eq!(e, "host.json: $.version: expected \"2.0\", found \"3.0\"");
         write(root, "host.json", r#"{"version":"2.0"}"#);
-        write(root, "local.settings.json", r#"{"IsEncrypted":false,"Values":{"AzureFunctionsJobHost__extensions__http__routePrefix":"v1","AzureWebJobs.Hello.Disabled":"true","A":"file"}}"#);
+        write(
+            root,
+            "local.settings.json",
+            r#"{"IsEncrypted":false,"Values":{"AzureFunctionsJobHost__extensions__http__routePrefix":"v1","AzureWebJobs.Hello.Disabled":"true","A":"file"}}"#,
+        );
         write(root, "Hello/function.json", HTTP);
-        let opts = LoadOptions { env: vec![("A".into(), "env".into())], use_local_settings: true, machine_name: "Box-1".into() };
+        let opts = LoadOptions {
+            env: vec![("A".into(), "env".into())],
+            use_local_settings: true,
+            machine_name: "Box-1".into(),
+        };
         let app = load(root, &opts).unwrap();
         assert_eq!(app.config.http.route_prefix, "v1");
         assert_eq!(app.settings.get("A"), Some("env"));
@@ -296,14 +379,24 @@ mod tests {
     fn allow_list_and_script_files() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        write(root, "host.json", r#"{"version":"2.0","functions":["one"]}"#);
+        write(
+            root,
+            "host.json",
+            r#"{"version":"2.0","functions":["one"]}"#,
+        );
         write(root, "One/function.json", HTTP);
         write(root, "One/run.py", "");
         write(root, "One/other.py", "");
         write(root, "Two/function.json", HTTP);
         let app = load(root, &LoadOptions::default()).unwrap();
         assert_eq!(app.functions.len(), 1);
-        assert!(app.functions[0].script_file.as_ref().unwrap().ends_with("run.py"));
+        assert!(
+            app.functions[0]
+                .script_file
+                .as_ref()
+                .unwrap()
+                .ends_with("run.py")
+        );
     }
 
     #[test]

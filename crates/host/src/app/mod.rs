@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use stratus_model::route::RouteTable;
-use stratus_model::{FunctionConfig, HostConfig, LocalSettings, LogLevel, AppSettings};
+use stratus_model::{AppSettings, FunctionConfig, HostConfig, LocalSettings, LogLevel};
 
 pub use load::{LoadError, LoadOptions, SUPPORTED_BINDINGS, load};
 
@@ -61,11 +61,15 @@ pub struct App {
 impl App {
     /// The loaded function named `name` (case-insensitive).
     pub fn function(&self, name: &str) -> Option<&Arc<Function>> {
-        self.functions.iter().find(|f| f.name.eq_ignore_ascii_case(name))
+        self.functions
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
     }
 
     /// The errors of function `name`, if it failed to load.
     pub fn function_errors(&self, name: &str) -> Option<&FunctionErrors> {
-        self.errors.iter().find(|e| e.name.eq_ignore_ascii_case(name))
+        self.errors
+            .iter()
+            .find(|e| e.name.eq_ignore_ascii_case(name))
     }
 }

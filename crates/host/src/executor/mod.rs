@@ -62,7 +62,10 @@ impl std::fmt::Debug for ConnectionContext {
 
 impl ConnectionContext {
     pub fn new(driver: tokio::sync::mpsc::UnboundedSender<Driven>) -> ConnectionContext {
-        ConnectionContext { driver, slot: parking_lot::Mutex::new(None) }
+        ConnectionContext {
+            driver,
+            slot: parking_lot::Mutex::new(None),
+        }
     }
 
     /// Runs `fut` on the connection's task until the client connection ends.
@@ -87,7 +90,11 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     fn status(&self) -> ExecutorStatus;
 
     /// Handles an HTTP-triggered invocation and produces the response.
-    fn call_http<'a>(&'a self, call: HttpCall, conn: &'a ConnectionContext) -> BoxFuture<'a, Result<HttpResponse, InvokeError>>;
+    fn call_http<'a>(
+        &'a self,
+        call: HttpCall,
+        conn: &'a ConnectionContext,
+    ) -> BoxFuture<'a, Result<HttpResponse, InvokeError>>;
 
     /// An invocation of `function` ran past its timeout: recover (e.g. restart the process).
     fn timed_out(&self, function: &Function, invocation_id: Uuid);

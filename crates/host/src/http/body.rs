@@ -24,7 +24,11 @@ pub enum Body {
 impl Body {
     pub fn full(b: impl Into<Bytes>) -> Body {
         let b = b.into();
-        if b.is_empty() { Body::Empty } else { Body::Full(Some(b)) }
+        if b.is_empty() {
+            Body::Empty
+        } else {
+            Body::Full(Some(b))
+        }
     }
 }
 
@@ -32,7 +36,10 @@ impl http_body::Body for Body {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             Body::Empty => Poll::Ready(None),
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
@@ -77,7 +84,15 @@ pub struct LimitedBody {
 impl LimitedBody {
     pub fn new(inner: Incoming, limit: u64) -> (LimitedBody, Arc<AtomicBool>) {
         let exceeded = Arc::new(AtomicBool::new(false));
-        (LimitedBody { inner, remaining: limit, limit, exceeded: exceeded.clone() }, exceeded)
+        (
+            LimitedBody {
+                inner,
+                remaining: limit,
+                limit,
+                exceeded: exceeded.clone(),
+            },
+            exceeded,
+        )
     }
 }
 
@@ -85,7 +100,10 @@ impl http_body::Body for LimitedBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
             None => Poll::Ready(None),

@@ -19,7 +19,11 @@ impl Cors {
     }
 
     fn allows(&self, origin: &str) -> bool {
-        self.origins.iter().any(|o| o == "*" || o.trim_end_matches('/').eq_ignore_ascii_case(origin.trim_end_matches('/')))
+        self.origins.iter().any(|o| {
+            o == "*"
+                || o.trim_end_matches('/')
+                    .eq_ignore_ascii_case(origin.trim_end_matches('/'))
+        })
     }
 
     fn wildcard(&self) -> bool {
@@ -38,16 +42,20 @@ impl Cors {
             return Some(r);
         }
         self.decorate(origin, r.headers_mut());
-        r.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_METHODS, requested.clone());
+        r.headers_mut()
+            .insert(header::ACCESS_CONTROL_ALLOW_METHODS, requested.clone());
         if let Some(h) = headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
-            r.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_HEADERS, h.clone());
+            r.headers_mut()
+                .insert(header::ACCESS_CONTROL_ALLOW_HEADERS, h.clone());
         }
         Some(r)
     }
 
     /// Adds the CORS headers of an actual request to its response.
     pub fn apply(&self, origin: Option<&HeaderValue>, resp: &mut http::Response<Body>) {
-        let Some(origin) = origin.and_then(|o| o.to_str().ok()) else { return };
+        let Some(origin) = origin.and_then(|o| o.to_str().ok()) else {
+            return;
+        };
         if self.enabled() && self.allows(origin) {
             self.decorate(origin, resp.headers_mut());
         }
@@ -55,13 +63,19 @@ impl Cors {
 
     fn decorate(&self, origin: &str, h: &mut HeaderMap) {
         if self.wildcard() {
-            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
         } else if let Ok(v) = HeaderValue::from_str(origin) {
             h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
             h.append(header::VARY, HeaderValue::from_static("Origin"));
         }
         if self.credentials {
-            h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
         }
     }
 }

@@ -23,7 +23,11 @@ impl Host {
         if let Some(pre) = self.cors.preflight(req.method(), req.headers()) {
             return pre;
         }
-        let origin = if self.cors.enabled() { req.headers().get(header::ORIGIN).cloned() } else { None };
+        let origin = if self.cors.enabled() {
+            req.headers().get(header::ORIGIN).cloned()
+        } else {
+            None
+        };
         let mut resp = match self.route(req, conn).await {
             Ok(r) => r,
             Err(e) => e.into_response(),
@@ -40,13 +44,22 @@ impl Host {
         resp
     }
 
-    async fn route(&self, req: Request<Incoming>, conn: &ConnectionContext) -> Result<HttpResponse, HostError> {
+    async fn route(
+        &self,
+        req: Request<Incoming>,
+        conn: &ConnectionContext,
+    ) -> Result<HttpResponse, HostError> {
         let raw_path = req.uri().path();
         if is_admin(raw_path) {
             return crate::admin::handle(self, req).await;
         }
-        let decoded = path::decode(raw_path).map_err(|_| HostError::BadRequest("invalid path".into()))?;
-        let found = self.app.routes.find(req.method().as_str(), &decoded).map(|(e, values)| (e.value.clone(), values));
+        let decoded =
+            path::decode(raw_path).map_err(|_| HostError::BadRequest("invalid path".into()))?;
+        let found = self
+            .app
+            .routes
+            .find(req.method().as_str(), &decoded)
+            .map(|(e, values)| (e.value.clone(), values));
         let Some((function, values)) = found else {
             if decoded == "/" {
                 return Ok(self.homepage());
@@ -65,7 +78,8 @@ impl Host {
             return empty(StatusCode::NO_CONTENT);
         }
         let mut r = with_body(StatusCode::OK, "text/html", HOMEPAGE);
-        r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         r
     }
 }

@@ -25,23 +25,37 @@ pub(crate) fn presented_key<B>(req: &Request<B>) -> Option<String> {
     let query = req.uri().query()?;
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        k.eq_ignore_ascii_case("code").then(|| crate::http_data::url_decode(v))
+        k.eq_ignore_ascii_case("code")
+            .then(|| crate::http_data::url_decode(v))
     })
 }
 
 impl Host {
     /// Resolves the caller of a function: None when no key was needed or presented.
-    async fn authorize_function(&self, req: &Request<Incoming>, function: &Function) -> Result<Option<Principal>, HostError> {
-        let required = function.config.http().map_or(AuthLevel::Function, |h| h.auth_level);
+    async fn authorize_function(
+        &self,
+        req: &Request<Incoming>,
+        function: &Function,
+    ) -> Result<Option<Principal>, HostError> {
+        let required = function
+            .config
+            .http()
+            .map_or(AuthLevel::Function, |h| h.auth_level);
         let key = presented_key(req);
-        let needs_check = required != AuthLevel::Anonymous || key.is_some() || req.headers().contains_key("x-ms-client-principal");
+        let needs_check = required != AuthLevel::Anonymous
+            || key.is_some()
+            || req.headers().contains_key("x-ms-client-principal");
         if !needs_check {
             return Ok(None);
         }
         let principal = match self.auth {
             AuthMode::Relaxed => Principal::admin(),
             AuthMode::Enforce => match key.as_deref() {
-                Some(k) => self.keys.resolve_or_reload(k, Some(&function.name)).await.unwrap_or(Principal::ANONYMOUS),
+                Some(k) => self
+                    .keys
+                    .resolve_or_reload(k, Some(&function.name))
+                    .await
+                    .unwrap_or(Principal::ANONYMOUS),
                 None => Principal::ANONYMOUS,
             },
         };
@@ -59,10 +73,18 @@ impl Host {
         conn: &ConnectionContext,
     ) -> Result<HttpResponse, HostError> {
         let principal = self.authorize_function(&req, &function).await?;
-        if function.disabled && principal.as_ref().is_none_or(|p| p.level != AuthLevel::Admin) {
+        if function.disabled
+            && principal
+                .as_ref()
+                .is_none_or(|p| p.level != AuthLevel::Admin)
+        {
             return Err(HostError::NotFound);
         }
-        let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.body_limit) {
             return Err(HostError::TooLarge);
         }
@@ -102,7 +124,12 @@ impl Host {
                 Ok(resp)
             }
             Err(InvokeError::TooLarge) => {
-                logging::executed(&function, invocation_id, elapsed, Some("the request body is larger than the limit"));
+                logging::executed(
+                    &function,
+                    invocation_id,
+                    elapsed,
+                    Some("the request body is larger than the limit"),
+                );
                 Err(HostError::TooLarge)
             }
             Err(InvokeError::Unavailable(reason)) => {
@@ -125,8 +152,15 @@ mod tests {
     fn key_presentation() {
         let r = Request::get("/api/x?a=1&CODE=q%2Bk").body(()).unwrap();
         assert_eq!(presented_key(&r).as_deref(), Some("q+k"));
-        let r = Request::get("/api/x?code=q").header("x-functions-key", "").body(()).unwrap();
-        assert_eq!(presented_key(&r).as_deref(), Some(""), "an empty header still wins");
+        let r = Request::get("/api/x?code=q")
+            .header("x-functions-key", "")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            presented_key(&r).as_deref(),
+            Some(""),
+            "an empty header still wins"
+        );
         let r = Request::get("/api/x").body(()).unwrap();
         assert_eq!(presented_key(&r), None);
     }

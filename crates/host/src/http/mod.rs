@@ -26,7 +26,12 @@ use crate::executor::{ConnectionContext, Driven};
 impl Host {
     /// Serves `listener` until `shutdown` resolves, then stops accepting, lets in-flight
     /// requests finish (at most `drain`), and returns.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>, drain: Duration) {
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()>,
+        drain: Duration,
+    ) {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut connections = tokio::task::JoinSet::new();
         tokio::pin!(shutdown);
@@ -49,20 +54,30 @@ impl Host {
         let _ = stop_tx.send(true);
         let in_flight = connections.len();
         if in_flight > 0 {
-            tracing::info!(connections = in_flight, "waiting for in-flight requests to finish");
+            tracing::info!(
+                connections = in_flight,
+                "waiting for in-flight requests to finish"
+            );
         }
         let drained = tokio::time::timeout(drain, async {
             while connections.join_next().await.is_some() {}
         })
         .await;
         if drained.is_err() {
-            tracing::warn!(connections = connections.len(), "in-flight requests did not finish in time; closing them");
+            tracing::warn!(
+                connections = connections.len(),
+                "in-flight requests did not finish in time; closing them"
+            );
             connections.shutdown().await;
         }
     }
 }
 
-async fn serve_connection(host: Arc<Host>, stream: tokio::net::TcpStream, mut stop: watch::Receiver<bool>) {
+async fn serve_connection(
+    host: Arc<Host>,
+    stream: tokio::net::TcpStream,
+    mut stop: watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Driven>();
     let ctx = Arc::new(ConnectionContext::new(tx));

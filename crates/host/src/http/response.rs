@@ -19,16 +19,25 @@ pub fn empty(status: StatusCode) -> HttpResponse {
 }
 
 /// A response with a body and a content type.
-pub fn with_body(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> HttpResponse {
+pub fn with_body(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> HttpResponse {
     let mut r = Response::new(Body::full(body));
     *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
 /// A compact JSON response.
 pub fn json(status: StatusCode, value: &serde_json::Value) -> HttpResponse {
-    with_body(status, APPLICATION_JSON, serde_json::to_vec(value).unwrap_or_default())
+    with_body(
+        status,
+        APPLICATION_JSON,
+        serde_json::to_vec(value).unwrap_or_default(),
+    )
 }
 
 /// A plain-text response.
@@ -75,7 +84,10 @@ impl HostError {
             HostError::Unauthorized => empty(StatusCode::UNAUTHORIZED),
             HostError::AdminUnauthorized => {
                 let mut r = empty(StatusCode::UNAUTHORIZED);
-                r.headers_mut().insert(http::header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                r.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer"),
+                );
                 r
             }
             HostError::Forbidden => empty(StatusCode::FORBIDDEN),
@@ -83,12 +95,14 @@ impl HostError {
             HostError::TooLarge => empty(StatusCode::PAYLOAD_TOO_LARGE),
             HostError::Throttled => {
                 let mut r = empty(StatusCode::TOO_MANY_REQUESTS);
-                r.headers_mut().insert("x-function-scaleout", HeaderValue::from_static("1"));
+                r.headers_mut()
+                    .insert("x-function-scaleout", HeaderValue::from_static("1"));
                 r
             }
             HostError::Unavailable(_) => {
                 let mut r = empty(StatusCode::SERVICE_UNAVAILABLE);
-                r.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+                r.headers_mut()
+                    .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
                 r
             }
             HostError::InvocationFailed => empty(StatusCode::INTERNAL_SERVER_ERROR),

@@ -42,9 +42,15 @@ impl Throttle {
     /// Admits a request (waiting for a concurrency slot), or None when the queue is full.
     pub async fn admit(&self) -> Option<Ticket> {
         let now = self.outstanding.fetch_add(1, Ordering::AcqRel) + 1;
-        let mut ticket = Ticket { _permit: None, outstanding: self.outstanding.clone() };
+        let mut ticket = Ticket {
+            _permit: None,
+            outstanding: self.outstanding.clone(),
+        };
         if self.max_outstanding.is_some_and(|max| now > max) {
-            tracing::info!("Http request queue limit of {} has been exceeded.", self.max_outstanding.unwrap_or(0));
+            tracing::info!(
+                "Http request queue limit of {} has been exceeded.",
+                self.max_outstanding.unwrap_or(0)
+            );
             return None;
         }
         match &self.concurrent {
@@ -70,7 +76,10 @@ mod tests {
         let waiting = tokio::spawn(async move { t2.admit().await.is_some() });
         tokio::task::yield_now().await;
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        assert!(t.admit().await.is_none(), "third outstanding request is refused");
+        assert!(
+            t.admit().await.is_none(),
+            "third outstanding request is refused"
+        );
         drop(a);
         assert!(waiting.await.unwrap());
     }

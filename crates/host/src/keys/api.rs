@@ -14,8 +14,16 @@ use crate::http::response::{HostError, HttpResponse, json as json_response, text
 
 /// The request URL without its query (the `self` link, and `Location` of created keys).
 fn self_href<B>(req: &Request<B>) -> String {
-    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    format!("http://{}{}", host.to_ascii_lowercase(), crate::http_data::url_decode(req.uri().path()))
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!(
+        "http://{}{}",
+        host.to_ascii_lowercase(),
+        crate::http_data::url_decode(req.uri().path())
+    )
 }
 
 fn with_links(mut v: Value, href: &str) -> Value {
@@ -26,12 +34,18 @@ fn with_links(mut v: Value, href: &str) -> Value {
 }
 
 fn key_list(keys: &[NamedKey], href: &str) -> HttpResponse {
-    let items: Vec<Value> = keys.iter().map(|k| json!({ "name": k.name, "value": k.value })).collect();
+    let items: Vec<Value> = keys
+        .iter()
+        .map(|k| json!({ "name": k.name, "value": k.value }))
+        .collect();
     json_response(StatusCode::OK, &with_links(json!({ "keys": items }), href))
 }
 
 fn single(name: &str, value: &str, href: &str, status: StatusCode) -> HttpResponse {
-    let mut r = json_response(status, &with_links(json!({ "name": name, "value": value }), href));
+    let mut r = json_response(
+        status,
+        &with_links(json!({ "name": name, "value": value }), href),
+    );
     if status == StatusCode::CREATED
         && let Ok(loc) = HeaderValue::from_str(href)
     {
@@ -43,11 +57,17 @@ fn single(name: &str, value: &str, href: &str, status: StatusCode) -> HttpRespon
 /// The `value` of a PUT body, or the host's 400.
 async fn put_value(body: Incoming) -> Result<String, HostError> {
     let invalid = || HostError::BadRequest("Invalid key value".into());
-    let bytes = crate::http::body::collect_limited(body, 64 * 1024).await.map_err(|_| invalid())?;
+    let bytes = crate::http::body::collect_limited(body, 64 * 1024)
+        .await
+        .map_err(|_| invalid())?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
     let value = v
         .as_object()
-        .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("value")).map(|(_, v)| v))
+        .and_then(|o| {
+            o.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("value"))
+                .map(|(_, v)| v)
+        })
         .and_then(Value::as_str)
         .ok_or_else(invalid)?;
     Ok(value.to_string())
@@ -66,7 +86,11 @@ fn is_function(host: &Host, name: &str) -> bool {
 }
 
 /// Handles a key API request; `seg` are the decoded path segments (`admin`, ...).
-pub async fn handle(host: &Host, req: Request<Incoming>, seg: &[&str]) -> Result<HttpResponse, HostError> {
+pub async fn handle(
+    host: &Host,
+    req: Request<Incoming>,
+    seg: &[&str],
+) -> Result<HttpResponse, HostError> {
     let href = self_href(&req);
     let method = req.method().clone();
     let keys = &host.keys;
@@ -91,7 +115,10 @@ pub async fn handle(host: &Host, req: Request<Incoming>, seg: &[&str]) -> Result
             match method {
                 Method::GET => {
                     let list = keys.function_keys(function);
-                    let k = list.iter().find(|k| k.name.eq_ignore_ascii_case(name)).ok_or(HostError::NotFound)?;
+                    let k = list
+                        .iter()
+                        .find(|k| k.name.eq_ignore_ascii_case(name))
+                        .ok_or(HostError::NotFound)?;
                     Ok(single(name, &k.value, &href, StatusCode::OK))
                 }
                 Method::POST => {
@@ -118,7 +145,11 @@ pub async fn handle(host: &Host, req: Request<Incoming>, seg: &[&str]) -> Result
                 return Err(HostError::NotFound);
             }
             let all = keys.keys();
-            let list = if scope.eq_ignore_ascii_case("systemkeys") { all.system_keys } else { all.function_keys };
+            let list = if scope.eq_ignore_ascii_case("systemkeys") {
+                all.system_keys
+            } else {
+                all.function_keys
+            };
             Ok(key_list(&list, &href))
         }
         ["admin", "host", scope, name] => {
@@ -140,20 +171,35 @@ pub async fn handle(host: &Host, req: Request<Incoming>, seg: &[&str]) -> Result
                         }
                         all.master.ok_or(HostError::NotFound)?
                     } else {
-                        let list = if system { all.system_keys } else { all.function_keys };
-                        list.into_iter().find(|k| k.name.eq_ignore_ascii_case(name)).ok_or(HostError::NotFound)?.value
+                        let list = if system {
+                            all.system_keys
+                        } else {
+                            all.function_keys
+                        };
+                        list.into_iter()
+                            .find(|k| k.name.eq_ignore_ascii_case(name))
+                            .ok_or(HostError::NotFound)?
+                            .value
                     };
                     Ok(single(name, &value, &href, StatusCode::OK))
                 }
                 Method::POST => {
                     let (outcome, value) = keys.put(key_scope, name, None).await?;
-                    let status = if master { StatusCode::CREATED } else { status_of(outcome) };
+                    let status = if master {
+                        StatusCode::CREATED
+                    } else {
+                        status_of(outcome)
+                    };
                     Ok(single(name, &value, &href, status))
                 }
                 Method::PUT => {
                     let value = put_value(req.into_body()).await?;
                     let (outcome, value) = keys.put(key_scope, name, Some(&value)).await?;
-                    let status = if master { StatusCode::OK } else { status_of(outcome) };
+                    let status = if master {
+                        StatusCode::OK
+                    } else {
+                        status_of(outcome)
+                    };
                     Ok(single(name, &value, &href, status))
                 }
                 Method::DELETE => {

@@ -50,10 +50,16 @@ pub struct Principal {
 }
 
 impl Principal {
-    pub const ANONYMOUS: Principal = Principal { level: AuthLevel::Anonymous, key_name: None };
+    pub const ANONYMOUS: Principal = Principal {
+        level: AuthLevel::Anonymous,
+        key_name: None,
+    };
 
     pub fn admin() -> Principal {
-        Principal { level: AuthLevel::Admin, key_name: Some("master".into()) }
+        Principal {
+            level: AuthLevel::Admin,
+            key_name: Some("master".into()),
+        }
     }
 }
 
@@ -94,7 +100,13 @@ impl Snapshot {
         }
         for (function, list) in &keys.functions {
             for k in list {
-                add(&k.value, Hit::Function { function: function.clone(), name: k.name.clone() });
+                add(
+                    &k.value,
+                    Hit::Function {
+                        function: function.clone(),
+                        name: k.name.clone(),
+                    },
+                );
             }
         }
         Snapshot { keys, index }
@@ -120,13 +132,16 @@ pub fn generate_key(kind: KeyKind) -> Result<String, KeyError> {
 }
 
 /// How often a failed lookup may trigger a reload from storage.
-const MISS_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+const MISS_RELOAD_INTERVAL: Duration = Duration::from_millis(100);
 
 impl KeyService {
     /// Opens the keys, creating the master key, a `default` host key and a `default` key for
     /// each of `functions` where missing (the host creates them lazily; doing it up front keeps
     /// writes off the request path).
-    pub async fn open(backend: KeyBackend, functions: &[&str]) -> Result<Arc<KeyService>, KeyError> {
+    pub async fn open(
+        backend: KeyBackend,
+        functions: &[&str],
+    ) -> Result<Arc<KeyService>, KeyError> {
         let svc = KeyService {
             backend,
             snapshot: RwLock::new(Arc::default()),
@@ -136,14 +151,25 @@ impl KeyService {
         };
         let keys = svc.load().await?;
         if keys.master.is_none() {
-            svc.write(KeyScope::Master, "master", &generate_key(KeyKind::Master)?).await?;
+            svc.write(KeyScope::Master, "master", &generate_key(KeyKind::Master)?)
+                .await?;
         }
         if keys.master.is_none() && keys.function_keys.is_empty() {
-            svc.write(KeyScope::HostFunction, DEFAULT_KEY_NAME, &generate_key(KeyKind::Function)?).await?;
+            svc.write(
+                KeyScope::HostFunction,
+                DEFAULT_KEY_NAME,
+                &generate_key(KeyKind::Function)?,
+            )
+            .await?;
         }
         for f in functions {
             if !keys.functions.contains_key(&f.to_ascii_lowercase()) {
-                svc.write(KeyScope::Function(f), DEFAULT_KEY_NAME, &generate_key(KeyKind::Function)?).await?;
+                svc.write(
+                    KeyScope::Function(f),
+                    DEFAULT_KEY_NAME,
+                    &generate_key(KeyKind::Function)?,
+                )
+                .await?;
             }
         }
         svc.reload().await?;
@@ -185,7 +211,11 @@ impl KeyService {
     }
 
     /// Keeps the snapshot in step with storage until `stop` resolves.
-    pub async fn watch(self: Arc<Self>, interval: Duration, stop: impl std::future::Future<Output = ()>) {
+    pub async fn watch(
+        self: Arc<Self>,
+        interval: Duration,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
         tokio::pin!(stop);
         loop {
             tokio::select! {
@@ -215,21 +245,27 @@ impl KeyService {
         };
         hits.iter()
             .filter(|h| match h {
-                Hit::Function { function: f, .. } => function.is_some_and(|name| name.eq_ignore_ascii_case(f)),
+                Hit::Function { function: f, .. } => {
+                    function.is_some_and(|name| name.eq_ignore_ascii_case(f))
+                }
                 _ => true,
             })
             .min_by_key(|h| rank(h))
             .map(|h| match h {
                 Hit::Master => Principal::admin(),
-                Hit::System(n) => Principal { level: AuthLevel::System, key_name: Some(n.clone()) },
-                Hit::Host(n) | Hit::Function { name: n, .. } => {
-                    Principal { level: AuthLevel::Function, key_name: Some(n.clone()) }
-                }
+                Hit::System(n) => Principal {
+                    level: AuthLevel::System,
+                    key_name: Some(n.clone()),
+                },
+                Hit::Host(n) | Hit::Function { name: n, .. } => Principal {
+                    level: AuthLevel::Function,
+                    key_name: Some(n.clone()),
+                },
             })
     }
 
     /// Like [`resolve`](Self::resolve), but on a miss reloads from storage (at most once per
-    /// second) and tries again, so that keys created elsewhere work at once.
+    /// 100 ms) and tries again, so that keys created elsewhere work at once.
     pub async fn resolve_or_reload(&self, key: &str, function: Option<&str>) -> Option<Principal> {
         if let Some(p) = self.resolve(key, function) {
             return Some(p);
@@ -259,10 +295,21 @@ impl KeyService {
 
     /// The keys of `function` (lower-cased lookup).
     pub fn function_keys(&self, function: &str) -> Vec<NamedKey> {
-        self.snapshot.read().keys.functions.get(&function.to_ascii_lowercase()).cloned().unwrap_or_default()
+        self.snapshot
+            .read()
+            .keys
+            .functions
+            .get(&function.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_default()
     }
 
-    async fn write(&self, scope: KeyScope<'_>, name: &str, value: &str) -> Result<Upsert, KeyError> {
+    async fn write(
+        &self,
+        scope: KeyScope<'_>,
+        name: &str,
+        value: &str,
+    ) -> Result<Upsert, KeyError> {
         Ok(match &self.backend {
             KeyBackend::Store { keys, app } => keys.put(app, scope, name, value).await?,
             KeyBackend::Files(f) => f.put(scope, name, value).await?,
@@ -270,7 +317,12 @@ impl KeyService {
     }
 
     /// Creates or replaces a key (`value` None generates one), then reloads.
-    pub async fn put(&self, scope: KeyScope<'_>, name: &str, value: Option<&str>) -> Result<(Upsert, String), KeyError> {
+    pub async fn put(
+        &self,
+        scope: KeyScope<'_>,
+        name: &str,
+        value: Option<&str>,
+    ) -> Result<(Upsert, String), KeyError> {
         let value = match value {
             Some(v) => v.to_string(),
             None => generate_key(match scope {
@@ -303,7 +355,9 @@ mod tests {
 
     async fn service(dir: &std::path::Path) -> Arc<KeyService> {
         let files = FileKeys::new(dir, "0", None);
-        KeyService::open(KeyBackend::Files(files), &["Hello"]).await.unwrap()
+        KeyService::open(KeyBackend::Files(files), &["Hello"])
+            .await
+            .unwrap()
     }
 
     #[tokio::test]
@@ -312,19 +366,42 @@ mod tests {
         let svc = service(dir.path()).await;
         let keys = svc.keys();
         let master = keys.master.clone().unwrap();
-        assert!(stratus_model::keys::is_identifiable(KeyKind::Master, &master));
+        assert!(stratus_model::keys::is_identifiable(
+            KeyKind::Master,
+            &master
+        ));
         let host = keys.function_keys[0].value.clone();
         let own = svc.function_keys("hello")[0].value.clone();
-        assert_eq!(svc.resolve(&master, Some("Hello")).unwrap().level, AuthLevel::Admin);
+        assert_eq!(
+            svc.resolve(&master, Some("Hello")).unwrap().level,
+            AuthLevel::Admin
+        );
         assert_eq!(svc.resolve(&host, None).unwrap().level, AuthLevel::Function);
-        assert_eq!(svc.resolve(&own, Some("HELLO")).unwrap().level, AuthLevel::Function);
-        assert_eq!(svc.resolve(&own, None), None, "function keys do not open admin routes");
+        assert_eq!(
+            svc.resolve(&own, Some("HELLO")).unwrap().level,
+            AuthLevel::Function
+        );
+        assert_eq!(
+            svc.resolve(&own, None),
+            None,
+            "function keys do not open admin routes"
+        );
         assert_eq!(svc.resolve(&own, Some("Other")), None);
         assert_eq!(svc.resolve("wrong", Some("Hello")), None);
-        let (outcome, _) = svc.put(KeyScope::System, "x_extension", Some(&host)).await.unwrap();
+        let (outcome, _) = svc
+            .put(KeyScope::System, "x_extension", Some(&host))
+            .await
+            .unwrap();
         assert_eq!(outcome, Upsert::Created);
         let p = svc.resolve(&host, None).unwrap();
-        assert_eq!(p, Principal { level: AuthLevel::System, key_name: Some("x_extension".into()) }, "system beats host keys");
+        assert_eq!(
+            p,
+            Principal {
+                level: AuthLevel::System,
+                key_name: Some("x_extension".into())
+            },
+            "system beats host keys"
+        );
     }
 
     #[tokio::test]
@@ -332,9 +409,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let svc = service(dir.path()).await;
         let other = FileKeys::new(dir.path(), "0", None);
-        other.put(KeyScope::HostFunction, "ci", "testFunctionKey").await.unwrap();
+        other
+            .put(KeyScope::HostFunction, "ci", "testFunctionKey")
+            .await
+            .unwrap();
         assert_eq!(svc.resolve("testFunctionKey", None), None);
-        assert!(svc.resolve_or_reload("testFunctionKey", None).await.is_some());
+        assert!(
+            svc.resolve_or_reload("testFunctionKey", None)
+                .await
+                .is_some()
+        );
         other.delete(KeyScope::HostFunction, "ci").await.unwrap();
         assert!(svc.refresh().await.unwrap());
         assert_eq!(svc.resolve("testFunctionKey", None), None);

@@ -27,16 +27,22 @@ pub enum Constraint {
 }
 
 fn count_args(name: &str, expected: &str, found: usize) -> String {
-    format!("could not find a constructor for constraint '{name}' with {found} parameter(s); expected {expected}")
+    format!(
+        "could not find a constructor for constraint '{name}' with {found} parameter(s); expected {expected}"
+    )
 }
 
 fn parse_i64(name: &str, arg: &str) -> Result<i64, String> {
-    arg.trim().parse::<i64>().map_err(|_| format!("the argument '{arg}' of constraint '{name}' is not an integer"))
+    arg.trim()
+        .parse::<i64>()
+        .map_err(|_| format!("the argument '{arg}' of constraint '{name}' is not an integer"))
 }
 
 fn parse_len(name: &str, arg: &str) -> Result<usize, String> {
     let n = parse_i64(name, arg)?;
-    usize::try_from(n).map_err(|_| format!("the length argument of constraint '{name}' must be non-negative, found {n}"))
+    usize::try_from(n).map_err(|_| {
+        format!("the length argument of constraint '{name}' must be non-negative, found {n}")
+    })
 }
 
 impl Constraint {
@@ -49,10 +55,12 @@ impl Constraint {
         let lower = name.to_ascii_lowercase();
         // Constraints whose single constructor takes one argument get the whole argument text.
         let single = |a: Option<&str>| -> Result<String, String> {
-            a.map(str::to_string).ok_or_else(|| count_args(name, "1", 0))
+            a.map(str::to_string)
+                .ok_or_else(|| count_args(name, "1", 0))
         };
         let split = |a: Option<&str>| -> Vec<String> {
-            a.map(|a| a.split(',').map(|s| s.trim().to_string()).collect()).unwrap_or_default()
+            a.map(|a| a.split(',').map(|s| s.trim().to_string()).collect())
+                .unwrap_or_default()
         };
         let no_args = |c: Constraint, a: Option<&str>| -> Result<Constraint, String> {
             match a {
@@ -116,7 +124,9 @@ impl Constraint {
 
     /// Whether `value` (None when the parameter has no value) satisfies the constraint.
     pub fn check(&self, value: Option<&str>) -> bool {
-        let Some(v) = value else { return matches!(self, Constraint::NonFile) };
+        let Some(v) = value else {
+            return matches!(self, Constraint::NonFile);
+        };
         match self {
             Constraint::Int => parse_integer(v).is_some_and(|n| i32::try_from(n).is_ok()),
             Constraint::Long => parse_integer(v).is_some(),
@@ -171,7 +181,12 @@ fn hex(s: &str, n: usize) -> bool {
 fn is_guid(s: &str) -> bool {
     let dashed = |s: &str| {
         let p: Vec<&str> = s.split('-').collect();
-        p.len() == 5 && hex(p[0], 8) && hex(p[1], 4) && hex(p[2], 4) && hex(p[3], 4) && hex(p[4], 12)
+        p.len() == 5
+            && hex(p[0], 8)
+            && hex(p[1], 4)
+            && hex(p[2], 4)
+            && hex(p[3], 4)
+            && hex(p[4], 12)
     };
     if hex(s, 32) {
         return true;
@@ -181,7 +196,9 @@ fn is_guid(s: &str) -> bool {
     }
     if s.len() == 38 {
         let inner = &s[1..37];
-        return ((s.starts_with('{') && s.ends_with('}')) || (s.starts_with('(') && s.ends_with(')'))) && dashed(inner);
+        return ((s.starts_with('{') && s.ends_with('}'))
+            || (s.starts_with('(') && s.ends_with(')')))
+            && dashed(inner);
     }
     false
 }
@@ -190,7 +207,10 @@ fn is_guid(s: &str) -> bool {
 fn is_float(v: &str) -> bool {
     let t = trim_ws(v);
     let body = t.strip_prefix(['+', '-']).unwrap_or(t);
-    if ["nan", "infinity", "∞"].iter().any(|w| body.eq_ignore_ascii_case(w)) {
+    if ["nan", "infinity", "∞"]
+        .iter()
+        .any(|w| body.eq_ignore_ascii_case(w))
+    {
         return true;
     }
     let (mantissa, exponent) = match body.find(['e', 'E']) {
@@ -227,14 +247,32 @@ fn number_body(m: &str) -> bool {
 fn is_decimal(v: &str) -> bool {
     let t = trim_ws(v);
     let t = t.strip_prefix(['+', '-']).map_or(t, |r| r);
-    let t = if v.trim_start().starts_with(['+', '-']) { t } else { t.strip_suffix(['+', '-']).unwrap_or(t) };
+    let t = if v.trim_start().starts_with(['+', '-']) {
+        t
+    } else {
+        t.strip_suffix(['+', '-']).unwrap_or(t)
+    };
     if !number_body(t) {
         return false;
     }
-    let int_digits = t.split('.').next().unwrap_or("").bytes().filter(|b| b.is_ascii_digit()).count();
-    let int_part: String = t.split('.').next().unwrap_or("").chars().filter(char::is_ascii_digit).collect();
+    let int_digits = t
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .bytes()
+        .filter(|b| b.is_ascii_digit())
+        .count();
+    let int_part: String = t
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
     let significant = int_part.trim_start_matches('0');
-    int_digits == 0 || significant.len() < 29 || (significant.len() == 29 && significant <= "79228162514264337593543950335")
+    int_digits == 0
+        || significant.len() < 29
+        || (significant.len() == 29 && significant <= "79228162514264337593543950335")
 }
 
 /// An approximation of `DateTime.TryParse` with the invariant culture.
@@ -259,9 +297,27 @@ fn is_datetime(s: &str) -> bool {
         "%Y-%m-%dT%H:%M:%SZ",
         "%a, %d %b %Y %H:%M:%S GMT",
     ];
-    const DATES: &[&str] = &["%Y-%m-%d", "%m/%d/%Y", "%Y/%m/%d", "%d %b %Y", "%d %B %Y", "%b %d, %Y", "%B %d, %Y", "%Y-%m-%d%z"];
-    const TIMES: &[&str] = &["%H:%M", "%H:%M:%S", "%H:%M:%S%.f", "%I:%M %p", "%I:%M:%S %p"];
-    if DATE_TIMES.iter().any(|f| NaiveDateTime::parse_from_str(s, f).is_ok()) {
+    const DATES: &[&str] = &[
+        "%Y-%m-%d",
+        "%m/%d/%Y",
+        "%Y/%m/%d",
+        "%d %b %Y",
+        "%d %B %Y",
+        "%b %d, %Y",
+        "%B %d, %Y",
+        "%Y-%m-%d%z",
+    ];
+    const TIMES: &[&str] = &[
+        "%H:%M",
+        "%H:%M:%S",
+        "%H:%M:%S%.f",
+        "%I:%M %p",
+        "%I:%M:%S %p",
+    ];
+    if DATE_TIMES
+        .iter()
+        .any(|f| NaiveDateTime::parse_from_str(s, f).is_ok())
+    {
         return true;
     }
     if DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%:z").is_ok()
@@ -269,13 +325,18 @@ fn is_datetime(s: &str) -> bool {
     {
         return true;
     }
-    if DATES.iter().any(|f| NaiveDate::parse_from_str(s, f).is_ok()) {
+    if DATES
+        .iter()
+        .any(|f| NaiveDate::parse_from_str(s, f).is_ok())
+    {
         return true;
     }
     if NaiveDate::parse_from_str(&format!("{s}-01"), "%Y-%m-%d").is_ok() && s.len() == 7 {
         return true;
     }
-    TIMES.iter().any(|f| NaiveTime::parse_from_str(s, f).is_ok())
+    TIMES
+        .iter()
+        .any(|f| NaiveTime::parse_from_str(s, f).is_ok())
 }
 
 fn is_file(v: &str) -> bool {

@@ -76,7 +76,9 @@ impl RouteTemplate {
                     slots[index_of(&p.name)?] = Slot::Value(rest);
                     break;
                 }
-                ([Part::Param(p)], Some(&(a, b))) => slots[index_of(&p.name)?] = Slot::Value(Some(path[a..b].to_string())),
+                ([Part::Param(p)], Some(&(a, b))) => {
+                    slots[index_of(&p.name)?] = Slot::Value(Some(path[a..b].to_string()))
+                }
                 ([Part::Param(_)], None) => {}
                 (complex, Some(&(a, b))) => {
                     for (name, value) in match_complex(complex, &path[a..b])? {
@@ -107,7 +109,12 @@ impl RouteTemplate {
             params
                 .iter()
                 .zip(slots)
-                .map(|(p, s)| (p.name.clone(), if let Slot::Value(v) = s { v } else { None }))
+                .map(|(p, s)| {
+                    (
+                        p.name.clone(),
+                        if let Slot::Value(v) = s { v } else { None },
+                    )
+                })
                 .collect(),
         )
     }
@@ -151,11 +158,17 @@ fn match_complex_core(parts: &[Part], segment: &str) -> Option<Vec<(String, Stri
             }
             Part::Literal(lit) | Part::Separator(lit) => {
                 let needle: Vec<char> = lit.chars().map(fold).collect();
-                let window = if pending.is_some() { last_index.checked_sub(1)? } else { last_index };
+                let window = if pending.is_some() {
+                    last_index.checked_sub(1)?
+                } else {
+                    last_index
+                };
                 if window == 0 || needle.len() > window {
                     return None;
                 }
-                let found = (0..=window - needle.len()).rev().find(|&s| folded[s..s + needle.len()] == needle[..])?;
+                let found = (0..=window - needle.len())
+                    .rev()
+                    .find(|&s| folded[s..s + needle.len()] == needle[..])?;
                 if idx + 1 == count && found + needle.len() != chars.len() {
                     return None;
                 }
@@ -170,7 +183,11 @@ fn match_complex_core(parts: &[Part], segment: &str) -> Option<Vec<(String, Stri
             }
         }
     }
-    if last_index == 0 || matches!(parts.first(), Some(Part::Param(_))) { Some(values) } else { None }
+    if last_index == 0 || matches!(parts.first(), Some(Part::Param(_))) {
+        Some(values)
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -184,7 +201,12 @@ mod tests {
     }
 
     fn v(pairs: &[(&str, Option<&str>)]) -> Option<RouteValues> {
-        Some(pairs.iter().map(|(k, v)| (k.to_string(), v.map(str::to_string))).collect())
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+                .collect(),
+        )
     }
 
     #[test]
@@ -216,13 +238,25 @@ mod tests {
         assert_eq!(m("api/f/{*p}", "/api/f/a/b/"), v(&[("p", Some("a/b/"))]));
         assert_eq!(m("api/f/{*p}", "/api/f/a//b"), v(&[("p", Some("a//b"))]));
         assert_eq!(m("api/f/{*p}", "/api/f//a"), None);
-        assert_eq!(m("api/{a}-{b}", "/api/x-y-z"), v(&[("a", Some("x-y")), ("b", Some("z"))]));
+        assert_eq!(
+            m("api/{a}-{b}", "/api/x-y-z"),
+            v(&[("a", Some("x-y")), ("b", Some("z"))])
+        );
         assert_eq!(m("api/{a}-{b}", "/api/-z"), None);
         assert_eq!(m("api/{a}-{b}", "/api/xy"), None);
-        assert_eq!(m("api/{f}.{e?}", "/api/r.tar.gz"), v(&[("f", Some("r.tar")), ("e", Some("gz"))]));
-        assert_eq!(m("api/{f}.{e?}", "/api/r"), v(&[("f", Some("r")), ("e", None)]));
+        assert_eq!(
+            m("api/{f}.{e?}", "/api/r.tar.gz"),
+            v(&[("f", Some("r.tar")), ("e", Some("gz"))])
+        );
+        assert_eq!(
+            m("api/{f}.{e?}", "/api/r"),
+            v(&[("f", Some("r")), ("e", None)])
+        );
         assert_eq!(m("api/{f}.{e?}", "/api/r."), None);
-        assert_eq!(m("api/{f}.{e?}", "/api/.gz"), v(&[("f", Some(".gz")), ("e", None)]));
+        assert_eq!(
+            m("api/{f}.{e?}", "/api/.gz"),
+            v(&[("f", Some(".gz")), ("e", None)])
+        );
         assert_eq!(m("api/pre-{id}", "/api/PRE-42"), v(&[("id", Some("42"))]));
         assert_eq!(m("api/pre-{id}", "/api/xpre-42"), None);
         assert_eq!(m("api/{id}-suf", "/api/42-suf"), v(&[("id", Some("42"))]));
@@ -234,10 +268,21 @@ mod tests {
         assert_eq!(m("api/p/{id:int}", "/api/p/12"), v(&[("id", Some("12"))]));
         assert_eq!(m("api/p/{id:int}", "/api/p/x"), None);
         assert_eq!(m("api/p/{id:int?}", "/api/p"), v(&[("id", None)]));
-        assert_eq!(m("api/p/{id:int=abc}", "/api/p"), None, "defaults are checked too");
-        assert_eq!(m("api/f/{*p:int}", "/api/f"), None, "empty catch-all is null");
         assert_eq!(
-            m("node/products/{category:alpha?}/{id:guid?}", "/node/products/electronics"),
+            m("api/p/{id:int=abc}", "/api/p"),
+            None,
+            "defaults are checked too"
+        );
+        assert_eq!(
+            m("api/f/{*p:int}", "/api/f"),
+            None,
+            "empty catch-all is null"
+        );
+        assert_eq!(
+            m(
+                "node/products/{category:alpha?}/{id:guid?}",
+                "/node/products/electronics"
+            ),
             v(&[("category", Some("electronics")), ("id", None)])
         );
     }

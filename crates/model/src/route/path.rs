@@ -53,7 +53,11 @@ pub fn decode(raw: &str) -> Result<String, PathError> {
         }
         if decoded.is_empty() {
             // `%2F`, a malformed escape, or a lone `%` at the end: keep the text.
-            let take = if bytes.len() >= i + 3 && bytes[i..i + 3].eq_ignore_ascii_case(b"%2f") { 3 } else { 1 };
+            let take = if bytes.len() >= i + 3 && bytes[i..i + 3].eq_ignore_ascii_case(b"%2f") {
+                3
+            } else {
+                1
+            };
             out.push_str(&raw[i..i + take]);
             i += take;
             continue;
@@ -93,7 +97,11 @@ fn remove_dot_segments(path: &str) -> String {
         }
     }
     let joined = stack.join("/");
-    if joined.starts_with('/') { joined } else { format!("/{joined}") }
+    if joined.starts_with('/') {
+        joined
+    } else {
+        format!("/{joined}")
+    }
 }
 
 #[cfg(test)]

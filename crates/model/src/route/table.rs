@@ -33,7 +33,11 @@ pub fn effective_route<'a>(function: &'a str, trigger: &'a HttpTrigger) -> &'a s
 
 /// The full template text: `prefix/route` (the route alone when the prefix is empty).
 pub fn full_template(prefix: &str, route: &str) -> String {
-    if prefix.is_empty() { route.to_string() } else { format!("{prefix}/{route}") }
+    if prefix.is_empty() {
+        route.to_string()
+    } else {
+        format!("{prefix}/{route}")
+    }
 }
 
 fn methods_overlap(a: &Option<Vec<String>>, b: &Option<Vec<String>>) -> bool {
@@ -73,7 +77,10 @@ impl<T> RouteTable<T> {
             }) {
                 errors.push((
                     name.to_string(),
-                    format!("The route specified conflicts with the route defined by function '{}'.", other.function),
+                    format!(
+                        "The route specified conflicts with the route defined by function '{}'.",
+                        other.function
+                    ),
                 ));
                 continue;
             }
@@ -155,13 +162,33 @@ mod tests {
         let b = trig(Some("/X/"), Some(&["POST"]));
         let bad = trig(Some("y/{id:nope}"), None);
         let default = trig(None, None);
-        let (t, errors) =
-            RouteTable::build("", [("Adm", &admin, ()), ("A", &a, ()), ("B", &b, ()), ("Bad", &bad, ()), ("Plain", &default, ())]);
+        let (t, errors) = RouteTable::build(
+            "",
+            [
+                ("Adm", &admin, ()),
+                ("A", &a, ()),
+                ("B", &b, ()),
+                ("Bad", &bad, ()),
+                ("Plain", &default, ()),
+            ],
+        );
         let msgs: Vec<_> = errors.iter().map(|(f, m)| format!("{f}: {m}")).collect();
         assert_eq!(errors.len(), 3, "{msgs:?}");
-        assert!(msgs[0].starts_with("Adm: The specified route conflicts"), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.starts_with("B: The route specified conflicts with the route defined by function 'A'")));
-        assert!(msgs.iter().any(|m| m.starts_with("Bad: An error occurred while creating the route")));
-        assert_eq!(t.find("GET", "/plain").unwrap().0.function, "Plain", "no prefix, default route, any case");
+        assert!(
+            msgs[0].starts_with("Adm: The specified route conflicts"),
+            "{msgs:?}"
+        );
+        assert!(msgs.iter().any(|m| m.starts_with(
+            "B: The route specified conflicts with the route defined by function 'A'"
+        )));
+        assert!(
+            msgs.iter()
+                .any(|m| m.starts_with("Bad: An error occurred while creating the route"))
+        );
+        assert_eq!(
+            t.find("GET", "/plain").unwrap().0.function,
+            "Plain",
+            "no prefix, default route, any case"
+        );
     }
 }

@@ -47,8 +47,7 @@ impl RouteTemplate {
     }
 }
 
-const INCOMPLETE: &str =
-    "There is an incomplete parameter in the route template. Check that each '{' character has a matching '}' character.";
+const INCOMPLETE: &str = "There is an incomplete parameter in the route template. Check that each '{' character has a matching '}' character.";
 
 /// Parses a route template; errors carry ASP.NET Core's wording.
 pub fn parse(template: &str) -> Result<RouteTemplate, String> {
@@ -58,7 +57,9 @@ pub fn parse(template: &str) -> Result<RouteTemplate, String> {
     } else if let Some(rest) = t.strip_prefix('/') {
         t = rest;
     } else if t.starts_with('~') {
-        return Err("The route template cannot start with a '~' character unless followed by a '/'.".into());
+        return Err(
+            "The route template cannot start with a '~' character unless followed by a '/'.".into(),
+        );
     }
     let chars: Vec<char> = t.chars().collect();
     let mut pos = 0;
@@ -92,7 +93,10 @@ pub fn parse(template: &str) -> Result<RouteTemplate, String> {
         validate_segment(&mut parts, &raw)?;
         segments.push(parts);
     }
-    let tmpl = RouteTemplate { text: template.to_string(), segments };
+    let tmpl = RouteTemplate {
+        text: template.to_string(),
+        segments,
+    };
     validate_all(&tmpl)?;
     Ok(tmpl)
 }
@@ -129,7 +133,9 @@ fn parse_literal(chars: &[char], mut pos: usize) -> Result<(String, usize), Stri
         }
     }
     if out.contains('?') {
-        return Err(format!("The literal section '{out}' is invalid. Literal sections cannot contain the '?' character."));
+        return Err(format!(
+            "The literal section '{out}' is invalid. Literal sections cannot contain the '?' character."
+        ));
     }
     Ok((out, pos))
 }
@@ -141,7 +147,11 @@ fn parse_parameter(chars: &[char], start: usize) -> Result<(Param, usize), Strin
         match chars.get(pos) {
             None => return Err(INCOMPLETE.into()),
             Some('{') if chars.get(pos + 1) == Some(&'{') => pos += 2,
-            Some('{') => return Err("In a route parameter, '{' and '}' must be escaped with '{{' and '}}'.".into()),
+            Some('{') => {
+                return Err(
+                    "In a route parameter, '{' and '}' must be escaped with '{{' and '}}'.".into(),
+                );
+            }
             Some('}') if chars.get(pos + 1) == Some(&'}') => pos += 2,
             Some('}') => break,
             Some(_) => pos += 1,
@@ -190,9 +200,17 @@ fn parse_parameter_text(text: &str) -> Result<Param, String> {
     }
     let mut constraints = Vec::with_capacity(constraint_texts.len());
     for c in constraint_texts {
-        constraints.push(Constraint::resolve(&c).map_err(|e| format!("The constraint entry '{name}' - '{c}': {e}"))?);
+        constraints.push(
+            Constraint::resolve(&c)
+                .map_err(|e| format!("The constraint entry '{name}' - '{c}': {e}"))?,
+        );
     }
-    Ok(Param { name, kind, constraints, default })
+    Ok(Param {
+        name,
+        kind,
+        constraints,
+        default,
+    })
 }
 
 /// The constraint state machine of `RouteParameterParser`: returns the constraint texts and the default.
@@ -214,17 +232,22 @@ fn parse_constraints(chars: &[char], mut i: usize) -> (Vec<String>, Option<Strin
                             let mut closed = None;
                             while k < chars.len() {
                                 match chars[k] {
-                                    ')' if k + 1 == chars.len() || chars[k + 1] == ':' || chars[k + 1] == '=' => {
+                                    ')' if k + 1 == chars.len()
+                                        || chars[k + 1] == ':'
+                                        || chars[k + 1] == '=' =>
+                                    {
                                         closed = Some(k);
                                         break;
                                     }
-                                    ':' | '=' => match chars[k + 1..].iter().position(|c| *c == ')') {
-                                        Some(off) => k = k + 1 + off,
-                                        None => {
-                                            closed = Some(k - 1);
-                                            break;
+                                    ':' | '=' => {
+                                        match chars[k + 1..].iter().position(|c| *c == ')') {
+                                            Some(off) => k = k + 1 + off,
+                                            None => {
+                                                closed = Some(k - 1);
+                                                break;
+                                            }
                                         }
-                                    },
+                                    }
                                     _ => k += 1,
                                 }
                             }
@@ -321,7 +344,9 @@ fn validate_all(t: &RouteTemplate) -> Result<(), String> {
     let names: Vec<&str> = t.params().map(|p| p.name.as_str()).collect();
     for (i, n) in names.iter().enumerate() {
         if names[..i].iter().any(|m| super::eq_ignore_case(m, n)) {
-            return Err(format!("The route parameter name '{n}' appears more than one time in the route template."));
+            return Err(format!(
+                "The route parameter name '{n}' appears more than one time in the route template."
+            ));
         }
     }
     Ok(())
@@ -390,7 +415,18 @@ mod tests {
 
     #[test]
     fn valid_shapes() {
-        for t in ["", "/", "a/", "{a}.{b?}", ".{ext?}", "{a}-{b}", "{file}.{ext}", "a/{b?}/c", "{*x=d}", "{{lit}}"] {
+        for t in [
+            "",
+            "/",
+            "a/",
+            "{a}.{b?}",
+            ".{ext?}",
+            "{a}-{b}",
+            "{file}.{ext}",
+            "a/{b?}/c",
+            "{*x=d}",
+            "{{lit}}",
+        ] {
             parse(t).unwrap_or_else(|e| panic!("{t}: {e}"));
         }
         let t = parse("{a}.{b?}").unwrap();

@@ -51,7 +51,10 @@ impl http_body::Body for UpBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             UpBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             UpBody::Stream(s) => Pin::new(s).poll_frame(cx),
@@ -93,7 +96,15 @@ pub struct CustomHandler {
 }
 
 /// Hop-by-hop headers, which a proxy never passes on.
-const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"];
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
 
 impl CustomHandler {
     /// Prepares the handler of `app` (the process starts with [`Executor::start`]).
@@ -113,7 +124,8 @@ impl CustomHandler {
             state_tx: Mutex::new(Some(state_tx)),
             control,
             control_rx: Mutex::new(Some(control_rx)),
-            user_agent: HeaderValue::from_str(&format!("Azure-Functions-Host/{version}")).unwrap_or(HeaderValue::from_static("Azure-Functions-Host")),
+            user_agent: HeaderValue::from_str(&format!("Azure-Functions-Host/{version}"))
+                .unwrap_or(HeaderValue::from_static("Azure-Functions-Host")),
             host_version: HeaderValue::from_static(version),
         })
     }
@@ -138,18 +150,28 @@ impl CustomHandler {
         loop {
             match &*rx.borrow_and_update() {
                 State::Ready { generation, port } => return Ok((*generation, *port)),
-                State::Stopped => return Err(InvokeError::Unavailable("the custom handler is stopped".into())),
+                State::Stopped => {
+                    return Err(InvokeError::Unavailable(
+                        "the custom handler is stopped".into(),
+                    ));
+                }
                 _ => {}
             }
             match tokio::time::timeout_at(deadline, rx.changed()).await {
                 Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(InvokeError::Unavailable("the custom handler is stopped".into())),
+                Ok(Err(_)) => {
+                    return Err(InvokeError::Unavailable(
+                        "the custom handler is stopped".into(),
+                    ));
+                }
                 Err(_) => {
                     let why = match &*rx.borrow() {
                         State::Down(reason) => reason.clone(),
                         _ => "it is still starting".into(),
                     };
-                    return Err(InvokeError::Unavailable(format!("the custom handler is not ready: {why}")));
+                    return Err(InvokeError::Unavailable(format!(
+                        "the custom handler is not ready: {why}"
+                    )));
                 }
             }
         }
@@ -157,8 +179,17 @@ impl CustomHandler {
 
     /// The connection to the handler reserved for this client connection (opened on first use,
     /// and again after a handler restart).
-    async fn upstream(&self, conn: &ConnectionContext, generation: u64, port: u16) -> Result<Upstream, InvokeError> {
-        let cached = conn.slot.lock().take().and_then(|b| b.downcast::<Upstream>().ok());
+    async fn upstream(
+        &self,
+        conn: &ConnectionContext,
+        generation: u64,
+        port: u16,
+    ) -> Result<Upstream, InvokeError> {
+        let cached = conn
+            .slot
+            .lock()
+            .take()
+            .and_then(|b| b.downcast::<Upstream>().ok());
         if let Some(up) = cached
             && up.generation == generation
             && !up.sender.is_closed()
@@ -167,63 +198,125 @@ impl CustomHandler {
         }
         let stream = tokio::net::TcpStream::connect((std::net::Ipv4Addr::LOCALHOST, port))
             .await
-            .map_err(|e| InvokeError::Failed(format!("cannot connect to the custom handler on port {port}: {e}")))?;
+            .map_err(|e| {
+                InvokeError::Failed(format!(
+                    "cannot connect to the custom handler on port {port}: {e}"
+                ))
+            })?;
         let _ = stream.set_nodelay(true);
         let (sender, connection) = hyper::client::conn::http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| InvokeError::Failed(format!("cannot talk HTTP to the custom handler: {e}")))?;
+            .map_err(|e| {
+                InvokeError::Failed(format!("cannot talk HTTP to the custom handler: {e}"))
+            })?;
         if !conn.drive(Box::pin(async move {
             let _ = connection.await;
         })) {
-            return Err(InvokeError::Failed("the client connection is closing".into()));
+            return Err(InvokeError::Failed(
+                "the client connection is closing".into(),
+            ));
         }
         Ok(Upstream { generation, sender })
     }
 
-    async fn send(&self, conn: &ConnectionContext, req: Request<UpBody>) -> Result<http::Response<hyper::body::Incoming>, (InvokeError, bool)> {
-        let (generation, port) = self.ready().await.map_err(|e| (e, false))?;
-        let mut up = self.upstream(conn, generation, port).await.map_err(|e| (e, false))?;
-        up.sender.ready().await.map_err(|e| (InvokeError::Failed(format!("the custom handler connection failed: {e}")), true))?;
-        let resp = up
-            .sender
-            .send_request(req)
-            .await
-            .map_err(|e| (InvokeError::Failed(format!("the custom handler did not answer: {e}")), true))?;
+    /// Waits (briefly) until the handler of `generation` is known to be gone.
+    async fn wait_past(&self, generation: u64) {
+        let mut rx = self.state.clone();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            rx.wait_for(|s| !matches!(s, State::Ready { generation: g, .. } if *g == generation)),
+        )
+        .await;
+    }
+
+    async fn send(
+        &self,
+        conn: &ConnectionContext,
+        req: Request<UpBody>,
+    ) -> Result<http::Response<hyper::body::Incoming>, InvokeError> {
+        let (mut generation, mut port) = self.ready().await?;
+        let mut up = match self.upstream(conn, generation, port).await {
+            Ok(up) => up,
+            Err(first) => {
+                // Nothing was sent: the handler may just have exited. Wait for its restart, once.
+                self.wait_past(generation).await;
+                (generation, port) = self.ready().await?;
+                self.upstream(conn, generation, port)
+                    .await
+                    .map_err(|_| first)?
+            }
+        };
+        up.sender.ready().await.map_err(|e| {
+            InvokeError::Failed(format!("the custom handler connection failed: {e}"))
+        })?;
+        let resp =
+            up.sender.send_request(req).await.map_err(|e| {
+                InvokeError::Failed(format!("the custom handler did not answer: {e}"))
+            })?;
         *conn.slot.lock() = Some(Box::new(up));
         Ok(resp)
     }
 
     fn add_host_headers(&self, headers: &mut HeaderMap, invocation_id: Uuid) {
-        headers.insert(HeaderName::from_static("x-azure-functions-hostversion"), self.host_version.clone());
+        headers.insert(
+            HeaderName::from_static("x-azure-functions-hostversion"),
+            self.host_version.clone(),
+        );
         if let Ok(v) = HeaderValue::from_str(&invocation_id.to_string()) {
             headers.insert(HeaderName::from_static("x-azure-functions-invocationid"), v);
         }
-        let ua = match headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()) {
-            Some(existing) if !existing.is_empty() => {
-                HeaderValue::from_str(&format!("{existing} {}", self.user_agent.to_str().unwrap_or_default()))
-                    .unwrap_or_else(|_| self.user_agent.clone())
-            }
+        let ua = match headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(existing) if !existing.is_empty() => HeaderValue::from_str(&format!(
+                "{existing} {}",
+                self.user_agent.to_str().unwrap_or_default()
+            ))
+            .unwrap_or_else(|_| self.user_agent.clone()),
             _ => self.user_agent.clone(),
         };
         headers.insert(header::USER_AGENT, ua);
     }
 
     /// Forwards the client's request as it is (streamed both ways).
-    async fn forward(&self, call: HttpCall, conn: &ConnectionContext) -> Result<HttpResponse, InvokeError> {
+    async fn forward(
+        &self,
+        call: HttpCall,
+        conn: &ConnectionContext,
+    ) -> Result<HttpResponse, InvokeError> {
         let (parts, body) = call.request.into_parts();
         let path_and_query = match parts.uri.query() {
             Some(q) if !q.is_empty() => format!("{}{}", parts.uri.path(), rebuild_query(q)),
             _ => parts.uri.path().to_string(),
         };
-        let uri: Uri = path_and_query.parse().map_err(|e| InvokeError::Failed(format!("cannot forward the path: {e}")))?;
+        let uri: Uri = path_and_query
+            .parse()
+            .map_err(|e| InvokeError::Failed(format!("cannot forward the path: {e}")))?;
         let mut headers = parts.headers;
         for h in HOP_BY_HOP {
             headers.remove(*h);
         }
         self.add_host_headers(&mut headers, call.invocation_id);
-        let (limited, exceeded) = LimitedBody::new(body, call.body_limit);
-        let mut req = Request::new(UpBody::Stream(limited));
+        // A body of unknown length (chunked) is read first and sent with its length, as a
+        // buffering proxy does: many handler servers cannot read chunked requests.
+        let known_length =
+            headers.contains_key(header::CONTENT_LENGTH) || http_body::Body::is_end_stream(&body);
+        let (up_body, exceeded) = if known_length {
+            let (limited, exceeded) = LimitedBody::new(body, call.body_limit);
+            (UpBody::Stream(limited), exceeded)
+        } else {
+            let bytes = collect_limited(body, call.body_limit)
+                .await
+                .map_err(|e| match e {
+                    CollectError::TooLarge => InvokeError::TooLarge,
+                    CollectError::Read(m) => InvokeError::Failed(m),
+                })?;
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            (UpBody::Full(Some(bytes)), Default::default())
+        };
+        let mut req = Request::new(up_body);
         *req.method_mut() = parts.method;
         *req.uri_mut() = uri;
         *req.headers_mut() = headers;
@@ -236,20 +329,35 @@ impl CustomHandler {
                 Ok(http::Response::from_parts(parts, Body::Stream(body)))
             }
             Err(_) if exceeded.load(Ordering::Acquire) => Err(InvokeError::TooLarge),
-            Err((e, _)) => Err(e),
+            Err(e) => Err(e),
         }
     }
 
     /// Calls the function with the JSON invocation protocol.
-    async fn invoke_json(&self, call: HttpCall, conn: &ConnectionContext) -> Result<HttpResponse, InvokeError> {
+    async fn invoke_json(
+        &self,
+        call: HttpCall,
+        conn: &ConnectionContext,
+    ) -> Result<HttpResponse, InvokeError> {
         let function = call.function.clone();
         let (parts, body) = call.request.into_parts();
-        let body = collect_limited(body, call.body_limit).await.map_err(|e| match e {
-            CollectError::TooLarge => InvokeError::TooLarge,
-            CollectError::Read(m) => InvokeError::Failed(m),
-        })?;
-        let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-        let url = format!("{}://{}{}", call.scheme, host, parts.uri.path_and_query().map_or("/", |p| p.as_str()));
+        let body = collect_limited(body, call.body_limit)
+            .await
+            .map_err(|e| match e {
+                CollectError::TooLarge => InvokeError::TooLarge,
+                CollectError::Read(m) => InvokeError::Failed(m),
+            })?;
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        let url = format!(
+            "{}://{}{}",
+            call.scheme,
+            host,
+            parts.uri.path_and_query().map_or("/", |p| p.as_str())
+        );
         let view = payload::HttpRequestView {
             method: parts.method.as_str(),
             url,
@@ -261,22 +369,36 @@ impl CustomHandler {
         };
         let payload = payload::http_invocation(&function, &view);
 
-        let uri: Uri = format!("/{}", function.name).parse().map_err(|e| InvokeError::Failed(format!("bad function name: {e}")))?;
-        let mut req = Request::post(uri).body(UpBody::Full(Some(Bytes::from(payload)))).map_err(|e| InvokeError::Failed(e.to_string()))?;
+        let uri: Uri = format!("/{}", function.name)
+            .parse()
+            .map_err(|e| InvokeError::Failed(format!("bad function name: {e}")))?;
+        let mut req = Request::post(uri)
+            .body(UpBody::Full(Some(Bytes::from(payload))))
+            .map_err(|e| InvokeError::Failed(e.to_string()))?;
         let headers = req.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
         headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1"));
         self.add_host_headers(headers, call.invocation_id);
-        let resp = self.send(conn, req).await.map_err(|(e, _)| e)?;
+        let resp = self.send(conn, req).await?;
         let status = resp.status();
-        let content_type = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let content_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let bytes = resp
             .into_body()
             .collect()
             .await
-            .map_err(|e| InvokeError::Failed(format!("cannot read the custom handler's answer: {e}")))?
+            .map_err(|e| {
+                InvokeError::Failed(format!("cannot read the custom handler's answer: {e}"))
+            })?
             .to_bytes();
-        let result = result::parse(status, content_type.as_deref(), &bytes).map_err(InvokeError::Failed)?;
+        let result =
+            result::parse(status, content_type.as_deref(), &bytes).map_err(InvokeError::Failed)?;
         for line in &result.logs {
             crate::logging::user_log(&function, call.invocation_id, line);
         }
@@ -294,7 +416,11 @@ impl Executor for CustomHandler {
         }
     }
 
-    fn call_http<'a>(&'a self, call: HttpCall, conn: &'a ConnectionContext) -> BoxFuture<'a, Result<HttpResponse, InvokeError>> {
+    fn call_http<'a>(
+        &'a self,
+        call: HttpCall,
+        conn: &'a ConnectionContext,
+    ) -> BoxFuture<'a, Result<HttpResponse, InvokeError>> {
         Box::pin(async move {
             if self.forward && call.function.config.is_pure_http() {
                 self.forward(call, conn).await
@@ -312,10 +438,17 @@ impl Executor for CustomHandler {
 
     fn start(self: Arc<Self>) -> BoxFuture<'static, ()> {
         Box::pin(async move {
-            let (Some(state), Some(control)) = (self.state_tx.lock().take(), self.control_rx.lock().take()) else {
+            let (Some(state), Some(control)) =
+                (self.state_tx.lock().take(), self.control_rx.lock().take())
+            else {
                 return;
             };
-            tokio::spawn(process::supervise(self.launch.clone(), state, control, process::console_sink()));
+            tokio::spawn(process::supervise(
+                self.launch.clone(),
+                state,
+                control,
+                process::console_sink(),
+            ));
         })
     }
 
@@ -358,7 +491,11 @@ fn expand_keep(text: &str, settings: &stratus_model::AppSettings) -> String {
 }
 
 fn find_on_path(exe: &str, path_var: Option<&str>) -> Option<PathBuf> {
-    path_var?.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(exe)).find(|p| p.is_file())
+    path_var?
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(exe))
+        .find(|p| p.is_file())
 }
 
 /// Resolves `customHandler.description` into a process to start, as the host does.
@@ -390,14 +527,27 @@ fn process_spec(app: &App, config: &CustomHandlerConfig) -> Result<ProcessSpec, 
             )
         })?
     };
-    let mut args: Vec<OsString> = config.arguments.iter().map(|a| settings.expand_percent(a).into()).collect();
+    let mut args: Vec<OsString> = config
+        .arguments
+        .iter()
+        .map(|a| settings.expand_percent(a).into())
+        .collect();
     if let Some(w) = &config.default_worker_path {
         let w = expand_keep(w, settings);
         let p = Path::new(&w);
-        let full = if p.is_absolute() { p.to_path_buf() } else { worker_dir.join(p) };
+        let full = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            worker_dir.join(p)
+        };
         args.push(full.into_os_string());
     }
-    args.extend(config.worker_arguments.iter().map(|a| OsString::from(settings.expand_percent(a))));
+    args.extend(
+        config
+            .worker_arguments
+            .iter()
+            .map(|a| OsString::from(settings.expand_percent(a))),
+    );
     let cwd = match &config.working_directory {
         Some(d) => root.join(expand_keep(d, settings)),
         None => root.clone(),
@@ -408,8 +558,16 @@ fn process_spec(app: &App, config: &CustomHandlerConfig) -> Result<ProcessSpec, 
             cwd.display()
         ));
     }
-    let env = settings.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))).collect();
-    Ok(ProcessSpec { program, args, cwd, env })
+    let env = settings
+        .iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect();
+    Ok(ProcessSpec {
+        program,
+        args,
+        cwd,
+        env,
+    })
 }
 
 #[cfg(test)]

@@ -29,7 +29,12 @@ pub fn is_binary_content(headers: &HeaderMap) -> bool {
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|ct| {
-            let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let media = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             media == "application/octet-stream" || media.contains("multipart/")
         })
         .unwrap_or(false)
@@ -53,7 +58,10 @@ pub fn http_request_object(req: &HttpRequestView<'_>) -> Value {
             .iter()
             .map(|v| Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect();
-        headers.insert(header_display_name(name.as_str()).to_string(), Value::Array(values));
+        headers.insert(
+            header_display_name(name.as_str()).to_string(),
+            Value::Array(values),
+        );
     }
     m.insert("Headers".into(), Value::Object(headers));
     let mut params = Map::new();
@@ -119,7 +127,12 @@ pub fn utc_now_text(now: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 /// `Metadata` for an HTTP trigger.
-pub fn http_metadata(function: &Function, req: &HttpRequestView<'_>, now: chrono::DateTime<chrono::Utc>, rand: uuid::Uuid) -> Value {
+pub fn http_metadata(
+    function: &Function,
+    req: &HttpRequestView<'_>,
+    now: chrono::DateTime<chrono::Utc>,
+    rand: uuid::Uuid,
+) -> Value {
     let mut data = BindingData::default();
     if !req.body.is_empty()
         && let Ok(text) = std::str::from_utf8(req.body)
@@ -153,7 +166,10 @@ pub fn http_metadata(function: &Function, req: &HttpRequestView<'_>, now: chrono
     }
     let mut query = Map::new();
     for (k, values) in &req.query {
-        query.insert(k.clone(), Value::String(values.last().cloned().unwrap_or_default()));
+        query.insert(
+            k.clone(),
+            Value::String(values.last().cloned().unwrap_or_default()),
+        );
     }
     data.set("Query", Value::Object(query));
     let mut headers = Map::new();
@@ -165,16 +181,28 @@ pub fn http_metadata(function: &Function, req: &HttpRequestView<'_>, now: chrono
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .collect::<Vec<_>>()
             .join(",");
-        headers.insert(header_display_name(name.as_str()).to_string(), Value::String(joined));
+        headers.insert(
+            header_display_name(name.as_str()).to_string(),
+            Value::String(joined),
+        );
     }
     data.set("Headers", Value::Object(headers));
-    let sys_key = if data.0.iter().any(|(k, _)| k.eq_ignore_ascii_case("sys")) { "$sys" } else { "sys" };
+    let sys_key = if data.0.iter().any(|(k, _)| k.eq_ignore_ascii_case("sys")) {
+        "$sys"
+    } else {
+        "sys"
+    };
     let mut sys = Map::new();
     sys.insert("MethodName".into(), Value::String(function.name.clone()));
     sys.insert("UtcNow".into(), Value::String(utc_now_text(now)));
     sys.insert("RandGuid".into(), Value::String(rand.to_string()));
     data.set(sys_key, Value::Object(sys));
-    Value::Object(data.0.into_iter().filter(|(k, _)| !k.to_ascii_lowercase().ends_with("trigger")).collect())
+    Value::Object(
+        data.0
+            .into_iter()
+            .filter(|(k, _)| !k.to_ascii_lowercase().ends_with("trigger"))
+            .collect(),
+    )
 }
 
 /// The whole invocation request body for an HTTP-triggered function.
@@ -199,7 +227,8 @@ mod tests {
         Function {
             name: "Hello".into(),
             short_name: "Functions.Hello".into(),
-            config: stratus_model::FunctionConfig::parse("Hello", "Hello/function.json", doc).unwrap(),
+            config: stratus_model::FunctionConfig::parse("Hello", "Hello/function.json", doc)
+                .unwrap(),
             dir: "/tmp".into(),
             disabled: false,
             script_file: None,
@@ -216,7 +245,10 @@ mod tests {
         headers.insert("content-type", "application/json".parse().unwrap());
         headers.append("x-multi", "1".parse().unwrap());
         headers.append("x-multi", "2".parse().unwrap());
-        let params = vec![("id".to_string(), Some("42".to_string())), ("opt".to_string(), None)];
+        let params = vec![
+            ("id".to_string(), Some("42".to_string())),
+            ("opt".to_string(), None),
+        ];
         let body = Bytes::from_static(br#"{"a":"b","n":5,"t":true,"o":{"x":1},"l":[1],"z":null}"#);
         let req = HttpRequestView {
             method: "POST",
@@ -232,9 +264,15 @@ mod tests {
         assert_eq!(data["Headers"]["Accept"], serde_json::json!(["*/*"]));
         assert_eq!(data["Headers"]["x-multi"], serde_json::json!(["1", "2"]));
         assert_eq!(data["Params"], serde_json::json!({"id":"42","opt":null}));
-        assert_eq!(data["Body"], r#"{"a":"b","n":5,"t":true,"o":{"x":1},"l":[1],"z":null}"#);
+        assert_eq!(
+            data["Body"],
+            r#"{"a":"b","n":5,"t":true,"o":{"x":1},"l":[1],"z":null}"#
+        );
 
-        let now = chrono::Utc.with_ymd_and_hms(2024, 10, 25, 15, 2, 17).unwrap() + chrono::Duration::microseconds(123_400);
+        let now = chrono::Utc
+            .with_ymd_and_hms(2024, 10, 25, 15, 2, 17)
+            .unwrap()
+            + chrono::Duration::microseconds(123_400);
         let md = http_metadata(&function(), &req, now, uuid::Uuid::nil());
         let text = serde_json::to_string(&md).unwrap();
         assert_eq!(

@@ -57,7 +57,10 @@ async fn wait_ready(port: u16, deadline: Instant, process: &mut Process) -> Resu
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     loop {
         if Instant::now() >= deadline {
-            return Err("the handler did not answer HTTP on its port within the initialization timeout".into());
+            return Err(
+                "the handler did not answer HTTP on its port within the initialization timeout"
+                    .into(),
+            );
         }
         tokio::select! {
             status = process.wait() => {
@@ -83,12 +86,15 @@ async fn wait_ready(port: u16, deadline: Instant, process: &mut Process) -> Resu
 async fn probe(stream: tokio::net::TcpStream) -> bool {
     use http_body_util::Empty;
     use hyper_util::rt::TokioIo;
-    let Ok((mut send, conn)) = hyper::client::conn::http1::handshake::<_, Empty<bytes::Bytes>>(TokioIo::new(stream)).await
+    let Ok((mut send, conn)) =
+        hyper::client::conn::http1::handshake::<_, Empty<bytes::Bytes>>(TokioIo::new(stream)).await
     else {
         return false;
     };
     let driver = tokio::spawn(conn);
-    let req = hyper::Request::get("/").header("host", "127.0.0.1").body(Empty::new());
+    let req = hyper::Request::get("/")
+        .header("host", "127.0.0.1")
+        .body(Empty::new());
     let Ok(req) = req else { return true };
     let outcome = tokio::time::timeout(Duration::from_secs(5), send.send_request(req)).await;
     driver.abort();
@@ -99,7 +105,12 @@ async fn probe(stream: tokio::net::TcpStream) -> bool {
 }
 
 /// Runs the handler until told to stop.
-pub async fn supervise(launch: Launch, state: watch::Sender<State>, mut control: mpsc::UnboundedReceiver<Control>, sink: LineSink) {
+pub async fn supervise(
+    launch: Launch,
+    state: watch::Sender<State>,
+    mut control: mpsc::UnboundedReceiver<Control>,
+    sink: LineSink,
+) {
     let mut generation = 0u64;
     let mut failures = 0u32;
     loop {
@@ -140,7 +151,12 @@ pub async fn supervise(launch: Launch, state: watch::Sender<State>, mut control:
                 continue;
             }
         };
-        tracing::info!(pid = process.pid(), port, "starting the custom handler: {}", spec.program.display());
+        tracing::info!(
+            pid = process.pid(),
+            port,
+            "starting the custom handler: {}",
+            spec.program.display()
+        );
         let deadline = started + launch.initialization_timeout;
         let ready = tokio::select! {
             r = wait_ready(port, deadline, &mut process) => r,
@@ -199,7 +215,11 @@ pub async fn supervise(launch: Launch, state: watch::Sender<State>, mut control:
 }
 
 /// Handles a control message while a process runs: true when the supervisor must end.
-async fn stop_requested(c: Option<Control>, process: &mut Process, state: &watch::Sender<State>) -> bool {
+async fn stop_requested(
+    c: Option<Control>,
+    process: &mut Process,
+    state: &watch::Sender<State>,
+) -> bool {
     match c {
         Some(Control::Restart(reason)) => {
             tracing::warn!("{reason}");
@@ -223,7 +243,11 @@ async fn stop_requested(c: Option<Control>, process: &mut Process, state: &watch
 
 /// Sleeps `delay` unless a stop arrives first (then returns true). Restart requests while
 /// down are ignored: a start is already coming.
-async fn wait_or_stop(control: &mut mpsc::UnboundedReceiver<Control>, state: &watch::Sender<State>, delay: Duration) -> bool {
+async fn wait_or_stop(
+    control: &mut mpsc::UnboundedReceiver<Control>,
+    state: &watch::Sender<State>,
+    delay: Duration,
+) -> bool {
     let until = Instant::now() + delay;
     loop {
         tokio::select! {
@@ -248,11 +272,15 @@ async fn wait_or_stop(control: &mut mpsc::UnboundedReceiver<Control>, state: &wa
 /// when the line mentions "warn"), category `Host.Function.Console`.
 pub fn console_sink() -> LineSink {
     Arc::new(|stream, line| match stream {
-        Stream::Stdout => tracing::info!(target: "stratus::function", category = "Host.Function.Console", "{line}"),
+        Stream::Stdout => {
+            tracing::info!(target: "stratus::function", category = "Host.Function.Console", "{line}")
+        }
         Stream::Stderr if line.to_ascii_lowercase().contains("warn") => {
             tracing::warn!(target: "stratus::function", category = "Host.Function.Console", "{line}")
         }
-        Stream::Stderr => tracing::error!(target: "stratus::function", category = "Host.Function.Console", "{line}"),
+        Stream::Stderr => {
+            tracing::error!(target: "stratus::function", category = "Host.Function.Console", "{line}")
+        }
     })
 }
 

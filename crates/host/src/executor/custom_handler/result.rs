@@ -19,15 +19,31 @@ pub struct HandlerResult {
 }
 
 fn get_ci<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    m.get(key).or_else(|| m.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+    m.get(key).or_else(|| {
+        m.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
 }
 
 /// Parses the HTTP answer of the handler; anything but a 2xx JSON object is a failure.
-pub fn parse(status: StatusCode, content_type: Option<&str>, body: &[u8]) -> Result<HandlerResult, String> {
+pub fn parse(
+    status: StatusCode,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<HandlerResult, String> {
     if !status.is_success() {
-        return Err(format!("the handler answered {status}: response status code does not indicate success"));
+        return Err(format!(
+            "the handler answered {status}: response status code does not indicate success"
+        ));
     }
-    let media = content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    let media = content_type.map(|c| {
+        c.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    });
     match media.as_deref() {
         Some("application/json" | "text/json") => {}
         Some(m) if m.ends_with("+json") => {}
@@ -39,7 +55,8 @@ pub fn parse(status: StatusCode, content_type: Option<&str>, body: &[u8]) -> Res
         }
     }
     let text = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
-    let value: Value = serde_json::from_slice(text).map_err(|e| format!("the handler's answer is not valid JSON: {e}"))?;
+    let value: Value = serde_json::from_slice(text)
+        .map_err(|e| format!("the handler's answer is not valid JSON: {e}"))?;
     let Value::Object(obj) = value else {
         return Err("the handler's answer is not a JSON object with \"Outputs\", \"Logs\" and \"ReturnValue\"".into());
     };
@@ -52,8 +69,14 @@ pub fn parse(status: StatusCode, content_type: Option<&str>, body: &[u8]) -> Res
         Some(Value::Array(items)) => items.iter().map(text_of).collect(),
         _ => Vec::new(),
     };
-    let return_value = get_ci(&obj, "ReturnValue").filter(|v| !v.is_null()).cloned();
-    Ok(HandlerResult { outputs, logs, return_value })
+    let return_value = get_ci(&obj, "ReturnValue")
+        .filter(|v| !v.is_null())
+        .cloned();
+    Ok(HandlerResult {
+        outputs,
+        logs,
+        return_value,
+    })
 }
 
 /// `ToString()` of a Newtonsoft token: strings raw, booleans `True`/`False`, structures as
@@ -72,15 +95,20 @@ fn text_of(v: &Value) -> String {
 /// `Convert.FromBase64String`: white space ignored, length a multiple of 4, standard alphabet.
 fn strict_base64(s: &str) -> Option<Vec<u8>> {
     let compact: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    if compact.len() % 4 != 0 {
+    if !compact.len().is_multiple_of(4) {
         return None;
     }
-    base64::engine::general_purpose::STANDARD.decode(compact).ok()
+    base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .ok()
 }
 
 /// A content type with its charset set to UTF-8, as ASP.NET's text formatter writes it.
 fn with_utf8(ct: &str) -> String {
-    let mut parts = ct.split(';').map(str::trim).filter(|p| !p.is_empty() && !p.to_ascii_lowercase().starts_with("charset="));
+    let mut parts = ct
+        .split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && !p.to_ascii_lowercase().starts_with("charset="));
     let media = parts.next().unwrap_or("text/plain").to_string();
     let rest: Vec<&str> = parts.collect();
     let mut out = media;
@@ -100,7 +128,8 @@ enum OutBody {
 
 fn build(status: u16, headers: Option<&Value>, body: OutBody) -> Result<HttpResponse, String> {
     let mut resp = Response::new(Body::Empty);
-    *resp.status_mut() = StatusCode::from_u16(status).map_err(|_| format!("invalid status code {status}"))?;
+    *resp.status_mut() =
+        StatusCode::from_u16(status).map_err(|_| format!("invalid status code {status}"))?;
     let mut content_type: Option<String> = None;
     if let Some(Value::Object(h)) = headers {
         for (k, v) in h {
@@ -114,7 +143,10 @@ fn build(status: u16, headers: Option<&Value>, body: OutBody) -> Result<HttpResp
             if v.is_null() {
                 return Err(format!("header \"{k}\" cannot be null"));
             }
-            let (Ok(name), Ok(value)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&text_of(v))) else {
+            let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(&text_of(v)),
+            ) else {
                 tracing::warn!(header = %k, "dropping a response header that is not valid HTTP");
                 continue;
             };
@@ -183,13 +215,17 @@ fn return_output(value: &Value) -> Result<HttpResponse, String> {
             match serde_json::from_str::<Value>(s) {
                 Ok(v @ Value::Object(_)) => return_output(&v),
                 Ok(Value::String(inner)) => build(200, None, OutBody::Text(inner)),
-                Ok(v @ (Value::Number(_) | Value::Bool(_))) => build(200, None, OutBody::Text(text_of(&v))),
+                Ok(v @ (Value::Number(_) | Value::Bool(_))) => {
+                    build(200, None, OutBody::Text(text_of(&v)))
+                }
                 _ => build(200, None, OutBody::Text(s.clone())),
             }
         }
         Value::Object(obj) => match get_ci(obj, "body") {
             Some(body) => {
-                let status = status_of(get_ci(obj, "statusCode")).or_else(|| status_of(get_ci(obj, "status"))).unwrap_or(200);
+                let status = status_of(get_ci(obj, "statusCode"))
+                    .or_else(|| status_of(get_ci(obj, "status")))
+                    .unwrap_or(200);
                 let body = match body {
                     Value::Null => OutBody::None,
                     Value::String(s) => OutBody::Text(s.clone()),
@@ -235,7 +271,10 @@ fn plain_return(value: Option<&Value>) -> Result<HttpResponse, String> {
         Some(Value::String(s)) => build(200, None, OutBody::Text(s.clone())),
         Some(v @ Value::Object(_)) => {
             let mut r = build(200, None, OutBody::Text(v.to_string()))?;
-            r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(crate::http::response::APPLICATION_JSON));
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(crate::http::response::APPLICATION_JSON),
+            );
             Ok(r)
         }
         Some(other) => build(200, None, OutBody::Text(text_of(other))),
@@ -248,29 +287,54 @@ mod tests {
     use http_body_util::BodyExt as _;
     use serde_json::json;
 
-    async fn render(output: Option<&str>, answer: Value) -> (u16, Option<String>, String, http::HeaderMap) {
+    async fn render(
+        output: Option<&str>,
+        answer: Value,
+    ) -> (u16, Option<String>, String, http::HeaderMap) {
         let (s, ct, body, h) = render_bytes(output, answer).await;
         (s, ct, String::from_utf8_lossy(&body).into_owned(), h)
     }
 
-    async fn render_bytes(output: Option<&str>, answer: Value) -> (u16, Option<String>, Vec<u8>, http::HeaderMap) {
-        let result = parse(StatusCode::OK, Some("application/json"), answer.to_string().as_bytes()).unwrap();
+    async fn render_bytes(
+        output: Option<&str>,
+        answer: Value,
+    ) -> (u16, Option<String>, Vec<u8>, http::HeaderMap) {
+        let result = parse(
+            StatusCode::OK,
+            Some("application/json"),
+            answer.to_string().as_bytes(),
+        )
+        .unwrap();
         let resp = http_response(output, &result).unwrap();
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let ct = headers.get(CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string());
+        let ct = headers
+            .get(CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_string());
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         (status, ct, body.to_vec(), headers)
     }
 
     #[test]
     fn failures() {
-        assert!(parse(StatusCode::INTERNAL_SERVER_ERROR, Some("application/json"), b"{}").is_err());
+        assert!(
+            parse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Some("application/json"),
+                b"{}"
+            )
+            .is_err()
+        );
         assert!(parse(StatusCode::OK, Some("text/plain"), b"{}").is_err());
         assert!(parse(StatusCode::OK, None, b"{}").is_err());
         assert!(parse(StatusCode::OK, Some("application/json"), b"Hello World").is_err());
         assert!(parse(StatusCode::OK, Some("application/json"), b"null").is_err());
-        let r = parse(StatusCode::OK, Some("application/json; charset=utf-8"), br#"{"outputs":{"res":1},"logs":["a",2]}"#).unwrap();
+        let r = parse(
+            StatusCode::OK,
+            Some("application/json; charset=utf-8"),
+            br#"{"outputs":{"res":1},"logs":["a",2]}"#,
+        )
+        .unwrap();
         assert_eq!(r.logs, vec!["a", "2"]);
         assert!(r.outputs.is_some());
     }
@@ -286,26 +350,52 @@ mod tests {
         assert_eq!(ct.as_deref(), Some("application/json; charset=utf-8"));
         assert_eq!(body, "{\n  \"a\": true\n}", "object bodies are indented");
         assert_eq!(h["x-a"], "5");
-        let (s, ct, body, _) = render(Some("res"), json!({"Outputs":{"res":{"status":404,"body":true}}})).await;
-        assert_eq!((s, ct.as_deref(), body.as_str()), (200, Some("text/plain; charset=utf-8"), "True"));
-        let (s, _, body, _) = render(Some("res"), json!({"Outputs":{"res":"{\"statusCode\":202,\"body\":\"x\"}"}})).await;
+        let (s, ct, body, _) = render(
+            Some("res"),
+            json!({"Outputs":{"res":{"status":404,"body":true}}}),
+        )
+        .await;
+        assert_eq!(
+            (s, ct.as_deref(), body.as_str()),
+            (200, Some("text/plain; charset=utf-8"), "True")
+        );
+        let (s, _, body, _) = render(
+            Some("res"),
+            json!({"Outputs":{"res":"{\"statusCode\":202,\"body\":\"x\"}"}}),
+        )
+        .await;
         assert_eq!((s, body.as_str()), (202, "x"), "a string holding JSON");
         let (s, _, body, _) = render(Some("res"), json!({"Outputs":{}})).await;
         assert_eq!((s, body.as_str()), (200, "{}"));
         let (s, _, _, _) = render(Some("res"), json!({"Outputs":null})).await;
         assert_eq!(s, 204);
-        let result = parse(StatusCode::OK, Some("application/json"), br#"{"Outputs":{"res":"hello"}}"#).unwrap();
+        let result = parse(
+            StatusCode::OK,
+            Some("application/json"),
+            br#"{"Outputs":{"res":"hello"}}"#,
+        )
+        .unwrap();
         assert!(http_response(Some("res"), &result).is_err());
     }
 
     #[tokio::test]
     async fn return_output_rules() {
         let (s, ct, body, _) = render(Some("$return"), json!({"ReturnValue":{"status":"202","body":{"a":1},"headers":{"content-type":"application/json"}}})).await;
-        assert_eq!((s, ct.as_deref(), body.as_str()), (202, Some("application/json; charset=utf-8"), "{\"a\":1}"));
+        assert_eq!(
+            (s, ct.as_deref(), body.as_str()),
+            (202, Some("application/json; charset=utf-8"), "{\"a\":1}")
+        );
         let (s, ct, body, _) = render(Some("$return"), json!({"ReturnValue":"Hello, world"})).await;
-        assert_eq!((s, ct.as_deref(), body.as_str()), (200, Some("text/plain; charset=utf-8"), "Hello, world"));
+        assert_eq!(
+            (s, ct.as_deref(), body.as_str()),
+            (200, Some("text/plain; charset=utf-8"), "Hello, world")
+        );
         let (s, ct, body, _) = render_bytes(Some("$return"), json!({"ReturnValue":"test"})).await;
-        assert_eq!((s, ct, body.as_slice()), (200, None, &[0xb5, 0xeb, 0x2d][..]), "valid base64 becomes bytes, as in the host");
+        assert_eq!(
+            (s, ct, body.as_slice()),
+            (200, None, &[0xb5, 0xeb, 0x2d][..]),
+            "valid base64 becomes bytes, as in the host"
+        );
         let (s, _, _, _) = render(Some("$return"), json!({})).await;
         assert_eq!(s, 204);
         let (s, _, body, _) = render(Some("$return"), json!({"ReturnValue":{"a":1}})).await;
@@ -314,7 +404,13 @@ mod tests {
 
     #[test]
     fn charsets() {
-        assert_eq!(with_utf8("application/json"), "application/json; charset=utf-8");
-        assert_eq!(with_utf8("text/html; charset=latin1"), "text/html; charset=utf-8");
+        assert_eq!(
+            with_utf8("application/json"),
+            "application/json; charset=utf-8"
+        );
+        assert_eq!(
+            with_utf8("text/html; charset=latin1"),
+            "text/html; charset=utf-8"
+        );
     }
 }

@@ -1,0 +1,416 @@
+//! Test support: start the real `stratus` binary on an app, and talk raw HTTP/1.1 to it.
+
+use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+pub const MASTER: &str = "testMasterKey";
+pub const HOST_KEY: &str = "testFunctionKey";
+pub const SYSTEM_KEY: &str = "testSystemKey";
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+pub fn sample(name: &str) -> PathBuf {
+    repo().join("samples").join(name)
+}
+
+pub fn test_app(name: &str) -> PathBuf {
+    repo().join("tests/apps").join(name)
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `std::process::Command` for the binary under test.
+#[allow(clippy::disallowed_methods, reason = "tests start the real binary")]
+pub fn stratus_command() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"));
+    c.env_remove("RUST_LOG")
+        .env("STRATUS_ALLOW_WORLD_READABLE_SECRETS", "1");
+    c
+}
+
+/// How to start an app.
+pub struct Options {
+    pub env: Vec<(String, String)>,
+    pub args: Vec<String>,
+    /// Seed Azure secrets files with the well-known test keys (as Azure's own harnesses do).
+    pub file_secrets: bool,
+    pub wait_running: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            env: Vec::new(),
+            args: Vec::new(),
+            file_secrets: true,
+            wait_running: true,
+        }
+    }
+}
+
+impl Options {
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn arg(mut self, a: &str) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    pub fn store_keys(mut self) -> Self {
+        self.file_secrets = false;
+        self
+    }
+
+    /// Runs the app with the JSON invocation protocol for every function.
+    pub fn json_protocol(self) -> Self {
+        self.env(
+            "AzureFunctionsJobHost__customHandler__enableForwardingHttpRequest",
+            "false",
+        )
+    }
+}
+
+/// A running `stratus start`.
+pub struct Stratus {
+    pub port: u16,
+    pub child: Child,
+    pub data: tempfile::TempDir,
+    pub app: PathBuf,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+impl Stratus {
+    pub fn start(app: &Path, opts: Options) -> Stratus {
+        let data = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let stdout = data.path().join("stdout.log");
+        let stderr = data.path().join("stderr.log");
+        let mut cmd = stratus_command();
+        cmd.arg("start")
+            .arg(app)
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--address")
+            .arg("127.0.0.1");
+        cmd.args(&opts.args);
+        cmd.env("STRATUS_DATA_DIR", data.path());
+        if opts.file_secrets {
+            let secrets = data.path().join("secrets");
+            std::fs::create_dir_all(&secrets).unwrap();
+            std::fs::write(
+                secrets.join("host.json"),
+                format!(
+                    r#"{{"masterKey":{{"name":"master","value":"{MASTER}","encrypted":false}},"functionKeys":[{{"name":"default","value":"{HOST_KEY}","encrypted":false}}],"systemKeys":[{{"name":"eventgridextensionconfig_extension","value":"{SYSTEM_KEY}","encrypted":false}}]}}"#
+                ),
+            )
+            .unwrap();
+            cmd.env("AzureWebJobsSecretStorageType", "files")
+                .env("FUNCTIONS_SECRETS_PATH", &secrets);
+        }
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        let child = cmd.spawn().unwrap();
+        let mut s = Stratus {
+            port,
+            child,
+            data,
+            app: app.to_path_buf(),
+            stdout,
+            stderr,
+        };
+        s.wait_up(opts.wait_running);
+        s
+    }
+
+    fn wait_up(&mut self, running: bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("stratus exited early ({status}):\n{}", self.logs());
+            }
+            if let Ok(r) = self.try_request("GET", "/admin/host/ping", &[], b"") {
+                if r.status == 200 {
+                    if !running {
+                        return;
+                    }
+                    let key = self.master_key();
+                    if let Ok(s) = self.try_request(
+                        "GET",
+                        "/admin/host/status",
+                        &[("x-functions-key", &key)],
+                        b"",
+                    ) && s.text().contains("\"Running\"")
+                    {
+                        return;
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stratus did not become ready:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The master key (the seeded one, or the store's via `stratus keys get`).
+    pub fn master_key(&self) -> String {
+        if self.data.path().join("secrets/host.json").exists() {
+            return MASTER.to_string();
+        }
+        self.keys(&["get", "_master"]).trim().to_string()
+    }
+
+    /// Runs `stratus keys ARGS --app APP` against this instance's data directory.
+    pub fn keys(&self, args: &[&str]) -> String {
+        let out = stratus_command()
+            .arg("keys")
+            .args(args)
+            .arg("--app")
+            .arg(&self.app)
+            .env("STRATUS_DATA_DIR", self.data.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "stratus keys {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn logs(&self) -> String {
+        format!(
+            "--- stdout ---\n{}\n--- stderr ---\n{}",
+            std::fs::read_to_string(&self.stdout).unwrap_or_default(),
+            std::fs::read_to_string(&self.stderr).unwrap_or_default()
+        )
+    }
+
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<Response> {
+        request(self.port, method, path, headers, body)
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        self.try_request(method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", self.logs()))
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        self.request("GET", path, &[], b"")
+    }
+
+    pub fn get_with_key(&self, path: &str, key: &str) -> Response {
+        self.request("GET", path, &[("x-functions-key", key)], b"")
+    }
+
+    /// Sends SIGINT (Ctrl-C) and waits for the exit status.
+    pub fn interrupt(&mut self) -> std::process::ExitStatus {
+        signal(self.child.id(), "INT");
+        wait_exit(&mut self.child, Duration::from_secs(20))
+    }
+}
+
+impl Drop for Stratus {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            signal(self.child.id(), "INT");
+            if wait_exit_opt(&mut self.child, Duration::from_secs(10)).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+}
+
+#[allow(clippy::disallowed_methods, reason = "tests send signals with kill(1)")]
+pub fn signal(pid: u32, sig: &str) {
+    let _ = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+fn wait_exit_opt(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    wait_exit_opt(child, limit).expect("process did not exit in time")
+}
+
+/// Polls `f` until it returns Some, for at most `limit`.
+pub fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "condition not reached within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: BTreeMap<String, Vec<String>>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .and_then(|v| v.first())
+            .map(String::as_str)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`), read to the end.
+pub fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n");
+    let mut has_length = false;
+    for (k, v) in headers {
+        has_length |=
+            k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("transfer-encoding");
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !has_length && (!body.is_empty() || method == "POST" || method == "PUT") {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
+    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no header end"))?;
+    let head = String::from_utf8_lossy(&raw[..end]);
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().ok_or_else(|| bad("no status line"))?;
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("bad status line"))?;
+    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in lines {
+        if let Some((k, v)) = line.split_once(':') {
+            headers
+                .entry(k.trim().to_ascii_lowercase())
+                .or_default()
+                .push(v.trim().to_string());
+        }
+    }
+    let rest = &raw[end + 4..];
+    let chunked = headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.iter().any(|t| t.eq_ignore_ascii_case("chunked")));
+    let body = if chunked {
+        dechunk(rest).ok_or_else(|| bad("bad chunked body"))?
+    } else {
+        rest.to_vec()
+    };
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
+        let size = usize::from_str_radix(
+            std::str::from_utf8(&data[..line_end])
+                .ok()?
+                .split(';')
+                .next()?
+                .trim(),
+            16,
+        )
+        .ok()?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(data.get(..size)?);
+        data = data.get(size + 2..)?;
+    }
+}
