@@ -60,11 +60,10 @@ proptest! {
 
     #[test]
     fn templates_and_matching_never_panic(t in templatish(), p in "[/a-zA-Z0-9%.\\-]{0,24}") {
-        if let Ok(tmpl) = template::parse(&t) {
-            if let Ok(decoded) = path::decode(&p) {
+        if let Ok(tmpl) = template::parse(&t)
+            && let Ok(decoded) = path::decode(&p) {
                 let _ = tmpl.match_path(&decoded, &tokenize(&decoded));
             }
-        }
         let trigger = HttpTrigger { auth_level: stratus_model::AuthLevel::Anonymous, methods: None, route: Some(t.clone()) };
         let (table, _) = RouteTable::build("api", [("F", &trigger, ())]);
         if let Ok(decoded) = path::decode(&p) {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 pub const MASTER: &str = "testMasterKey";
@@ -151,21 +151,21 @@ impl Stratus {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("stratus exited early ({status}):\n{}", self.logs());
             }
-            if let Ok(r) = self.try_request("GET", "/admin/host/ping", &[], b"") {
-                if r.status == 200 {
-                    if !running {
-                        return;
-                    }
-                    let key = self.master_key();
-                    if let Ok(s) = self.try_request(
-                        "GET",
-                        "/admin/host/status",
-                        &[("x-functions-key", &key)],
-                        b"",
-                    ) && s.text().contains("\"Running\"")
-                    {
-                        return;
-                    }
+            if let Ok(r) = self.try_request("GET", "/admin/host/ping", &[], b"")
+                && r.status == 200
+            {
+                if !running {
+                    return;
+                }
+                let key = self.master_key();
+                if let Ok(s) = self.try_request(
+                    "GET",
+                    "/admin/host/status",
+                    &[("x-functions-key", &key)],
+                    b"",
+                ) && s.text().contains("\"Running\"")
+                {
+                    return;
                 }
             }
             assert!(
