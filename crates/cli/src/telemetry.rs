@@ -1,4 +1,4 @@
-//! The log subscriber: stderr (plain or JSON) through a background writer, level from
+//! The log subscriber: stderr (plain or JSON) through a batching background writer, level from
 //! `RUST_LOG`, else from host.json `logging.logLevel.default` once the app is loaded.
 
 use tracing_subscriber::EnvFilter;
@@ -10,7 +10,7 @@ use crate::config::LogFormat;
 
 /// Keeps the writer alive and lets the filter change after start-up.
 pub struct Telemetry {
-    _guard: tracing_appender::non_blocking::WorkerGuard,
+    _guard: crate::log_writer::FlushGuard,
     filter: reload::Handle<EnvFilter, tracing_subscriber::Registry>,
     from_env: bool,
 }
@@ -30,9 +30,7 @@ pub fn init(format: LogFormat) -> Telemetry {
         EnvFilter::new(directives("info"))
     };
     let (filter, handle) = reload::Layer::new(filter);
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::stderr());
+    let (writer, guard) = crate::log_writer::batch_writer(std::io::stderr());
     let registry = tracing_subscriber::registry().with(filter);
     match format {
         LogFormat::Plain => registry

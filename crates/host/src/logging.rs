@@ -21,8 +21,7 @@ fn enabled(min: LogLevel, level: LogLevel) -> bool {
 /// `Executing 'Functions.X' (Reason='...', Id=...)`.
 pub fn executing(f: &Function, id: Uuid, reason: &str) {
     if enabled(f.invocation_log_level, LogLevel::Information) {
-        tracing::info!(target: FUNCTION_TARGET, function = %f.name, invocation_id = %id,
-            "Executing '{}' (Reason='{reason}', Id={id})", f.short_name);
+        tracing::info!(target: FUNCTION_TARGET, "Executing '{}' (Reason='{reason}', Id={id})", f.short_name);
     }
 }
 
@@ -32,8 +31,7 @@ pub fn executed(f: &Function, id: Uuid, elapsed: Duration, error: Option<&str>) 
     match error {
         None => {
             if enabled(f.invocation_log_level, LogLevel::Information) {
-                tracing::info!(target: FUNCTION_TARGET, function = %f.name, invocation_id = %id,
-                    "Executed '{}' (Succeeded, Id={id}, Duration={ms}ms)", f.short_name);
+                tracing::info!(target: FUNCTION_TARGET, "Executed '{}' (Succeeded, Id={id}, Duration={ms}ms)", f.short_name);
             }
         }
         Some(e) => {

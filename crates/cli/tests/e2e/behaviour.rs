@@ -56,10 +56,7 @@ fn json_payload_and_handler_environment() {
     assert_eq!(v["invocationId"].as_str().unwrap().len(), 36);
     assert_eq!(v["env"]["TEST_SETTING"], "from-local-settings");
     assert_eq!(v["env"]["FUNCTIONS_APP_ROOT_PATH"], app().to_str().unwrap());
-    assert!(
-        s.logs().contains("handled keyed"),
-        "Logs of the answer reach the console"
-    );
+    s.wait_log("handled keyed");
     let anon = s.get("/api/inspect");
     assert_eq!(
         anon.json()["payload"]["Data"]["req"]["Identities"][0]["IsAuthenticated"],
@@ -94,12 +91,8 @@ fn timeout_restarts_the_handler(opts: Options) {
         (r.status == 200).then(|| r.json()["pid"].clone())
     });
     assert_ne!(before, after, "the handler was restarted");
-    let logs = s.logs();
-    assert!(
-        logs.contains("Timeout value of 00:00:02 exceeded by function 'Functions.slow'"),
-        "{logs}"
-    );
-    assert!(logs.contains("Executed 'Functions.slow' (Failed"), "{logs}");
+    s.wait_log("Timeout value of 00:00:02 exceeded by function 'Functions.slow'");
+    s.wait_log("Executed 'Functions.slow' (Failed");
 }
 
 #[test]
@@ -135,11 +128,7 @@ fn a_crashed_handler_fails_in_flight_requests_and_comes_back() {
         assert_eq!(s.get("/api/crash").status, 500);
         assert_eq!(s.get("/api/inspect").status, 200);
     }
-    assert!(
-        s.logs().contains("the custom handler exited"),
-        "{}",
-        s.logs()
-    );
+    s.wait_log("the custom handler exited");
 }
 
 #[test]

@@ -103,20 +103,12 @@ fn check(app: &str) {
         let s = Stratus::start(&sample(app), Options::default());
         failures.extend(run_cases(&s, &format!("{app}, forwarded")));
         // The handler's own output and the function logs reach the console.
-        assert!(
-            s.logs().contains("Executed 'Functions.hello' (Succeeded"),
-            "{}",
-            s.logs()
-        );
+        s.wait_log("Executed 'Functions.hello' (Succeeded");
     }
     {
         let s = Stratus::start(&sample(app), Options::default().json_protocol());
         failures.extend(run_cases(&s, &format!("{app}, JSON protocol")));
-        let logs = s.logs();
-        assert!(
-            logs.contains("greeted Ann"),
-            "the Logs of the JSON answer are logged:\n{logs}"
-        );
+        s.wait_log("greeted Ann");
     }
     assert!(
         failures.is_empty(),

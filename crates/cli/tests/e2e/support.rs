@@ -203,6 +203,19 @@ impl Stratus {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Waits until the console output contains `needle` (logs are written in batches).
+    pub fn wait_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.logs().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "the logs never showed {needle:?}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn logs(&self) -> String {
         format!(
             "--- stdout ---\n{}\n--- stderr ---\n{}",

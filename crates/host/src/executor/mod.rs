@@ -51,7 +51,7 @@ pub type Driven = BoxFuture<'static, ()>;
 pub struct ConnectionContext {
     driver: tokio::sync::mpsc::UnboundedSender<Driven>,
     /// Executor-specific slot, reused across the requests of one client connection.
-    pub slot: parking_lot::Mutex<Option<Box<dyn std::any::Any + Send>>>,
+    pub slot: tokio::sync::Mutex<Option<Box<dyn std::any::Any + Send>>>,
 }
 
 impl std::fmt::Debug for ConnectionContext {
@@ -64,7 +64,7 @@ impl ConnectionContext {
     pub fn new(driver: tokio::sync::mpsc::UnboundedSender<Driven>) -> ConnectionContext {
         ConnectionContext {
             driver,
-            slot: parking_lot::Mutex::new(None),
+            slot: tokio::sync::Mutex::new(None),
         }
     }
 

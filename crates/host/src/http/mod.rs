@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -86,16 +86,19 @@ async fn serve_connection(
         let ctx = ctx.clone();
         async move { Ok::<_, Infallible>(host.handle(req, &ctx).await) }
     });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
-        .serve_connection(TokioIo::new(stream), service);
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
-    let mut driven: FuturesUnordered<Driven> = FuturesUnordered::new();
+    // Usually one upstream connection per client connection: poll it directly; more (after a
+    // handler restart) go to a set.
+    let mut current: Option<Driven> = None;
+    let mut others: FuturesUnordered<Driven> = FuturesUnordered::new();
     let mut stopping = *stop.borrow();
     if stopping {
         conn.as_mut().graceful_shutdown();
     }
+    let stop_signal = stop.changed();
+    tokio::pin!(stop_signal);
     loop {
         tokio::select! {
             result = conn.as_mut() => {
@@ -106,13 +109,18 @@ async fn serve_connection(
                 }
                 break;
             }
-            Some(fut) = rx.recv() => driven.push(fut),
-            Some(()) = driven.next(), if !driven.is_empty() => {}
-            changed = stop.changed(), if !stopping => {
-                if changed.is_err() || *stop.borrow() {
-                    stopping = true;
-                    conn.as_mut().graceful_shutdown();
+            Some(fut) = rx.recv() => {
+                if let Some(previous) = current.replace(fut) {
+                    others.push(previous);
                 }
+            }
+            () = async { current.as_mut().expect("guarded by the branch condition").await }, if current.is_some() => {
+                current = None;
+            }
+            Some(()) = others.next(), if !others.is_empty() => {}
+            _ = &mut stop_signal, if !stopping => {
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
             }
         }
     }

@@ -17,10 +17,11 @@ fn hex_val(b: u8) -> Option<u8> {
     }
 }
 
-/// Decodes the raw (still percent-encoded) path of a request.
-pub fn decode(raw: &str) -> Result<String, PathError> {
+/// Decodes the raw (still percent-encoded) path of a request; borrows when there is
+/// nothing to decode.
+pub fn decode(raw: &str) -> Result<std::borrow::Cow<'_, str>, PathError> {
     if !raw.contains('%') && !raw.contains("/.") {
-        return Ok(raw.to_string());
+        return Ok(std::borrow::Cow::Borrowed(raw));
     }
     let bytes = raw.as_bytes();
     let mut out = String::with_capacity(raw.len());
@@ -67,7 +68,7 @@ pub fn decode(raw: &str) -> Result<String, PathError> {
             Err(_) => out.push_str(&raw[run_start..i]),
         }
     }
-    Ok(remove_dot_segments(&out))
+    Ok(std::borrow::Cow::Owned(remove_dot_segments(&out)))
 }
 
 /// RFC 3986 §5.2.4 dot-segment removal.

@@ -95,16 +95,28 @@ pub struct CustomHandler {
     host_version: HeaderValue,
 }
 
-/// Hop-by-hop headers, which a proxy never passes on.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+/// Whether a header is hop-by-hop, which a proxy never passes on.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
+
+/// Removes hop-by-hop headers (one pass when there are none, the usual case).
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let found: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_hop_by_hop(n))
+        .cloned()
+        .collect();
+    for name in found {
+        headers.remove(name);
+    }
+}
 
 impl CustomHandler {
     /// Prepares the handler of `app` (the process starts with [`Executor::start`]).
@@ -177,25 +189,13 @@ impl CustomHandler {
         }
     }
 
-    /// The connection to the handler reserved for this client connection (opened on first use,
-    /// and again after a handler restart).
-    async fn upstream(
+    /// Opens a connection to the handler, driven by the client connection's task.
+    async fn connect(
         &self,
         conn: &ConnectionContext,
         generation: u64,
         port: u16,
     ) -> Result<Upstream, InvokeError> {
-        let cached = conn
-            .slot
-            .lock()
-            .take()
-            .and_then(|b| b.downcast::<Upstream>().ok());
-        if let Some(up) = cached
-            && up.generation == generation
-            && !up.sender.is_closed()
-        {
-            return Ok(*up);
-        }
         let stream = tokio::net::TcpStream::connect((std::net::Ipv4Addr::LOCALHOST, port))
             .await
             .map_err(|e| {
@@ -230,32 +230,53 @@ impl CustomHandler {
         .await;
     }
 
+    /// Sends `req` on the connection reserved for this client connection (opened on first
+    /// use, and again after a handler restart).
     async fn send(
         &self,
         conn: &ConnectionContext,
         req: Request<UpBody>,
     ) -> Result<http::Response<hyper::body::Incoming>, InvokeError> {
-        let (mut generation, mut port) = self.ready().await?;
-        let mut up = match self.upstream(conn, generation, port).await {
-            Ok(up) => up,
-            Err(first) => {
-                // Nothing was sent: the handler may just have exited. Wait for its restart, once.
-                self.wait_past(generation).await;
-                (generation, port) = self.ready().await?;
-                self.upstream(conn, generation, port)
-                    .await
-                    .map_err(|_| first)?
-            }
+        let (generation, port) = self.ready().await?;
+        let mut slot = conn.slot.lock().await;
+        let reusable = slot
+            .as_mut()
+            .and_then(|b| b.downcast_mut::<Upstream>())
+            .is_some_and(|up| up.generation == generation && !up.sender.is_closed());
+        if !reusable {
+            *slot = None;
+            let fresh = match self.connect(conn, generation, port).await {
+                Ok(up) => up,
+                Err(first) => {
+                    // Nothing was sent: the handler may just have exited. Wait for its restart, once.
+                    self.wait_past(generation).await;
+                    let (generation, port) = self.ready().await?;
+                    self.connect(conn, generation, port)
+                        .await
+                        .map_err(|_| first)?
+                }
+            };
+            *slot = Some(Box::new(fresh));
+        }
+        let Some(up) = slot.as_mut().and_then(|b| b.downcast_mut::<Upstream>()) else {
+            return Err(InvokeError::Failed(
+                "no connection to the custom handler".into(),
+            ));
         };
-        up.sender.ready().await.map_err(|e| {
-            InvokeError::Failed(format!("the custom handler connection failed: {e}"))
-        })?;
-        let resp =
-            up.sender.send_request(req).await.map_err(|e| {
-                InvokeError::Failed(format!("the custom handler did not answer: {e}"))
+        let sent = async {
+            up.sender.ready().await.map_err(|e| {
+                InvokeError::Failed(format!("the custom handler connection failed: {e}"))
             })?;
-        *conn.slot.lock() = Some(Box::new(up));
-        Ok(resp)
+            up.sender
+                .send_request(req)
+                .await
+                .map_err(|e| InvokeError::Failed(format!("the custom handler did not answer: {e}")))
+        }
+        .await;
+        if sent.is_err() {
+            *slot = None;
+        }
+        sent
     }
 
     fn add_host_headers(&self, headers: &mut HeaderMap, invocation_id: Uuid) {
@@ -295,9 +316,7 @@ impl CustomHandler {
             .parse()
             .map_err(|e| InvokeError::Failed(format!("cannot forward the path: {e}")))?;
         let mut headers = parts.headers;
-        for h in HOP_BY_HOP {
-            headers.remove(*h);
-        }
+        strip_hop_by_hop(&mut headers);
         self.add_host_headers(&mut headers, call.invocation_id);
         // A body of unknown length (chunked) is read first and sent with its length, as a
         // buffering proxy does: many handler servers cannot read chunked requests.
@@ -323,9 +342,7 @@ impl CustomHandler {
         match self.send(conn, req).await {
             Ok(resp) => {
                 let (mut parts, body) = resp.into_parts();
-                for h in HOP_BY_HOP {
-                    parts.headers.remove(*h);
-                }
+                strip_hop_by_hop(&mut parts.headers);
                 Ok(http::Response::from_parts(parts, Body::Stream(body)))
             }
             Err(_) if exceeded.load(Ordering::Acquire) => Err(InvokeError::TooLarge),
