@@ -22,7 +22,10 @@ pub fn machine_name() -> String {
 /// Loads the app at `dir` as `func start` would (environment + local.settings.json).
 pub fn load(dir: &Path) -> Result<App, stratus_host::LoadError> {
     let opts = LoadOptions {
-        env: std::env::vars().collect(),
+        // Stratus's own configuration (database URL, encryption key) never reaches function code.
+        env: std::env::vars()
+            .filter(|(k, _)| !k.starts_with("STRATUS_"))
+            .collect(),
         use_local_settings: true,
         machine_name: machine_name(),
     };

@@ -87,7 +87,7 @@ async fn shutdown_signal() {
 pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError> {
     let config = Config::resolve(&args.config, &crate::config::ProcessEnv)
         .map_err(|e| ExitError::Config(e.into()))?;
-    let app = crate::app::load(&args.dir)
+    let mut app = crate::app::load(&args.dir)
         .map_err(|e| ExitError::Config(anyhow::anyhow!("the app cannot start: {e}")))?;
     telemetry.apply_host_levels(&app.config.log_levels);
     let Some(handler_config) = app.config.custom_handler.clone() else {
@@ -123,6 +123,17 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
         origins,
         credentials: args.cors_credentials || local.cors_credentials,
     };
+    if cors.credentials && cors.origins.iter().any(|o| o == "*") {
+        return Err(ExitError::Config(anyhow::anyhow!(
+            "CORS: allowing credentials from any origin (\"*\") would let every website act as the signed-in user; \
+             list the allowed origins instead"
+        )));
+    }
+    // What `func start` sets for the app.
+    app.settings
+        .insert_if_absent("AZURE_FUNCTIONS_ENVIRONMENT", "Development");
+    app.settings
+        .insert_if_absent("WEBSITE_HOSTNAME", &format!("localhost:{port}"));
     let auth = if args.no_auth {
         AuthMode::Relaxed
     } else {
@@ -181,11 +192,13 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
     }));
 
     let (first_tx, first_rx) = tokio::sync::oneshot::channel::<()>();
+    let stopper = executor.clone();
     let signals = tokio::spawn(async move {
         shutdown_signal().await;
         let _ = first_tx.send(());
         shutdown_signal().await;
         tracing::warn!("second interrupt: stopping at once");
+        let _ = tokio::time::timeout(Duration::from_secs(3), stopper.shutdown()).await;
         std::process::exit(130);
     });
     host.serve(

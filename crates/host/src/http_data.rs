@@ -37,6 +37,14 @@ pub fn url_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Decodes percent-escapes in a path segment (`+` stays a plus, unlike in a query).
+pub fn path_decode(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_string();
+    }
+    url_decode(&s.replace('+', "%2B"))
+}
+
 /// Query parameters grouped by name (case-insensitive, first spelling kept), values in order.
 pub fn parse_query(query: Option<&str>) -> Vec<(String, Vec<String>)> {
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
@@ -228,6 +236,8 @@ mod tests {
         );
         assert_eq!(rebuild_query("a=1&a=2"), "?a=1%2C2");
         assert_eq!(url_decode("%zz%4"), "%zz%4");
+        assert_eq!(path_decode("c++%20x"), "c++ x");
+        assert_eq!(path_decode("c++"), "c++");
     }
 
     #[test]

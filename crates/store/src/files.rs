@@ -105,16 +105,35 @@ impl FileKeys {
     }
 
     async fn write_doc(&self, path: &Path, doc: Value) -> Result<()> {
-        tokio::fs::create_dir_all(&self.dir)
-            .await
-            .map_err(|e| io(&self.dir, e))?;
+        use std::io::Write as _;
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
         let mut text = String::from('\u{feff}');
         text.push_str(&serde_json::to_string_pretty(&doc).map_err(|e| bad(path, e.to_string()))?);
-        let tmp = path.with_extension("json.tmp");
-        tokio::fs::write(&tmp, text)
-            .await
-            .map_err(|e| io(&tmp, e))?;
-        tokio::fs::rename(&tmp, path).await.map_err(|e| io(path, e))
+        let dir = self.dir.clone();
+        let path = path.to_path_buf();
+        // Keys are secrets: the directory and files are readable by their owner only.
+        tokio::task::spawn_blocking(move || {
+            if !dir.exists() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&dir)
+                    .map_err(|e| io(&dir, e))?;
+            }
+            let tmp = path.with_extension("json.tmp");
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(|e| io(&tmp, e))?;
+            f.write_all(text.as_bytes()).map_err(|e| io(&tmp, e))?;
+            f.sync_all().map_err(|e| io(&tmp, e))?;
+            std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
+        })
+        .await
+        .map_err(|e| bad(&self.dir, format!("writing was interrupted: {e}")))?
     }
 
     fn function_path(&self, function: &str) -> PathBuf {
@@ -173,16 +192,14 @@ impl FileKeys {
                 continue;
             }
             let path = entry.path();
-            let Some(doc) = self.read_doc(&path).await? else {
-                continue;
-            };
-            let list = match (doc.get("keys"), doc.get("key")) {
-                (Some(v @ Value::Array(_)), _) => read_keys(&path, Some(v))?,
-                (_, Some(Value::String(v))) => vec![NamedKey {
-                    name: "default".into(),
-                    value: v.clone(),
-                }],
-                _ => return Err(bad(&path, "invalid secrets file format: expected \"keys\"")),
+            // One unreadable function file must not take every key down: skip it, loudly.
+            let list = match self.read_function_file(&path).await {
+                Ok(Some(list)) => list,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "ignoring a secrets file");
+                    continue;
+                }
             };
             keys.functions
                 .entry(stem.to_ascii_lowercase())
@@ -190,6 +207,20 @@ impl FileKeys {
                 .extend(list);
         }
         Ok(keys)
+    }
+
+    async fn read_function_file(&self, path: &Path) -> Result<Option<Vec<NamedKey>>> {
+        let Some(doc) = self.read_doc(path).await? else {
+            return Ok(None);
+        };
+        Ok(Some(match (doc.get("keys"), doc.get("key")) {
+            (Some(v @ Value::Array(_)), _) => read_keys(path, Some(v))?,
+            (_, Some(Value::String(v))) => vec![NamedKey {
+                name: "default".into(),
+                value: v.clone(),
+            }],
+            _ => return Err(bad(path, "invalid secrets file format: expected \"keys\"")),
+        }))
     }
 
     /// Creates or replaces a key; a replaced key moves to the end of its list, as in the host.
@@ -412,7 +443,18 @@ mod tests {
         assert_eq!(keys.function_keys[0].name, "default");
         assert_eq!(keys.functions["a"][0].name, "default");
         std::fs::write(dir.path().join("b.json"), "{\"nope\":1}").unwrap();
-        let e = files.load().await.unwrap_err().to_string();
-        assert!(e.contains("b.json"), "{e}");
+        let keys = files.load().await.unwrap();
+        assert!(
+            !keys.functions.contains_key("b"),
+            "a bad function file is skipped"
+        );
+        assert_eq!(keys.master.as_deref(), Some("m"));
+        files.put(KeyScope::HostFunction, "x", "y").await.unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join("host.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "secrets files are private");
     }
 }

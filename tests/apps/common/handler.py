@@ -96,6 +96,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
+    # Simulates a handler that is slow to start.
+    time.sleep(int(os.environ.get("STARTUP_DELAY_MS", "0")) / 1000)
     port = int(os.environ["FUNCTIONS_CUSTOMHANDLER_PORT"])
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True

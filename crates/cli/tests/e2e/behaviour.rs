@@ -109,6 +109,62 @@ fn function_timeout_applies_to_forwarded_requests() {
 }
 
 #[test]
+fn timeouts_while_the_handler_starts_do_not_restart_it() {
+    let s = Stratus::start(
+        &app(),
+        Options {
+            wait_running: false,
+            ..Options::default()
+        }
+        .env("STARTUP_DELAY_MS", "3500"),
+    );
+    let started = Instant::now();
+    let r = s.get("/api/inspect");
+    assert_eq!(
+        r.status,
+        500,
+        "the request timed out waiting: {}",
+        r.logs_hint(&s)
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // The handler that was starting is not killed by that timeout: it comes up.
+    let first = eventually(Duration::from_secs(10), || {
+        let r = s.get("/api/inspect");
+        (r.status == 200).then(|| r.json()["pid"].clone())
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "started once, after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(s.get("/api/inspect").json()["pid"], first);
+}
+
+#[test]
+fn admin_key_paths_ignore_case_and_keep_plus_signs() {
+    let s = Stratus::start(&app(), Options::default());
+    let m = [("x-functions-key", MASTER)];
+    let put = s.request(
+        "PUT",
+        "/Admin/Host/Keys/ci+deploy",
+        &m,
+        br#"{"value":"plus-key"}"#,
+    );
+    assert_eq!(put.status, 201, "{}", put.text());
+    assert_eq!(put.json()["name"], "ci+deploy");
+    let list = s.get_with_key("/ADMIN/HOST/KEYS", MASTER).json();
+    assert!(
+        list["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["name"] == "ci+deploy"),
+        "{list}"
+    );
+    assert_eq!(s.get_with_key("/api/keyed", "plus-key").status, 200);
+}
+
+#[test]
 fn a_crashed_handler_fails_in_flight_requests_and_comes_back() {
     let s = Stratus::start(&app(), Options::default());
     let pid = s.get("/api/inspect").json()["pid"].clone();

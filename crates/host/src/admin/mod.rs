@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use stratus_model::AuthLevel;
 
 use crate::http::response::{HostError, HttpResponse, empty, json as json_response};
-use crate::http_data::url_decode;
+use crate::http_data::path_decode;
 use crate::{AuthMode, ExecutorStatus, Host};
 
 /// The base URL of a request (`http://host:port`).
@@ -110,7 +110,7 @@ pub async fn handle(host: &Host, req: Request<Incoming>) -> Result<HttpResponse,
     let segments: Vec<String> = path
         .trim_start_matches('/')
         .split('/')
-        .map(url_decode)
+        .map(path_decode)
         .collect();
     let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
     let method = req.method().clone();
@@ -136,7 +136,7 @@ pub async fn handle(host: &Host, req: Request<Incoming>) -> Result<HttpResponse,
         | (_, ["admin", "host", "keys" | "functionkeys" | "systemkeys", ..]) => {
             crate::keys::api::handle(host, req, &seg).await
         }
-        (Method::GET, ["admin", "vfs", ..]) => vfs::get(host, &req, &seg[2..]),
+        (Method::GET, ["admin", "vfs", ..]) => vfs::get(host, &req, &seg[2..]).await,
         _ => Err(HostError::NotFound),
     }
 }

@@ -10,21 +10,36 @@ use super::base_url;
 use crate::Host;
 use crate::http::response::{HostError, HttpResponse, json as json_response, with_body};
 
-pub fn get<B>(host: &Host, req: &Request<B>, rest: &[&str]) -> Result<HttpResponse, HostError> {
-    if rest.iter().any(|s| *s == ".." || *s == ".") {
+/// Largest file served.
+const MAX_FILE: u64 = 64 * 1024 * 1024;
+
+pub async fn get<B>(
+    host: &Host,
+    req: &Request<B>,
+    rest: &[&str],
+) -> Result<HttpResponse, HostError> {
+    let root = host.app.root.clone();
+    let base = base_url(req);
+    let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || read(&root, &base, &rest))
+        .await
+        .map_err(|e| HostError::Internal(e.to_string()))?
+}
+
+fn read(root: &std::path::Path, base: &str, rest: &[String]) -> Result<HttpResponse, HostError> {
+    if rest.iter().any(|s| s == ".." || s == ".") {
         return Err(HostError::BadRequest(
             "path segments '.' and '..' are not allowed".into(),
         ));
     }
     let wanted: PathBuf = std::iter::once("/")
-        .chain(rest.iter().copied().filter(|s| !s.is_empty()))
+        .chain(rest.iter().map(String::as_str).filter(|s| !s.is_empty()))
         .collect();
     let resolved = std::fs::canonicalize(&wanted).map_err(|_| HostError::NotFound)?;
-    if !resolved.starts_with(&host.app.root) {
+    if !resolved.starts_with(root) {
         return Err(HostError::NotFound);
     }
     if resolved.is_dir() {
-        let base = base_url(req);
         let mut entries: Vec<Value> = Vec::new();
         let dir = std::fs::read_dir(&resolved).map_err(|e| HostError::Internal(e.to_string()))?;
         for entry in dir.flatten() {
@@ -51,6 +66,15 @@ pub fn get<B>(host: &Host, req: &Request<B>, rest: &[&str]) -> Result<HttpRespon
         }
         entries.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
         return Ok(json_response(StatusCode::OK, &Value::Array(entries)));
+    }
+    let meta = std::fs::metadata(&resolved).map_err(|_| HostError::NotFound)?;
+    if !meta.is_file() {
+        return Err(HostError::NotFound);
+    }
+    if meta.len() > MAX_FILE {
+        return Err(HostError::BadRequest(format!(
+            "the file is larger than {MAX_FILE} bytes"
+        )));
     }
     let bytes = std::fs::read(&resolved).map_err(|_| HostError::NotFound)?;
     Ok(with_body(StatusCode::OK, "application/octet-stream", bytes))

@@ -268,11 +268,16 @@ fn host_id(settings: &AppSettings, machine: &str, root: &Path) -> String {
     let raw = match explicit {
         Some(id) if !id.trim().is_empty() => id.trim().to_string(),
         _ => {
+            // Unlike the Azure host, the machine part is shortened rather than the hash cut
+            // off, so that two apps on a machine with a long name never share an id (and keys).
+            let hash = stable_hash(&root.to_string_lossy())
+                .unsigned_abs()
+                .to_string();
             let machine: String = machine
                 .chars()
                 .filter(char::is_ascii_alphanumeric)
+                .take(31 - hash.len())
                 .collect();
-            let hash = stable_hash(&root.to_string_lossy()).unsigned_abs();
             format!("{machine}-{hash}")
         }
     };
@@ -397,6 +402,16 @@ mod tests {
                 .unwrap()
                 .ends_with("run.py")
         );
+    }
+
+    #[test]
+    fn long_machine_names_keep_ids_apart() {
+        let s = AppSettings::new();
+        let m = "buildagenteastus20001internalxyzlonger";
+        let a = host_id(&s, m, Path::new("/apps/a"));
+        let b = host_id(&s, m, Path::new("/apps/b"));
+        assert_ne!(a, b);
+        assert!(a.len() <= 32 && b.len() <= 32);
     }
 
     #[test]

@@ -30,6 +30,12 @@ pub struct HttpCall {
     /// `http` or `https`, as the client reached the host.
     pub scheme: &'static str,
     pub body_limit: u64,
+    /// When the invocation must be over (`functionTimeout`), for response bodies streamed
+    /// after the head.
+    pub deadline: Option<tokio::time::Instant>,
+    /// Set by the executor to a non-zero token once the request reached the function's code
+    /// (which process, for a custom handler), so a timeout restarts only what it concerns.
+    pub dispatched: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Why an invocation did not produce a result.
@@ -96,8 +102,10 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
         conn: &'a ConnectionContext,
     ) -> BoxFuture<'a, Result<HttpResponse, InvokeError>>;
 
-    /// An invocation of `function` ran past its timeout: recover (e.g. restart the process).
-    fn timed_out(&self, function: &Function, invocation_id: Uuid);
+    /// An invocation of `function` ran past its timeout: recover (e.g. restart the process
+    /// the request was dispatched to; `dispatched` is the token of [`HttpCall::dispatched`],
+    /// 0 when it never reached the code).
+    fn timed_out(&self, function: &Function, invocation_id: Uuid, dispatched: u64);
 
     /// Starts the function code (processes, connections).
     fn start(self: Arc<Self>) -> BoxFuture<'static, ()>;

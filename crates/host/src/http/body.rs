@@ -1,6 +1,7 @@
 //! Body types of the HTTP front: one response body enum (no boxing on the hot path) and a
 //! request body that enforces the size limit while streaming.
 
+use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,13 +14,24 @@ use hyper::body::Incoming;
 /// Errors while streaming a body.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A response body: nothing, some bytes, or a body streamed from a handler.
+/// A response body: nothing, some bytes, or a body streamed from a handler (optionally cut
+/// off at the invocation's deadline).
 #[derive(Debug)]
 pub enum Body {
     Empty,
     Full(Option<Bytes>),
     Stream(Incoming),
+    Timed {
+        inner: Incoming,
+        deadline: Pin<Box<tokio::time::Sleep>>,
+        invocation_id: uuid::Uuid,
+    },
 }
+
+/// The function's response body was still streaming at the function timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the response body of invocation {0} did not end before the function timeout")]
+pub struct BodyTimedOut(pub uuid::Uuid);
 
 impl Body {
     pub fn full(b: impl Into<Bytes>) -> Body {
@@ -28,6 +40,15 @@ impl Body {
             Body::Empty
         } else {
             Body::Full(Some(b))
+        }
+    }
+
+    /// A streamed body that fails (so the client sees it incomplete) if still going at `at`.
+    pub fn timed(inner: Incoming, at: tokio::time::Instant, invocation_id: uuid::Uuid) -> Body {
+        Body::Timed {
+            inner,
+            deadline: Box::pin(tokio::time::sleep_until(at)),
+            invocation_id,
         }
     }
 }
@@ -44,6 +65,18 @@ impl http_body::Body for Body {
             Body::Empty => Poll::Ready(None),
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Body::Stream(s) => Pin::new(s).poll_frame(cx).map_err(Into::into),
+            Body::Timed {
+                inner,
+                deadline,
+                invocation_id,
+            } => {
+                if deadline.as_mut().poll(cx).is_ready() {
+                    tracing::error!(target: crate::logging::FUNCTION_TARGET, invocation_id = %invocation_id,
+                        "the response body did not end before the function timeout; cutting it off");
+                    return Poll::Ready(Some(Err(Box::new(BodyTimedOut(*invocation_id)))));
+                }
+                Pin::new(inner).poll_frame(cx).map_err(Into::into)
+            }
         }
     }
 
@@ -51,7 +84,7 @@ impl http_body::Body for Body {
         match self {
             Body::Empty => true,
             Body::Full(b) => b.is_none(),
-            Body::Stream(s) => s.is_end_stream(),
+            Body::Stream(s) | Body::Timed { inner: s, .. } => s.is_end_stream(),
         }
     }
 
@@ -59,7 +92,7 @@ impl http_body::Body for Body {
         match self {
             Body::Empty => SizeHint::with_exact(0),
             Body::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            Body::Stream(s) => s.size_hint(),
+            Body::Stream(s) | Body::Timed { inner: s, .. } => s.size_hint(),
         }
     }
 }

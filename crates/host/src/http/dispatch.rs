@@ -5,7 +5,7 @@ use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use stratus_model::route::path;
 
-use super::response::{HostError, HttpResponse, empty, with_body};
+use super::response::{BeforePipeline, HostError, HttpResponse, empty, with_body};
 use crate::Host;
 use crate::executor::ConnectionContext;
 
@@ -32,8 +32,7 @@ impl Host {
             Ok(r) => r,
             Err(e) => e.into_response(),
         };
-        let status = resp.status();
-        if status != StatusCode::TOO_MANY_REQUESTS && status != StatusCode::SERVICE_UNAVAILABLE {
+        if resp.extensions().get::<BeforePipeline>().is_none() {
             for (k, v) in &self.custom_headers {
                 if !resp.headers().contains_key(k) {
                     resp.headers_mut().insert(k.clone(), v.clone());
@@ -53,6 +52,11 @@ impl Host {
         if is_admin(raw_path) {
             return crate::admin::handle(self, req).await;
         }
+        // Everything but the admin API counts against the request limits, as in the host.
+        let _ticket = match &self.throttle {
+            None => None,
+            Some(t) => Some(t.admit().await.ok_or(HostError::Throttled)?),
+        };
         let decoded =
             path::decode(raw_path).map_err(|_| HostError::BadRequest("invalid path".into()))?;
         let found = self
@@ -65,10 +69,6 @@ impl Host {
                 return Ok(self.homepage());
             }
             return Err(HostError::NotFound);
-        };
-        let _ticket = match &self.throttle {
-            None => None,
-            Some(t) => Some(t.admit().await.ok_or(HostError::Throttled)?),
         };
         self.call_function(req, function, values, conn).await
     }

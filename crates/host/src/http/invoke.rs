@@ -2,6 +2,7 @@
 //! `functionTimeout`, then the executor.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use http::Request;
@@ -90,6 +91,12 @@ impl Host {
         }
 
         let invocation_id = Uuid::new_v4();
+        let dispatched = Arc::new(AtomicU64::new(0));
+        let deadline = self
+            .app
+            .config
+            .function_timeout
+            .map(|t| tokio::time::Instant::now() + t);
         logging::executing(&function, invocation_id, logging::HTTP_REASON);
         let started = Instant::now();
         let call = HttpCall {
@@ -100,6 +107,8 @@ impl Host {
             principal,
             scheme: "http",
             body_limit: self.body_limit,
+            deadline,
+            dispatched: dispatched.clone(),
         };
         let work = self.executor.call_http(call, conn);
         let outcome = match self.app.config.function_timeout {
@@ -107,7 +116,11 @@ impl Host {
                 Ok(r) => r,
                 Err(_) => {
                     logging::timed_out(&function, invocation_id, limit);
-                    self.executor.timed_out(&function, invocation_id);
+                    self.executor.timed_out(
+                        &function,
+                        invocation_id,
+                        dispatched.load(Ordering::Acquire),
+                    );
                     Err(InvokeError::Failed(format!(
                         "Timeout value of {} was exceeded by function: {}",
                         logging::timespan(limit),

@@ -45,6 +45,11 @@ pub fn text(status: StatusCode, message: impl Into<String>) -> HttpResponse {
     with_body(status, TEXT_PLAIN, message.into())
 }
 
+/// Marks responses the host produces before the app's pipeline (429 throttling, 503 not
+/// ready), which do not get `customHeaders`.
+#[derive(Debug, Clone, Copy)]
+pub struct BeforePipeline;
+
 /// Everything the host answers with an error status, in one place.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
@@ -97,12 +102,14 @@ impl HostError {
                 let mut r = empty(StatusCode::TOO_MANY_REQUESTS);
                 r.headers_mut()
                     .insert("x-function-scaleout", HeaderValue::from_static("1"));
+                r.extensions_mut().insert(BeforePipeline);
                 r
             }
             HostError::Unavailable(_) => {
                 let mut r = empty(StatusCode::SERVICE_UNAVAILABLE);
                 r.headers_mut()
                     .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+                r.extensions_mut().insert(BeforePipeline);
                 r
             }
             HostError::InvocationFailed => empty(StatusCode::INTERNAL_SERVER_ERROR),

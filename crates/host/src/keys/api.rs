@@ -3,7 +3,6 @@
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, StatusCode};
-use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 use stratus_store::{KeyScope, NamedKey, Upsert};
@@ -22,7 +21,7 @@ fn self_href<B>(req: &Request<B>) -> String {
     format!(
         "http://{}{}",
         host.to_ascii_lowercase(),
-        crate::http_data::url_decode(req.uri().path())
+        crate::http_data::path_decode(req.uri().path())
     )
 }
 
@@ -94,8 +93,12 @@ pub async fn handle(
     let href = self_href(&req);
     let method = req.method().clone();
     let keys = &host.keys;
-    match seg {
-        ["admin", "functions", function, "keys"] => {
+    // Literal segments match in any case; names keep the caller's spelling.
+    let lower: Vec<String> = seg.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let l: Vec<&str> = lower.iter().map(String::as_str).collect();
+    match l.as_slice() {
+        ["admin", "functions", _, "keys"] => {
+            let function = &seg[2];
             if method != Method::GET {
                 return Err(HostError::NotFound);
             }
@@ -104,7 +107,8 @@ pub async fn handle(
             }
             Ok(key_list(&keys.function_keys(function), &href))
         }
-        ["admin", "functions", function, "keys", name] => {
+        ["admin", "functions", _, "keys", _] => {
+            let (function, name) = (&seg[2], &seg[4]);
             if method == Method::DELETE && name.eq_ignore_ascii_case(MASTER_KEY_NAME) {
                 return Ok(text(StatusCode::BAD_REQUEST, "Cannot delete System Key."));
             }
@@ -141,6 +145,7 @@ pub async fn handle(
             }
         }
         ["admin", "host", scope] => {
+            let scope = *scope;
             if method != Method::GET {
                 return Err(HostError::NotFound);
             }
@@ -152,7 +157,8 @@ pub async fn handle(
             };
             Ok(key_list(&list, &href))
         }
-        ["admin", "host", scope, name] => {
+        ["admin", "host", scope, _] => {
+            let (scope, name) = (*scope, &seg[3]);
             let system = scope.eq_ignore_ascii_case("systemkeys");
             let master = name.eq_ignore_ascii_case(MASTER_KEY_NAME);
             let key_scope = if master {
@@ -215,9 +221,6 @@ pub async fn handle(
                 _ => Err(HostError::NotFound),
             }
         }
-        _ => {
-            let _ = req.into_body().collect().await;
-            Err(HostError::NotFound)
-        }
+        _ => Err(HostError::NotFound),
     }
 }

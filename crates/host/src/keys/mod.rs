@@ -122,6 +122,7 @@ pub struct KeyService {
     last_miss_reload: Mutex<Option<Instant>>,
     /// Serialises writes so that read-modify-write backends (files) do not lose updates.
     writes: tokio::sync::Mutex<()>,
+    loading: tokio::sync::Mutex<()>,
 }
 
 /// Generates a new key value in Azure's identifiable format.
@@ -148,6 +149,7 @@ impl KeyService {
             version: AtomicI64::new(i64::MIN),
             last_miss_reload: Mutex::new(None),
             writes: tokio::sync::Mutex::new(()),
+            loading: tokio::sync::Mutex::new(()),
         };
         let keys = svc.load().await?;
         if keys.master.is_none() {
@@ -192,6 +194,8 @@ impl KeyService {
 
     /// Reads every key from storage again.
     pub async fn reload(&self) -> Result<(), KeyError> {
+        // One load at a time, so an older read can never replace a newer snapshot.
+        let _loading = self.loading.lock().await;
         let version = self.storage_version().await?;
         let keys = self.load().await?;
         *self.snapshot.write() = Arc::new(Snapshot::new(keys));

@@ -194,7 +194,7 @@ fn is_guid(s: &str) -> bool {
     if s.len() == 36 {
         return dashed(s);
     }
-    if s.len() == 38 {
+    if s.len() == 38 && s.is_ascii() {
         let inner = &s[1..37];
         return ((s.starts_with('{') && s.ends_with('}'))
             || (s.starts_with('(') && s.ends_with(')')))
@@ -405,6 +405,10 @@ mod tests {
         assert!(c("guid").check(Some("{0f8fad5b-d9cb-469f-a165-70867728950e}")));
         assert!(c("guid").check(Some("0f8fad5bd9cb469fa16570867728950e")));
         assert!(!c("guid").check(Some("0f8fad5b-d9cb-469f-a165")));
+        assert!(
+            !c("guid").check(Some("é0f8fad5b-d9cb-469f-a165-70867728950e")),
+            "no panic on non-ASCII"
+        );
         assert!(c("datetime").check(Some("2024-02-29")));
         assert!(c("datetime").check(Some("2024-02-29T10:00:00Z")));
         assert!(c("datetime").check(Some("2024-02-29 10:00")));

@@ -13,7 +13,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -86,6 +86,7 @@ struct Upstream {
 #[derive(Debug)]
 pub struct CustomHandler {
     forward: bool,
+    legacy: bool,
     launch: Launch,
     state: watch::Receiver<State>,
     state_tx: Mutex<Option<watch::Sender<State>>>,
@@ -127,6 +128,7 @@ impl CustomHandler {
         let version = crate::HOST_VERSION;
         Ok(CustomHandler {
             forward: config.enable_forwarding_http_request,
+            legacy: config.legacy_http_worker,
             launch: Launch {
                 spec,
                 initialization_timeout: DEFAULT_INITIALIZATION_TIMEOUT,
@@ -236,6 +238,7 @@ impl CustomHandler {
         &self,
         conn: &ConnectionContext,
         req: Request<UpBody>,
+        dispatched: &AtomicU64,
     ) -> Result<http::Response<hyper::body::Incoming>, InvokeError> {
         let (generation, port) = self.ready().await?;
         let mut slot = conn.slot.lock().await;
@@ -267,6 +270,7 @@ impl CustomHandler {
             up.sender.ready().await.map_err(|e| {
                 InvokeError::Failed(format!("the custom handler connection failed: {e}"))
             })?;
+            dispatched.store(up.generation, Ordering::Release);
             up.sender
                 .send_request(req)
                 .await
@@ -307,17 +311,26 @@ impl CustomHandler {
         call: HttpCall,
         conn: &ConnectionContext,
     ) -> Result<HttpResponse, InvokeError> {
+        let (deadline, invocation_id, dispatched) =
+            (call.deadline, call.invocation_id, call.dispatched.clone());
         let (parts, body) = call.request.into_parts();
+        // The legacy `httpWorker` section forwards to /{FunctionName}; `customHandler` to the
+        // original path.
+        let path = if self.legacy {
+            format!("/{}", call.function.name)
+        } else {
+            parts.uri.path().to_string()
+        };
         let path_and_query = match parts.uri.query() {
-            Some(q) if !q.is_empty() => format!("{}{}", parts.uri.path(), rebuild_query(q)),
-            _ => parts.uri.path().to_string(),
+            Some(q) if !q.is_empty() => format!("{path}{}", rebuild_query(q)),
+            _ => path,
         };
         let uri: Uri = path_and_query
             .parse()
             .map_err(|e| InvokeError::Failed(format!("cannot forward the path: {e}")))?;
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers);
-        self.add_host_headers(&mut headers, call.invocation_id);
+        self.add_host_headers(&mut headers, invocation_id);
         // A body of unknown length (chunked) is read first and sent with its length, as a
         // buffering proxy does: many handler servers cannot read chunked requests.
         let known_length =
@@ -339,11 +352,15 @@ impl CustomHandler {
         *req.method_mut() = parts.method;
         *req.uri_mut() = uri;
         *req.headers_mut() = headers;
-        match self.send(conn, req).await {
+        match self.send(conn, req, &dispatched).await {
             Ok(resp) => {
                 let (mut parts, body) = resp.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
-                Ok(http::Response::from_parts(parts, Body::Stream(body)))
+                let body = match deadline {
+                    Some(at) => Body::timed(body, at, invocation_id),
+                    None => Body::Stream(body),
+                };
+                Ok(http::Response::from_parts(parts, body))
             }
             Err(_) if exceeded.load(Ordering::Acquire) => Err(InvokeError::TooLarge),
             Err(e) => Err(e),
@@ -399,7 +416,7 @@ impl CustomHandler {
         );
         headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1"));
         self.add_host_headers(headers, call.invocation_id);
-        let resp = self.send(conn, req).await?;
+        let resp = self.send(conn, req, &call.dispatched).await?;
         let status = resp.status();
         let content_type = resp
             .headers()
@@ -447,10 +464,16 @@ impl Executor for CustomHandler {
         })
     }
 
-    fn timed_out(&self, _function: &Function, invocation_id: Uuid) {
-        let _ = self.control.send(Control::Restart(format!(
-            "A function timeout has occurred. Restarting worker process executing invocationId '{invocation_id}'."
-        )));
+    fn timed_out(&self, _function: &Function, invocation_id: Uuid, dispatched: u64) {
+        if dispatched == 0 {
+            return;
+        }
+        let _ = self.control.send(Control::Restart {
+            reason: format!(
+                "A function timeout has occurred. Restarting worker process executing invocationId '{invocation_id}'."
+            ),
+            generation: dispatched,
+        });
     }
 
     fn start(self: Arc<Self>) -> BoxFuture<'static, ()> {

@@ -25,8 +25,11 @@ pub enum State {
 /// Requests to the supervisor.
 #[derive(Debug)]
 pub enum Control {
-    /// Kill and start again (e.g. after a function timeout).
-    Restart(String),
+    /// Kill and start again (after a function timeout), if the process of `generation` still runs.
+    Restart {
+        reason: String,
+        generation: u64,
+    },
     Stop(oneshot::Sender<()>),
 }
 
@@ -158,13 +161,17 @@ pub async fn supervise(
             spec.program.display()
         );
         let deadline = started + launch.initialization_timeout;
-        let ready = tokio::select! {
-            r = wait_ready(port, deadline, &mut process) => r,
-            c = control.recv() => {
-                if stop_requested(c, &mut process, &state).await {
-                    return;
-                }
-                Err("restart requested during start-up".to_string())
+        let ready = loop {
+            tokio::select! {
+                r = wait_ready(port, deadline, &mut process) => break r,
+                c = control.recv() => match c {
+                    // A timeout of a request for an earlier process: this one is new.
+                    Some(Control::Restart { .. }) => {}
+                    other => {
+                        stop_requested(other, &mut process, &state).await;
+                        return;
+                    }
+                },
             }
         };
         match ready {
@@ -187,28 +194,35 @@ pub async fn supervise(
             }
         }
 
-        // Serving: wait for the process to exit, a restart, or the stop.
-        tokio::select! {
-            status = process.wait() => {
-                let reason = match status {
-                    Ok(s) => format!("the custom handler exited ({s})"),
-                    Err(e) => e.to_string(),
-                };
-                tracing::error!(pid = process.pid(), "{reason}; restarting it");
-                let _ = state.send(State::Down(reason));
-                if started.elapsed() > Duration::from_secs(60) {
-                    failures = 0;
-                }
-                if wait_or_stop(&mut control, &state, backoff(failures)).await {
-                    return;
-                }
-                failures += 1;
-            }
-            c = control.recv() => {
-                if stop_requested(c, &mut process, &state).await {
-                    return;
-                }
-                failures = 0;
+        // Serving: wait for the process to exit, a restart of this process, or the stop.
+        loop {
+            tokio::select! {
+              status = process.wait() => {
+                  let reason = match status {
+                      Ok(s) => format!("the custom handler exited ({s})"),
+                      Err(e) => e.to_string(),
+                  };
+                  tracing::error!(pid = process.pid(), "{reason}; restarting it");
+                  let _ = state.send(State::Down(reason));
+                  if started.elapsed() > Duration::from_secs(60) {
+                      failures = 0;
+                  }
+                  if wait_or_stop(&mut control, &state, backoff(failures)).await {
+                      return;
+                  }
+                  failures += 1;
+                  break;
+              }
+              c = control.recv() => match c {
+                  Some(Control::Restart { generation: g, .. }) if g != generation => {}
+                  other => {
+                      if stop_requested(other, &mut process, &state).await {
+                          return;
+                      }
+                      failures = 0;
+                      break;
+                  }
+              },
             }
         }
     }
@@ -221,7 +235,7 @@ async fn stop_requested(
     state: &watch::Sender<State>,
 ) -> bool {
     match c {
-        Some(Control::Restart(reason)) => {
+        Some(Control::Restart { reason, .. }) => {
             tracing::warn!("{reason}");
             let _ = state.send(State::Down(reason));
             process.terminate(Duration::from_secs(2)).await;
@@ -253,7 +267,7 @@ async fn wait_or_stop(
         tokio::select! {
             () = tokio::time::sleep_until(until) => return false,
             c = control.recv() => match c {
-                Some(Control::Restart(_)) => {}
+                Some(Control::Restart { .. }) => {}
                 Some(Control::Stop(ack)) => {
                     let _ = state.send(State::Stopped);
                     let _ = ack.send(());

@@ -150,6 +150,14 @@ fn build(status: u16, headers: Option<&Value>, body: OutBody) -> Result<HttpResp
                 tracing::warn!(header = %k, "dropping a response header that is not valid HTTP");
                 continue;
             };
+            // The host frames the body itself; a handler's framing headers would contradict it.
+            if name == http::header::CONTENT_LENGTH
+                || name == http::header::TRANSFER_ENCODING
+                || name == http::header::CONNECTION
+            {
+                tracing::debug!(header = %k, "dropping a framing header from the function's response");
+                continue;
+            }
             if !resp.headers().contains_key(&name) {
                 resp.headers_mut().insert(name, value);
             }
@@ -350,6 +358,13 @@ mod tests {
         assert_eq!(ct.as_deref(), Some("application/json; charset=utf-8"));
         assert_eq!(body, "{\n  \"a\": true\n}", "object bodies are indented");
         assert_eq!(h["x-a"], "5");
+        let (_, _, body, h) = render(
+            Some("res"),
+            json!({"Outputs":{"res":{"body":"hello world","headers":{"Content-Length":"5","Connection":"close"}}}}),
+        )
+        .await;
+        assert_eq!(body, "hello world");
+        assert!(h.get("content-length").is_none() && h.get("connection").is_none());
         let (s, ct, body, _) = render(
             Some("res"),
             json!({"Outputs":{"res":{"status":404,"body":true}}}),
