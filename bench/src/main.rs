@@ -2,7 +2,8 @@
 //! throughput, p50/p99 and ratios (medians over rounds).
 //!
 //! Targets: a bare hyper server (the machine's limit, also used as a trivial native custom
-//! handler), the Python and Node sample handlers called directly, and each of them behind
+//! handler), a minimal connection-affine proxy hop in front of it (the limit of one hop),
+//! the Python and Node sample handlers called directly, and each of them behind
 //! `stratus start`, forwarded and with the JSON invocation protocol. Also cold start: from
 //! starting a process to its first 200.
 
@@ -144,6 +145,12 @@ fn hello_cmd(port: u16) -> Command {
     c
 }
 
+fn proxy_cmd(port: u16, upstream: u16) -> Command {
+    let mut c = Command::new(bin_dir().join("bench-proxy"));
+    c.arg(port.to_string()).arg(upstream.to_string());
+    c
+}
+
 fn python_cmd(port: u16) -> Command {
     let mut c = Command::new("python3");
     c.arg("-S")
@@ -281,6 +288,12 @@ const RATIOS: &[(&str, &str, Option<f64>)] = &[
         "bare hyper hello",
         None,
     ),
+    ("minimal affine proxy hop", "bare hyper hello", None),
+    (
+        "native via stratus (forwarded)",
+        "minimal affine proxy hop",
+        None,
+    ),
     ("python via stratus (forwarded)", "python direct", Some(0.9)),
     ("python via stratus (JSON protocol)", "python direct", None),
     ("node via stratus (forwarded)", "node direct", Some(0.65)),
@@ -389,7 +402,7 @@ fn main() {
     println!("# Stratus benchmark ({})", std::env::consts::ARCH);
 
     if a.only.as_deref().is_none_or(|o| o != "cold") {
-        let ports: Vec<u16> = (0..9).map(|_| free_port()).collect();
+        let ports: Vec<u16> = (0..10).map(|_| free_port()).collect();
         let native = repo().join("bench/apps/native");
         let py = repo().join("samples/python-handler");
         let node = repo().join("samples/node-handler");
@@ -421,6 +434,7 @@ fn main() {
                 "node-json",
                 stratus_cmd(&node, ports[8], true, &data.join("f")),
             ),
+            spawn("proxy", proxy_cmd(ports[9], ports[0])),
         ];
         let names = [
             "bare hyper hello",
@@ -432,10 +446,11 @@ fn main() {
             "node direct",
             "node via stratus (forwarded)",
             "node via stratus (JSON protocol)",
+            "minimal affine proxy hop",
         ];
         let mut targets = Vec::new();
         for (i, name) in names.iter().enumerate() {
-            let path = if i < 3 {
+            let path = if i < 3 || i == 9 {
                 "/api/hello"
             } else {
                 "/api/hello?name=bench"
