@@ -175,7 +175,7 @@ fn stratus_cmd(app: &Path, port: u16, json: bool, data: &Path) -> Command {
         .arg("--address")
         .arg("127.0.0.1");
     c.env("STRATUS_DATA_DIR", data)
-        .env("STRATUS_BENCH_HELLO", bin_dir().join("bench-hello"))
+        .env("BENCH_HELLO_PATH", bin_dir().join("bench-hello"))
         .env_remove("RUST_LOG");
     if json {
         c.env(
