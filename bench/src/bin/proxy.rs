@@ -57,10 +57,9 @@ async fn main() -> std::io::Result<()> {
             });
             let server = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(client), service);
-            tokio::select! {
-                _ = server => {}
-                _ = conn => {}
-            }
+            // Both on this task; when the client leaves, the service (and its sender) is
+            // dropped, which ends the upstream connection too.
+            let _ = tokio::join!(server, conn);
         });
     }
 }
