@@ -101,7 +101,7 @@ struct Proc(Child);
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = Command::new("kill")
-            .arg("-INT")
+            .arg("-TERM")
             .arg(self.0.id().to_string())
             .status();
         let deadline = Instant::now() + Duration::from_secs(10);
