@@ -4,6 +4,7 @@
 mod app;
 mod config;
 mod keys;
+mod log_format;
 mod log_writer;
 mod secrets;
 mod start;

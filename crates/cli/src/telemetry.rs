@@ -37,8 +37,7 @@ pub fn init(format: LogFormat) -> Telemetry {
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(writer)
-                    .with_ansi(false)
-                    .with_target(false),
+                    .event_format(crate::log_format::PlainFormat),
             )
             .init(),
         LogFormat::Json => registry
