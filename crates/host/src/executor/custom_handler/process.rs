@@ -97,12 +97,19 @@ async fn probe(stream: tokio::net::TcpStream) -> bool {
     let driver = tokio::spawn(conn);
     let req = hyper::Request::get("/")
         .header("host", "127.0.0.1")
+        .header("connection", "close")
         .body(Empty::new());
     let Ok(req) = req else { return true };
-    let outcome = tokio::time::timeout(Duration::from_secs(5), send.send_request(req)).await;
-    driver.abort();
+    let outcome = tokio::time::timeout(Duration::from_secs(5), async {
+        let resp = send.send_request(req).await?;
+        // Read the answer to its end so the connection closes cleanly on both sides.
+        let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
+        Ok::<(), hyper::Error>(())
+    })
+    .await;
+    let _ = tokio::time::timeout(Duration::from_millis(100), driver).await;
     match outcome {
-        Ok(Ok(_)) | Err(_) => true,
+        Ok(Ok(())) | Err(_) => true,
         Ok(Err(e)) => !(e.is_closed() || e.is_incomplete_message() || e.is_canceled()),
     }
 }
