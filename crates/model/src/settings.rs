@@ -91,8 +91,18 @@ impl AppSettings {
     }
 
     /// `%NAME%` expansion used in binding expressions and handler arguments: each `%X%` is
-    /// replaced by setting `X`; unresolved tokens are removed (as the host does).
+    /// replaced by setting `X`; unresolved tokens are removed (as the host does for arguments).
     pub fn expand_percent(&self, text: &str) -> String {
+        self.expand(text, false)
+    }
+
+    /// `Environment.ExpandEnvironmentVariables`: like [`expand_percent`](Self::expand_percent),
+    /// but unresolved `%X%` tokens are kept as written.
+    pub fn expand_percent_keep(&self, text: &str) -> String {
+        self.expand(text, true)
+    }
+
+    fn expand(&self, text: &str, keep_unresolved: bool) -> String {
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
         while let Some(start) = rest.find('%') {
@@ -100,8 +110,14 @@ impl AppSettings {
             let after = &rest[start + 1..];
             match after.find('%') {
                 Some(end) if end > 0 && !after[..end].contains(char::is_whitespace) => {
-                    if let Some(v) = self.get(&after[..end]) {
-                        out.push_str(v);
+                    match self.get(&after[..end]) {
+                        Some(v) => out.push_str(v),
+                        None if keep_unresolved => {
+                            out.push('%');
+                            rest = after;
+                            continue;
+                        }
+                        None => {}
                     }
                     rest = &after[end + 1..];
                 }

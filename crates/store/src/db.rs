@@ -100,77 +100,46 @@ impl Backend {
     /// Applies the migrations not yet applied, each in its own transaction. On PostgreSQL an
     /// advisory lock keeps concurrent starters from racing.
     async fn migrate(&self) -> Result<()> {
-        match self {
-            Backend::Sqlite(pool) => {
-                sqlx::query(
-                    "CREATE TABLE IF NOT EXISTS stratus_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)",
-                )
-                .execute(pool)
-                .await?;
-                for m in MIGRATIONS {
-                    let mut tx = pool.begin().await?;
-                    let done: Option<i64> = sqlx::query_scalar(
-                        "SELECT version FROM stratus_migrations WHERE version = $1",
-                    )
-                    .bind(m.version)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if done.is_some() {
-                        continue;
-                    }
-                    sqlx::raw_sql(m.sqlite)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|source| Error::Migration {
-                            version: m.version,
-                            name: m.name,
-                            source,
-                        })?;
-                    sqlx::query("INSERT INTO stratus_migrations (version, name) VALUES ($1, $2)")
-                        .bind(m.version)
-                        .bind(m.name)
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await?;
-                }
-            }
-            Backend::Postgres(pool) => {
-                for m in MIGRATIONS {
-                    let mut tx = pool.begin().await?;
+        let postgres = matches!(self, Backend::Postgres(_));
+        on_pool!(self, |pool| {
+            for m in MIGRATIONS {
+                let mut tx = pool.begin().await?;
+                if postgres {
                     sqlx::query("SELECT pg_advisory_xact_lock(7355608)")
                         .execute(&mut *tx)
                         .await?;
-                    sqlx::query(
-                        "CREATE TABLE IF NOT EXISTS stratus_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL)",
-                    )
+                }
+                // BIGINT is an INTEGER to SQLite.
+                sqlx::query(
+                    "CREATE TABLE IF NOT EXISTS stratus_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL)",
+                )
+                .execute(&mut *tx)
+                .await?;
+                let done: Option<i64> =
+                    sqlx::query_scalar("SELECT version FROM stratus_migrations WHERE version = $1")
+                        .bind(m.version)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if done.is_some() {
+                    continue;
+                }
+                let sql = if postgres { m.postgres } else { m.sqlite };
+                sqlx::raw_sql(sql)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|source| Error::Migration {
+                        version: m.version,
+                        name: m.name,
+                        source,
+                    })?;
+                sqlx::query("INSERT INTO stratus_migrations (version, name) VALUES ($1, $2)")
+                    .bind(m.version)
+                    .bind(m.name)
                     .execute(&mut *tx)
                     .await?;
-                    let done: Option<i64> = sqlx::query_scalar(
-                        "SELECT version FROM stratus_migrations WHERE version = $1",
-                    )
-                    .bind(m.version)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if done.is_some() {
-                        continue;
-                    }
-                    sqlx::raw_sql(m.postgres)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|source| Error::Migration {
-                            version: m.version,
-                            name: m.name,
-                            source,
-                        })?;
-                    sqlx::query("INSERT INTO stratus_migrations (version, name) VALUES ($1, $2)")
-                        .bind(m.version)
-                        .bind(m.name)
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await?;
-                }
+                tx.commit().await?;
             }
-        }
+        });
         Ok(())
     }
 

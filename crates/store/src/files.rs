@@ -228,21 +228,13 @@ impl FileKeys {
         let current = self.load().await?;
         match scope {
             KeyScope::Function(f) => {
-                let path = self.function_path(f);
                 let mut list = current
                     .functions
                     .get(&f.to_ascii_lowercase())
                     .cloned()
                     .unwrap_or_default();
                 let outcome = upsert(&mut list, name, value);
-                let doc = json!({
-                    "keys": list.iter().map(key_json).collect::<Vec<_>>(),
-                    "hostName": self.host_name,
-                    "instanceId": self.instance_id,
-                    "source": "runtime",
-                    "decryptionKeyId": "",
-                });
-                self.write_doc(&path, doc).await?;
+                self.write_function(f, &list).await?;
                 Ok(outcome)
             }
             host_scope => {
@@ -265,6 +257,18 @@ impl FileKeys {
                 Ok(outcome)
             }
         }
+    }
+
+    /// Writes `<function>.json` (the name lower-cased, where the host reads it).
+    async fn write_function(&self, function: &str, keys: &[NamedKey]) -> Result<()> {
+        let doc = json!({
+            "keys": keys.iter().map(key_json).collect::<Vec<_>>(),
+            "hostName": self.host_name,
+            "instanceId": self.instance_id,
+            "source": "runtime",
+            "decryptionKeyId": "",
+        });
+        self.write_doc(&self.function_path(function), doc).await
     }
 
     async fn write_host(&self, keys: &AppKeys) -> Result<()> {
@@ -309,14 +313,7 @@ impl FileKeys {
                 if list.len() == before {
                     return Ok(false);
                 }
-                let doc = json!({
-                    "keys": list.iter().map(key_json).collect::<Vec<_>>(),
-                    "hostName": self.host_name,
-                    "instanceId": self.instance_id,
-                    "source": "runtime",
-                    "decryptionKeyId": "",
-                });
-                self.write_doc(&self.function_path(f), doc).await?;
+                self.write_function(f, &list).await?;
                 Ok(true)
             }
         }

@@ -502,32 +502,8 @@ impl Executor for CustomHandler {
     }
 }
 
-/// `Environment.ExpandEnvironmentVariables`: `%NAME%` replaced when NAME is set, kept otherwise.
 fn expand_keep(text: &str, settings: &stratus_model::AppSettings) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find('%') {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 1..];
-        match after.find('%') {
-            Some(end) if end > 0 => match settings.get(&after[..end]) {
-                Some(v) => {
-                    out.push_str(v);
-                    rest = &after[end + 1..];
-                }
-                None => {
-                    out.push('%');
-                    rest = after;
-                }
-            },
-            _ => {
-                out.push('%');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+    settings.expand_percent_keep(text)
 }
 
 fn find_on_path(exe: &str, path_var: Option<&str>) -> Option<PathBuf> {
