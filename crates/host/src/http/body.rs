@@ -14,13 +14,14 @@ use hyper::body::Incoming;
 /// Errors while streaming a body.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A response body: nothing, some bytes, or a body streamed from a handler (optionally cut
-/// off at the invocation's deadline).
+/// A body: nothing, some bytes, a body streamed from a handler (optionally cut off at the
+/// invocation's deadline), or a client's body streamed on under the size limit.
 #[derive(Debug)]
 pub enum Body {
     Empty,
     Full(Option<Bytes>),
     Stream(Incoming),
+    Limited(LimitedBody),
     Timed {
         inner: Incoming,
         deadline: Pin<Box<tokio::time::Sleep>>,
@@ -65,6 +66,7 @@ impl http_body::Body for Body {
             Body::Empty => Poll::Ready(None),
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Body::Stream(s) => Pin::new(s).poll_frame(cx).map_err(Into::into),
+            Body::Limited(l) => Pin::new(l).poll_frame(cx),
             Body::Timed {
                 inner,
                 deadline,
@@ -85,6 +87,7 @@ impl http_body::Body for Body {
             Body::Empty => true,
             Body::Full(b) => b.is_none(),
             Body::Stream(s) | Body::Timed { inner: s, .. } => s.is_end_stream(),
+            Body::Limited(l) => l.is_end_stream(),
         }
     }
 
@@ -93,6 +96,7 @@ impl http_body::Body for Body {
             Body::Empty => SizeHint::with_exact(0),
             Body::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             Body::Stream(s) | Body::Timed { inner: s, .. } => s.size_hint(),
+            Body::Limited(l) => l.size_hint(),
         }
     }
 }

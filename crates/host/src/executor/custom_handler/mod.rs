@@ -11,16 +11,13 @@ mod result;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Uri};
-use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt as _;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
@@ -33,53 +30,17 @@ use uuid::Uuid;
 use self::process::{Control, Launch, State};
 use super::{BoxFuture, ConnectionContext, Executor, HttpCall, InvokeError};
 use crate::app::{App, Function};
-use crate::http::body::{Body, BoxError, CollectError, LimitedBody, collect_limited};
+use crate::http::body::{Body, CollectError, LimitedBody, collect_limited};
 use crate::http::response::HttpResponse;
 use crate::http_data::{parse_query, rebuild_query};
 
 /// How long an invocation waits for the handler to be (re)started.
 const DEFAULT_INITIALIZATION_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Request body sent to the handler.
-#[derive(Debug)]
-enum UpBody {
-    Full(Option<Bytes>),
-    Stream(LimitedBody),
-}
-
-impl http_body::Body for UpBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.get_mut() {
-            UpBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            UpBody::Stream(s) => Pin::new(s).poll_frame(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            UpBody::Full(b) => b.is_none(),
-            UpBody::Stream(s) => s.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            UpBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            UpBody::Stream(s) => s.size_hint(),
-        }
-    }
-}
-
 /// One client connection's connection to the handler.
 struct Upstream {
     generation: u64,
-    sender: SendRequest<UpBody>,
+    sender: SendRequest<Body>,
 }
 
 /// The custom-handler executor of one app.
@@ -237,7 +198,7 @@ impl CustomHandler {
     async fn send(
         &self,
         conn: &ConnectionContext,
-        req: Request<UpBody>,
+        req: Request<Body>,
         dispatched: &AtomicU64,
     ) -> Result<http::Response<hyper::body::Incoming>, InvokeError> {
         let (generation, port) = self.ready().await?;
@@ -337,7 +298,7 @@ impl CustomHandler {
             headers.contains_key(header::CONTENT_LENGTH) || http_body::Body::is_end_stream(&body);
         let (up_body, exceeded) = if known_length {
             let (limited, exceeded) = LimitedBody::new(body, call.body_limit);
-            (UpBody::Stream(limited), exceeded)
+            (Body::Limited(limited), exceeded)
         } else {
             let bytes = collect_limited(body, call.body_limit)
                 .await
@@ -346,7 +307,7 @@ impl CustomHandler {
                     CollectError::Read(m) => InvokeError::Failed(m),
                 })?;
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-            (UpBody::Full(Some(bytes)), Default::default())
+            (Body::Full(Some(bytes)), Default::default())
         };
         let mut req = Request::new(up_body);
         *req.method_mut() = parts.method;
@@ -407,7 +368,7 @@ impl CustomHandler {
             .parse()
             .map_err(|e| InvokeError::Failed(format!("bad function name: {e}")))?;
         let mut req = Request::post(uri)
-            .body(UpBody::Full(Some(Bytes::from(payload))))
+            .body(Body::Full(Some(Bytes::from(payload))))
             .map_err(|e| InvokeError::Failed(e.to_string()))?;
         let headers = req.headers_mut();
         headers.insert(
