@@ -1,0 +1,22 @@
+//! The Azure Functions language-worker protocol (`AzureFunctionsRpcMessages.FunctionRpc`):
+//! the only crate that knows protobuf. Other crates use the plain values of [`msg`] and the
+//! host's gRPC server of [`server`].
+
+pub mod msg;
+pub mod server;
+
+mod convert;
+
+/// The generated protobuf types and service; private to this crate.
+#[allow(
+    clippy::all,
+    clippy::pedantic,
+    missing_docs,
+    reason = "generated code"
+)]
+mod pb {
+    tonic::include_proto!("azure_functions_rpc_messages");
+}
+
+pub use msg::{FromWorker, ToWorker};
+pub use server::{Expected, RpcServer, ServerError, WorkerStream};
