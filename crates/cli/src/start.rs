@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stratus_host::executor::custom_handler::CustomHandler;
+use stratus_host::executor::language_worker::{LanguageWorker, WorkerOptions};
 use stratus_host::{App, AuthMode, Cors, Executor, Host, HostOptions};
 
 use crate::config::{Config, ConfigFlags};
@@ -33,8 +34,20 @@ pub struct StartArgs {
     /// Accepted for compatibility with `func start`: keys are enforced by default.
     #[arg(long = "enableAuth", hide = true)]
     pub enable_auth: bool,
+    /// Directory holding language workers (`<language>/worker.config.json`), as in Core Tools;
+    /// `languageWorkers__workersDirectory` in the app settings wins over it.
+    #[arg(long, env = "STRATUS_WORKERS_DIR")]
+    pub workers_dir: Option<PathBuf>,
     #[command(flatten)]
     pub config: ConfigFlags,
+}
+
+/// The workers directory: the flag, else `workers` beside the executable when it exists.
+fn workers_dir(flag: Option<PathBuf>) -> Option<PathBuf> {
+    flag.or_else(|| {
+        let beside = std::env::current_exe().ok()?.parent()?.join("workers");
+        beside.is_dir().then_some(beside)
+    })
 }
 
 /// Core Tools' function list: HTTP functions with methods and URL, then the others.
@@ -90,16 +103,6 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
     let mut app = crate::app::load(&args.dir)
         .map_err(|e| ExitError::Config(anyhow::anyhow!("the app cannot start: {e}")))?;
     telemetry.apply_host_levels(&app.config.log_levels);
-    let Some(handler_config) = app.config.custom_handler.clone() else {
-        let runtime = app
-            .settings
-            .get("FUNCTIONS_WORKER_RUNTIME")
-            .unwrap_or("(not set)");
-        return Err(ExitError::Config(anyhow::anyhow!(
-            "the app cannot start: host.json has no \"customHandler\" section, and running FUNCTIONS_WORKER_RUNTIME={runtime} \
-             apps through a language worker is not supported by this version of Stratus"
-        )));
-    };
     for e in &app.errors {
         tracing::error!(
             "The '{}' function is in error: {}",
@@ -149,12 +152,22 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
     let (keys, store, place) = crate::app::open_keys(&app, &config)
         .await
         .map_err(ExitError::Other)?;
-    let executor = Arc::new(
-        CustomHandler::new(&app, &handler_config)
-            .map_err(|e| ExitError::Config(anyhow::anyhow!("the app cannot start: {e}")))?,
-    );
-    tracing::info!(command = %executor.command_line(), "custom handler");
-    let executor: Arc<dyn Executor> = executor;
+    let cannot = |e: String| ExitError::Config(anyhow::anyhow!("the app cannot start: {e}"));
+    let executor: Arc<dyn Executor> = match app.config.custom_handler.clone() {
+        Some(handler_config) => {
+            let executor = Arc::new(CustomHandler::new(&app, &handler_config).map_err(cannot)?);
+            tracing::info!(command = %executor.command_line(), "custom handler");
+            executor
+        }
+        None => {
+            let options = WorkerOptions {
+                workers_dir: workers_dir(args.workers_dir.clone()),
+            };
+            let executor = Arc::new(LanguageWorker::new(&app, &options).map_err(cannot)?);
+            tracing::info!("{}", executor.describe());
+            executor
+        }
+    };
     executor.clone().start().await;
 
     println!(

@@ -50,6 +50,32 @@ pub fn user_log(f: &Function, id: Uuid, line: &str) {
     }
 }
 
+/// A line logged by function code in a language worker, at its own level.
+pub fn worker_log(f: &Function, id: Uuid, level: LogLevel, line: &str) {
+    if !enabled(f.user_log_level, level) {
+        return;
+    }
+    let name = &f.name;
+    match level {
+        LogLevel::Trace => {
+            tracing::trace!(target: FUNCTION_TARGET, function = %name, invocation_id = %id, "{line}")
+        }
+        LogLevel::Debug => {
+            tracing::debug!(target: FUNCTION_TARGET, function = %name, invocation_id = %id, "{line}")
+        }
+        LogLevel::Information => {
+            tracing::info!(target: FUNCTION_TARGET, function = %name, invocation_id = %id, "{line}")
+        }
+        LogLevel::Warning => {
+            tracing::warn!(target: FUNCTION_TARGET, function = %name, invocation_id = %id, "{line}")
+        }
+        LogLevel::Error | LogLevel::Critical => {
+            tracing::error!(target: FUNCTION_TARGET, function = %name, invocation_id = %id, "{line}")
+        }
+        LogLevel::None => {}
+    }
+}
+
 /// The invocation ran past `functionTimeout`.
 pub fn timed_out(f: &Function, id: Uuid, timeout: Duration) {
     tracing::error!(target: FUNCTION_TARGET, function = %f.name, invocation_id = %id,

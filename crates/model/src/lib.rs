@@ -16,6 +16,7 @@ pub mod retry;
 pub mod route;
 pub mod settings;
 pub mod timespan;
+pub mod worker_config;
 
 pub use error::ModelError;
 pub use function_json::{Binding, DataType, Direction, FunctionConfig, HttpTrigger, Trigger};
@@ -25,3 +26,4 @@ pub use local_settings::LocalSettings;
 pub use log_level::{LogLevel, LogLevels};
 pub use retry::{RetryPolicy, RetryStrategy};
 pub use settings::AppSettings;
+pub use worker_config::WorkerConfig;

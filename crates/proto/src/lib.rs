@@ -8,12 +8,7 @@ pub mod server;
 mod convert;
 
 /// The generated protobuf types and service; private to this crate.
-#[allow(
-    clippy::all,
-    clippy::pedantic,
-    missing_docs,
-    reason = "generated code"
-)]
+#[allow(clippy::all, clippy::pedantic, missing_docs, reason = "generated code")]
 mod pb {
     tonic::include_proto!("azure_functions_rpc_messages");
 }

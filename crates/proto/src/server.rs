@@ -189,7 +189,9 @@ impl FunctionRpc for Service {
             outbound: out_tx,
         };
         if waiter.send(stream).is_err() {
-            return Err(Status::unavailable("the host stopped waiting for this worker"));
+            return Err(Status::unavailable(
+                "the host stopped waiting for this worker",
+            ));
         }
         let out = UnboundedReceiverStream::new(out_rx).map(|m| Ok(convert::encode(m)));
         Ok(Response::new(Box::pin(out)))

@@ -2,6 +2,7 @@
 //! and never know which kind they have.
 
 pub mod custom_handler;
+pub mod language_worker;
 
 use std::future::Future;
 use std::pin::Pin;

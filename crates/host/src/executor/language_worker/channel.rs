@@ -1,0 +1,508 @@
+//! One language-worker process and its stream: start it, run the handshake (StartStream,
+//! WorkerInit, metadata, function loads), route its answers to the invocations waiting for
+//! them, and restart it with back-off when it exits.
+
+use std::collections::{HashMap, VecDeque};
+use std::ffi::OsString;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use stratus_proto::msg::{
+    FunctionLoad, FunctionLoadResponse, InvocationResponse, Log, LogLevel, Outcome, WorkerInit,
+};
+use stratus_proto::{FromWorker, RpcServer, ToWorker, WorkerStream};
+use stratus_sandbox::{LineSink, Process, ProcessSpec, Stream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use super::capabilities::Capabilities;
+use super::discover::{ArgumentStyle, WorkerLaunch};
+use crate::app::Function;
+
+/// Target of the workers' own output (console lines and system logs).
+pub const WORKER_TARGET: &str = "stratus::worker";
+
+/// How the worker answered one invocation, or why it could not.
+pub type Answer = Result<InvocationResponse, String>;
+
+/// An invocation waiting for its response.
+pub(super) struct Pending {
+    pub function: Arc<Function>,
+    pub invocation_id: uuid::Uuid,
+    pub answer: oneshot::Sender<Answer>,
+}
+
+/// A worker that completed its handshake and serves invocations.
+pub struct Live {
+    pub generation: u64,
+    pub capabilities: Capabilities,
+    pub outbound: mpsc::UnboundedSender<ToWorker>,
+    pub(super) pending: Mutex<HashMap<String, Pending>>,
+    /// Functions the worker could not load, with its reason.
+    pub load_errors: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live")
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Live {
+    /// Fails every invocation still waiting, with `reason`.
+    fn fail_all(&self, reason: &str) {
+        let pending: Vec<Pending> = self.pending.lock().drain().map(|(_, p)| p).collect();
+        for p in pending {
+            let _ = p.answer.send(Err(reason.to_string()));
+        }
+    }
+}
+
+/// What callers can see of one worker.
+#[derive(Debug, Clone)]
+pub enum State {
+    Starting,
+    Ready(Arc<Live>),
+    Down(String),
+    Stopped,
+}
+
+/// Requests to a worker's supervisor.
+#[derive(Debug)]
+pub enum Control {
+    /// Kill and start again, if the worker of `generation` still runs.
+    Restart {
+        reason: String,
+        generation: u64,
+    },
+    Stop(oneshot::Sender<()>),
+}
+
+/// What every start of a worker needs.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub launch: WorkerLaunch,
+    pub env: Vec<(OsString, OsString)>,
+    pub app_root: String,
+    pub functions: Vec<(Arc<Function>, FunctionLoad)>,
+    pub load_timeout: Duration,
+    pub log_levels: HashMap<String, LogLevel>,
+}
+
+fn backoff(failures: u32) -> Duration {
+    let ms = 100u64.saturating_mul(1 << failures.min(7));
+    Duration::from_millis(ms.min(10_000))
+}
+
+/// Keeps the last lines a process wrote, to explain an early exit.
+#[derive(Default)]
+struct Tail(Mutex<VecDeque<String>>);
+
+impl Tail {
+    fn push(&self, line: &str) {
+        let mut q = self.0.lock();
+        if q.len() == 8 {
+            q.pop_front();
+        }
+        q.push_back(line.to_string());
+    }
+
+    fn text(&self) -> String {
+        let q = self.0.lock();
+        if q.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; its last output: {}",
+                q.iter().cloned().collect::<Vec<_>>().join(" | ")
+            )
+        }
+    }
+}
+
+fn console_sink(language: String, tail: Arc<Tail>) -> LineSink {
+    Arc::new(move |stream, line| {
+        let line = line
+            .strip_prefix("LanguageWorkerConsoleLog")
+            .unwrap_or(line);
+        if line.trim().is_empty() {
+            return;
+        }
+        tail.push(line);
+        match stream {
+            Stream::Stdout => tracing::info!(target: WORKER_TARGET, worker = %language, "{line}"),
+            Stream::Stderr => tracing::warn!(target: WORKER_TARGET, worker = %language, "{line}"),
+        }
+    })
+}
+
+/// The worker's command line: its own arguments, then the protocol's.
+fn command_args(
+    launch: &WorkerLaunch,
+    port: u16,
+    worker_id: &str,
+    request_id: &str,
+) -> Vec<OsString> {
+    let max = stratus_proto::server::MAX_MESSAGE_LENGTH.to_string();
+    let mut args = launch.args.clone();
+    for a in [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--workerId",
+        worker_id,
+        "--requestId",
+        request_id,
+        "--grpcMaxMessageLength",
+        &max,
+    ] {
+        args.push(a.into());
+    }
+    if launch.style == ArgumentStyle::Both {
+        for a in [
+            "--functions-uri",
+            &format!("http://127.0.0.1:{port}/"),
+            "--functions-worker-id",
+            worker_id,
+            "--functions-request-id",
+            request_id,
+            "--functions-grpc-max-message-length",
+            &max,
+        ] {
+            args.push(a.into());
+        }
+    }
+    args
+}
+
+fn model_level(l: LogLevel) -> stratus_model::LogLevel {
+    use stratus_model::LogLevel as M;
+    match l {
+        LogLevel::Trace => M::Trace,
+        LogLevel::Debug => M::Debug,
+        LogLevel::Information => M::Information,
+        LogLevel::Warning => M::Warning,
+        LogLevel::Error => M::Error,
+        LogLevel::Critical => M::Critical,
+        LogLevel::None => M::None,
+    }
+}
+
+/// Routes a worker's log line to the function's log stream or the worker's.
+pub(super) fn log(language: &str, log: &Log, function: Option<(&Function, uuid::Uuid)>) {
+    let level = log.level;
+    if level == LogLevel::None {
+        return;
+    }
+    match function {
+        Some((f, id)) if !log.system => {
+            crate::logging::worker_log(f, id, model_level(level), &log.message)
+        }
+        _ => {
+            let msg = &log.message;
+            match level {
+                LogLevel::Error | LogLevel::Critical => {
+                    tracing::error!(target: WORKER_TARGET, worker = %language, "{msg}")
+                }
+                LogLevel::Warning => {
+                    tracing::warn!(target: WORKER_TARGET, worker = %language, "{msg}")
+                }
+                LogLevel::Information => {
+                    tracing::debug!(target: WORKER_TARGET, worker = %language, "{msg}")
+                }
+                _ => tracing::trace!(target: WORKER_TARGET, worker = %language, "{msg}"),
+            }
+        }
+    }
+}
+
+/// Reads messages until `pick` accepts one, logging the worker's logs on the way.
+async fn until<T>(
+    stream: &mut WorkerStream,
+    deadline: Instant,
+    language: &str,
+    phase: &str,
+    mut pick: impl FnMut(FromWorker) -> Option<T>,
+) -> Result<T, String> {
+    loop {
+        let msg = tokio::time::timeout_at(deadline, stream.inbound.recv())
+            .await
+            .map_err(|_| format!("the worker did not answer the {phase} in time"))?
+            .ok_or_else(|| format!("the worker closed its stream during the {phase}"))?;
+        match msg {
+            FromWorker::Log(l) => log(language, &l, None),
+            other => {
+                if let Some(v) = pick(other) {
+                    return Ok(v);
+                }
+            }
+        }
+    }
+}
+
+/// Starts the worker and runs the handshake; on success the worker serves invocations.
+async fn start_once(
+    setup: &Setup,
+    server: &RpcServer,
+    generation: u64,
+) -> Result<(Arc<Live>, Process, WorkerStream), String> {
+    let launch = &setup.launch;
+    let worker_id = uuid::Uuid::new_v4().to_string();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let mut expected = server.expect(&worker_id);
+    let spec = ProcessSpec {
+        program: launch.program.clone(),
+        args: command_args(launch, server.port(), &worker_id, &request_id),
+        cwd: setup.app_root.clone().into(),
+        env: setup.env.clone(),
+    };
+    let tail = Arc::new(Tail::default());
+    let mut process = Process::spawn(&spec, console_sink(launch.language.clone(), tail.clone()))
+        .map_err(|e| e.to_string())?;
+    tracing::info!(target: WORKER_TARGET, worker = %launch.language, pid = process.pid(), %worker_id, "language worker started");
+
+    let started = tokio::time::timeout(launch.process.startup_timeout, async {
+        tokio::select! {
+            s = expected.connected() => s.ok_or_else(|| "the host stopped".to_string()),
+            status = process.wait() => {
+                // Let the last output lines arrive before quoting them.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Err(match status {
+                    Ok(s) => format!("the worker exited before connecting ({s}){}", tail.text()),
+                    Err(e) => e.to_string(),
+                })
+            }
+        }
+    })
+    .await
+    .map_err(|_| {
+        format!(
+            "the worker did not connect within {} s{}",
+            launch.process.startup_timeout.as_secs(),
+            tail.text()
+        )
+    })?;
+    let mut stream = started?;
+
+    let send = |stream: &WorkerStream, m: ToWorker| {
+        stream
+            .outbound
+            .send(m)
+            .map_err(|_| "the worker's stream closed".to_string())
+    };
+    send(
+        &stream,
+        ToWorker::WorkerInit(WorkerInit {
+            host_version: crate::HOST_VERSION.to_string(),
+            capabilities: HashMap::new(),
+            log_categories: setup.log_levels.clone(),
+            worker_directory: launch.worker_dir.display().to_string(),
+            function_app_directory: setup.app_root.clone(),
+        }),
+    )?;
+    let language = launch.language.as_str();
+    let init = until(
+        &mut stream,
+        Instant::now() + launch.process.initialization_timeout,
+        language,
+        "initialization",
+        |m| match m {
+            FromWorker::WorkerInitResponse(r) => Some(r),
+            _ => None,
+        },
+    )
+    .await?;
+    if init.result.status != Outcome::Success {
+        return Err(format!(
+            "the worker failed to initialize: {}",
+            init.result.reason()
+        ));
+    }
+    let capabilities = Capabilities::from_map(&init.capabilities);
+
+    let loads: Vec<FunctionLoad> = setup.functions.iter().map(|(_, l)| l.clone()).collect();
+    let count = loads.len();
+    if capabilities.accepts_load_list && count > 0 {
+        send(&stream, ToWorker::FunctionLoadCollection(loads))?;
+    } else {
+        for l in loads {
+            send(&stream, ToWorker::FunctionLoad(l))?;
+        }
+    }
+    let deadline = Instant::now() + setup.load_timeout;
+    let mut answers: Vec<FunctionLoadResponse> = Vec::with_capacity(count);
+    while answers.len() < count {
+        let mut batch = until(
+            &mut stream,
+            deadline,
+            language,
+            "function loads",
+            |m| match m {
+                FromWorker::FunctionLoadResponse(r) => Some(vec![r]),
+                FromWorker::FunctionLoadResponses(rs) => Some(rs),
+                _ => None,
+            },
+        )
+        .await?;
+        answers.append(&mut batch);
+    }
+    let mut load_errors = HashMap::new();
+    for (function, load) in &setup.functions {
+        let answer = answers.iter().find(|a| a.function_id == load.function_id);
+        let failure = match answer {
+            Some(a) if a.result.status == Outcome::Success => None,
+            Some(a) => Some(a.result.reason()),
+            None => Some("the worker did not answer its load request".to_string()),
+        };
+        if let Some(reason) = failure {
+            tracing::error!(
+                function = %function.name,
+                "Worker failed to load function: '{}' with functionId: '{}'. {reason}",
+                function.name,
+                load.function_id
+            );
+            load_errors.insert(function.name.clone(), reason);
+        }
+    }
+    let live = Arc::new(Live {
+        generation,
+        capabilities,
+        outbound: stream.outbound.clone(),
+        pending: Mutex::new(HashMap::new()),
+        load_errors,
+    });
+    Ok((live, process, stream))
+}
+
+/// Delivers the worker's messages until its stream ends.
+async fn pump(stream: &mut WorkerStream, live: &Live, language: &str) {
+    while let Some(msg) = stream.inbound.recv().await {
+        match msg {
+            FromWorker::InvocationResponse(r) => {
+                let waiting = live.pending.lock().remove(&r.invocation_id);
+                if let Some(p) = waiting {
+                    let _ = p.answer.send(Ok(*r));
+                }
+            }
+            FromWorker::Log(l) => {
+                let function = if l.invocation_id.is_empty() {
+                    None
+                } else {
+                    live.pending
+                        .lock()
+                        .get(&l.invocation_id)
+                        .map(|p| (p.function.clone(), p.invocation_id))
+                };
+                match function {
+                    Some((f, id)) => log(language, &l, Some((&f, id))),
+                    None => log(language, &l, None),
+                }
+            }
+            FromWorker::WorkerStatusResponse => {}
+            other => {
+                tracing::debug!(target: WORKER_TARGET, worker = %language, "ignored a message from the worker: {other:?}")
+            }
+        }
+    }
+}
+
+/// Stops a worker: `WorkerTerminate` when it handles it, then its whole process group.
+async fn stop(live: &Live, process: &mut Process) {
+    let grace = Duration::from_secs(5);
+    if live.capabilities.handles_worker_terminate
+        && live
+            .outbound
+            .send(ToWorker::WorkerTerminate { grace })
+            .is_ok()
+    {
+        let _ = tokio::time::timeout(grace, process.wait()).await;
+    }
+    process.terminate(Duration::from_secs(2)).await;
+}
+
+/// Runs one worker slot until told to stop: start, serve, restart with back-off.
+pub async fn supervise(
+    setup: Arc<Setup>,
+    server: Arc<RpcServer>,
+    state: watch::Sender<State>,
+    mut control: mpsc::UnboundedReceiver<Control>,
+) {
+    let language = setup.launch.language.clone();
+    let mut failures = 0u32;
+    let mut generation = 0u64;
+    loop {
+        generation += 1;
+        state.send_replace(State::Starting);
+        let started = tokio::select! {
+            r = start_once(&setup, &server, generation) => r,
+            c = control.recv() => match c {
+                Some(Control::Stop(ack)) => {
+                    state.send_replace(State::Stopped);
+                    let _ = ack.send(());
+                    return;
+                }
+                _ => continue,
+            },
+        };
+        let reason = match started {
+            Ok((live, mut process, mut stream)) => {
+                let since = Instant::now();
+                state.send_replace(State::Ready(live.clone()));
+                let reason = tokio::select! {
+                    status = process.wait() => match status {
+                        Ok(s) => format!("the language worker exited ({s})"),
+                        Err(e) => e.to_string(),
+                    },
+                    () = pump(&mut stream, &live, &language) => "the language worker closed its stream".to_string(),
+                    c = async {
+                        loop {
+                            match control.recv().await {
+                                Some(Control::Restart { reason, generation: g }) if g == generation => return Some(reason),
+                                Some(Control::Restart { .. }) => {}
+                                Some(Control::Stop(ack)) => { let _ = ack.send(()); return None; }
+                                None => return None,
+                            }
+                        }
+                    } => match c {
+                        Some(reason) => reason,
+                        None => {
+                            state.send_replace(State::Stopped);
+                            live.fail_all("the host is stopping");
+                            stop(&live, &mut process).await;
+                            return;
+                        }
+                    },
+                };
+                state.send_replace(State::Down(reason.clone()));
+                live.fail_all(&reason);
+                process.terminate(Duration::from_secs(2)).await;
+                if since.elapsed() > Duration::from_secs(60) {
+                    failures = 0;
+                }
+                reason
+            }
+            Err(reason) => {
+                state.send_replace(State::Down(reason.clone()));
+                reason
+            }
+        };
+        let wait = backoff(failures);
+        failures = failures.saturating_add(1);
+        tracing::error!(target: WORKER_TARGET, worker = %language,
+            "{reason}; starting it again in {} ms", wait.as_millis());
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            c = control.recv() => {
+                if let Some(Control::Stop(ack)) = c {
+                    state.send_replace(State::Stopped);
+                    let _ = ack.send(());
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,470 @@
+//! The language-worker executor: Microsoft's Python and Node workers (or any worker that
+//! speaks `FunctionRpc`), started as processes that connect back to the host's gRPC server.
+//!
+//! Each worker process is a slot with its own supervisor; invocations go to the ready slots
+//! in turn and are matched to their answers by invocation id.
+
+mod capabilities;
+mod channel;
+pub mod discover;
+mod http;
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use ::http::header;
+use parking_lot::Mutex;
+use stratus_model::{DataType, Direction};
+use stratus_proto::msg::{
+    BindingDataType, BindingDirection, BindingInfo, FunctionLoad, FunctionMetadata, Invocation,
+    Outcome, ParameterBinding, TypedData,
+};
+use stratus_proto::{RpcServer, ToWorker};
+use tokio::sync::{mpsc, oneshot, watch};
+use uuid::Uuid;
+
+use self::channel::{Control, Live, Pending, Setup, State};
+pub use self::discover::{WorkerLaunch, WorkerOptions};
+use super::{BoxFuture, ConnectionContext, Executor, ExecutorStatus, HttpCall, InvokeError};
+use crate::app::{App, Function};
+use crate::http::body::{CollectError, collect_limited};
+use crate::http::response::HttpResponse;
+
+/// How long an invocation waits for a worker to be (re)started.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+struct Slot {
+    state: watch::Receiver<State>,
+    state_tx: Mutex<Option<watch::Sender<State>>>,
+    control: mpsc::UnboundedSender<Control>,
+    control_rx: Mutex<Option<mpsc::UnboundedReceiver<Control>>>,
+}
+
+/// The language-worker executor of one app.
+pub struct LanguageWorker {
+    setup: Arc<Setup>,
+    slots: Vec<Slot>,
+    next: AtomicUsize,
+    server: Mutex<Option<Arc<RpcServer>>>,
+    /// Function name (lower case) → the function id sent in loads and invocations.
+    ids: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for LanguageWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LanguageWorker")
+            .field("language", &self.setup.launch.language)
+            .field("slots", &self.slots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn binding_info(b: &stratus_model::Binding) -> BindingInfo {
+    BindingInfo {
+        type_name: b.type_name.clone(),
+        direction: match b.direction {
+            Direction::In => BindingDirection::In,
+            Direction::Out => BindingDirection::Out,
+            Direction::InOut => BindingDirection::InOut,
+        },
+        data_type: match b.data_type {
+            None => BindingDataType::Undefined,
+            Some(DataType::String) => BindingDataType::String,
+            Some(DataType::Binary) => BindingDataType::Binary,
+            Some(DataType::Stream) => BindingDataType::Stream,
+        },
+        properties: HashMap::new(),
+    }
+}
+
+/// The load request of a function.json function, as the host builds it.
+fn function_load(f: &Function, function_id: &str) -> FunctionLoad {
+    let metadata = FunctionMetadata {
+        name: f.name.clone(),
+        directory: f.dir.display().to_string(),
+        script_file: f
+            .script_file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        entry_point: f.config.entry_point.clone().unwrap_or_default(),
+        bindings: f
+            .config
+            .bindings
+            .iter()
+            .map(|b| (b.name.clone(), binding_info(b)))
+            .collect(),
+        properties: [("FunctionId".to_string(), function_id.to_string())]
+            .into_iter()
+            .collect(),
+        ..FunctionMetadata::default()
+    };
+    FunctionLoad {
+        function_id: function_id.to_string(),
+        metadata,
+        managed_dependency_enabled: false,
+    }
+}
+
+impl LanguageWorker {
+    /// Prepares the workers of `app` (processes start with [`Executor::start`]).
+    pub fn new(app: &App, options: &WorkerOptions) -> Result<LanguageWorker, String> {
+        let launch = discover::discover(&app.settings, options)?;
+        let root = app.root.display().to_string();
+        let mut env: Vec<(OsString, OsString)> = app
+            .settings
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+            .collect();
+        let mut add = |k: &str, v: &str| {
+            if app.settings.get(k).is_none() {
+                env.push((k.into(), v.into()));
+            }
+        };
+        add(
+            "FUNCTIONS_WORKER_DIRECTORY",
+            &launch.worker_dir.display().to_string(),
+        );
+        add("FUNCTIONS_APPLICATION_DIRECTORY", &root);
+        add("AzureWebJobsScriptRoot", &root);
+        if let Some(v) = &launch.runtime_version {
+            add("FUNCTIONS_WORKER_RUNTIME_VERSION", v);
+        }
+        if launch.language == "python" {
+            add("PYTHONUNBUFFERED", "1");
+            let packages = app.root.join(".python_packages/lib/site-packages");
+            if packages.is_dir() {
+                let mut path = packages.display().to_string();
+                if let Some(existing) = app.settings.get("PYTHONPATH") {
+                    path = format!("{path}:{existing}");
+                }
+                env.retain(|(k, _)| k != "PYTHONPATH");
+                env.push(("PYTHONPATH".into(), path.into()));
+            }
+        }
+
+        let mut ids = HashMap::new();
+        let mut functions: Vec<(Arc<Function>, FunctionLoad)> = Vec::new();
+        // Disabled functions load last (they stay invokable by an admin).
+        let mut ordered: Vec<&Arc<Function>> =
+            app.functions.iter().filter(|f| !f.disabled).collect();
+        ordered.extend(app.functions.iter().filter(|f| f.disabled));
+        for f in ordered {
+            let id = Uuid::new_v4().to_string();
+            ids.insert(f.name.to_ascii_lowercase(), id.clone());
+            functions.push((f.clone(), function_load(f, &id)));
+        }
+        let load_timeout = app
+            .config
+            .function_timeout
+            .map_or(Duration::from_secs(3600 * 24), |t| {
+                t.max(Duration::from_secs(60))
+            });
+        // The Azure host sends no log categories; workers log at their own defaults.
+        let log_levels = HashMap::new();
+        let slots = (0..launch.process_count)
+            .map(|_| {
+                let (state_tx, state) = watch::channel(State::Starting);
+                let (control, control_rx) = mpsc::unbounded_channel();
+                Slot {
+                    state,
+                    state_tx: Mutex::new(Some(state_tx)),
+                    control,
+                    control_rx: Mutex::new(Some(control_rx)),
+                }
+            })
+            .collect();
+        Ok(LanguageWorker {
+            setup: Arc::new(Setup {
+                launch,
+                env,
+                app_root: root,
+                functions,
+                load_timeout,
+                log_levels,
+            }),
+            slots,
+            next: AtomicUsize::new(0),
+            server: Mutex::new(None),
+            ids,
+        })
+    }
+
+    /// What runs the workers, for logs.
+    pub fn describe(&self) -> String {
+        let l = &self.setup.launch;
+        format!(
+            "{} worker ({} process{}) from {}",
+            l.language,
+            self.slots.len(),
+            if self.slots.len() == 1 { "" } else { "es" },
+            l.source
+        )
+    }
+
+    /// A ready worker, in turn; waits for one to start when none is.
+    async fn ready(&self) -> Result<Arc<Live>, InvokeError> {
+        let n = self.slots.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for i in 0..n {
+            if let State::Ready(live) = &*self.slots[(start + i) % n].state.borrow() {
+                return Ok(live.clone());
+            }
+        }
+        let mut rx = self.slots[start % n].state.clone();
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        loop {
+            match &*rx.borrow_and_update() {
+                State::Ready(live) => return Ok(live.clone()),
+                State::Stopped => {
+                    return Err(InvokeError::Unavailable(
+                        "the language worker is stopped".into(),
+                    ));
+                }
+                _ => {}
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    return Err(InvokeError::Unavailable(
+                        "the language worker is stopped".into(),
+                    ));
+                }
+                Err(_) => {
+                    let why = match &*rx.borrow() {
+                        State::Down(reason) => reason.clone(),
+                        _ => "it is still starting".into(),
+                    };
+                    return Err(InvokeError::Unavailable(format!(
+                        "the language worker is not ready: {why}"
+                    )));
+                }
+            }
+        }
+    }
+
+    async fn invoke_http(&self, call: HttpCall) -> Result<HttpResponse, InvokeError> {
+        let function = call.function.clone();
+        let function_id = self
+            .ids
+            .get(&function.name.to_ascii_lowercase())
+            .cloned()
+            .ok_or_else(|| {
+                InvokeError::Failed(format!("function {} is not loaded", function.name))
+            })?;
+        let (parts, body) = call.request.into_parts();
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let bytes = collect_limited(body, call.body_limit)
+            .await
+            .map_err(|e| match e {
+                CollectError::TooLarge => InvokeError::TooLarge,
+                CollectError::Read(m) => InvokeError::Failed(m),
+            })?;
+        let live = self.ready().await?;
+        if let Some(reason) = live.load_errors.get(&function.name) {
+            return Err(InvokeError::Failed(format!(
+                "the worker could not load function {}: {reason}",
+                function.name
+            )));
+        }
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        let view = http::RequestView {
+            method: parts.method.as_str(),
+            url: format!(
+                "{}://{}{}",
+                call.scheme,
+                host,
+                parts.uri.path_and_query().map_or("/", |p| p.as_str())
+            ),
+            query: parts.uri.query(),
+            headers: &parts.headers,
+            params: &call.route_values,
+            principal: call.principal.as_ref(),
+            // The host hands the body over only when the request declared a length.
+            body: declared.filter(|n| *n > 0).map(|_| bytes),
+        };
+        let trigger = function.config.trigger_binding().name.clone();
+        let rpc = http::rpc_http(&view, &live.capabilities);
+        let trigger_metadata = http::trigger_metadata(&view, &rpc, &trigger, &live.capabilities);
+        let invocation_id = call.invocation_id.to_string();
+        let invocation = Invocation {
+            invocation_id: invocation_id.clone(),
+            function_id,
+            input_data: vec![ParameterBinding {
+                name: trigger,
+                data: TypedData::Http(Box::new(rpc)),
+            }],
+            trigger_metadata,
+            ..Invocation::default()
+        };
+        let (answer, answered) = oneshot::channel();
+        live.pending.lock().insert(
+            invocation_id.clone(),
+            Pending {
+                function: function.clone(),
+                invocation_id: call.invocation_id,
+                answer,
+            },
+        );
+        // Forget the invocation if this future is dropped (timeout, client gone).
+        struct Forget<'a>(&'a Live, &'a str);
+        impl Drop for Forget<'_> {
+            fn drop(&mut self) {
+                self.0.pending.lock().remove(self.1);
+            }
+        }
+        let _forget = Forget(&live, &invocation_id);
+        call.dispatched.store(live.generation, Ordering::Release);
+        if live
+            .outbound
+            .send(ToWorker::Invocation(Box::new(invocation)))
+            .is_err()
+        {
+            return Err(InvokeError::Failed(
+                "the language worker's stream is closed".into(),
+            ));
+        }
+        let response = answered
+            .await
+            .map_err(|_| InvokeError::Failed("the language worker went away".into()))?
+            .map_err(InvokeError::Failed)?;
+        match response.result.status {
+            Outcome::Success => {}
+            Outcome::Cancelled => {
+                return Err(InvokeError::Failed("the invocation was cancelled".into()));
+            }
+            Outcome::Failure => {
+                let reason = match &response.result.exception {
+                    Some(e) if !e.stack_trace.is_empty() => {
+                        format!("{}\n{}", e.message, e.stack_trace)
+                    }
+                    _ => response.result.reason(),
+                };
+                return Err(InvokeError::Failed(format!(
+                    "Result: Failure\nException: {reason}"
+                )));
+            }
+        }
+        http::response(function.http_output.as_deref(), &response).map_err(InvokeError::Failed)
+    }
+}
+
+impl Executor for LanguageWorker {
+    fn status(&self) -> ExecutorStatus {
+        let mut any_down = None;
+        for s in &self.slots {
+            match &*s.state.borrow() {
+                State::Ready(_) => return ExecutorStatus::Ready,
+                State::Down(reason) => any_down = Some(reason.clone()),
+                State::Starting | State::Stopped => {}
+            }
+        }
+        match any_down {
+            Some(reason) => ExecutorStatus::Down(reason),
+            None if self
+                .slots
+                .iter()
+                .all(|s| matches!(&*s.state.borrow(), State::Stopped)) =>
+            {
+                ExecutorStatus::Stopped
+            }
+            None => ExecutorStatus::Starting,
+        }
+    }
+
+    fn call_http<'a>(
+        &'a self,
+        call: HttpCall,
+        _conn: &'a ConnectionContext,
+    ) -> BoxFuture<'a, Result<HttpResponse, InvokeError>> {
+        Box::pin(self.invoke_http(call))
+    }
+
+    fn timed_out(&self, _function: &Function, invocation_id: Uuid, dispatched: u64) {
+        if dispatched == 0 {
+            return;
+        }
+        for s in &self.slots {
+            if let State::Ready(live) = &*s.state.borrow()
+                && live.generation == dispatched
+            {
+                if live.capabilities.handles_invocation_cancel {
+                    let _ = live.outbound.send(ToWorker::InvocationCancel {
+                        invocation_id: invocation_id.to_string(),
+                    });
+                }
+                let _ = s.control.send(Control::Restart {
+                    reason: format!(
+                        "A function timeout has occurred. Restarting worker process executing invocationId '{invocation_id}'."
+                    ),
+                    generation: dispatched,
+                });
+            }
+        }
+    }
+
+    fn start(self: Arc<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let server = match RpcServer::start().await {
+                Ok(s) => Arc::new(s),
+                Err(e) => {
+                    tracing::error!("{e}");
+                    for s in &self.slots {
+                        if let Some(tx) = s.state_tx.lock().take() {
+                            tx.send_replace(State::Down(e.to_string()));
+                        }
+                    }
+                    return;
+                }
+            };
+            *self.server.lock() = Some(server.clone());
+            for s in &self.slots {
+                let (Some(state), Some(control)) =
+                    (s.state_tx.lock().take(), s.control_rx.lock().take())
+                else {
+                    continue;
+                };
+                tokio::spawn(channel::supervise(
+                    self.setup.clone(),
+                    server.clone(),
+                    state,
+                    control,
+                ));
+            }
+            // Wait (bounded) for the first worker, so start-up output follows its logs.
+            let mut rx = self.slots[0].state.clone();
+            let _ = tokio::time::timeout(
+                Duration::from_secs(10),
+                rx.wait_for(|s| !matches!(s, State::Starting)),
+            )
+            .await;
+        })
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let mut acks = Vec::new();
+            for s in &self.slots {
+                let (ack, done) = oneshot::channel();
+                if s.control.send(Control::Stop(ack)).is_ok() {
+                    acks.push(done);
+                }
+            }
+            for done in acks {
+                let _ = tokio::time::timeout(Duration::from_secs(10), done).await;
+            }
+            self.server.lock().take();
+        })
+    }
+}
