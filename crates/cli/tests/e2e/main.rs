@@ -2,6 +2,7 @@
 
 mod auth;
 mod behaviour;
+mod language_workers;
 mod routing;
 mod samples;
 mod support;

@@ -11,9 +11,10 @@ fn b64(s: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
 }
 
-fn run_cases(s: &Stratus, label: &str) -> Vec<String> {
+/// Runs every case of `tests/cases/<file>` against `s`; returns the failures.
+pub fn run_cases(s: &Stratus, file: &str, label: &str) -> Vec<String> {
     let cases: Vec<Value> = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("tests/cases/samples.json")).unwrap(),
+        &std::fs::read_to_string(repo().join("tests/cases").join(file)).unwrap(),
     )
     .unwrap();
     let own_key = {
@@ -90,6 +91,14 @@ fn run_cases(s: &Stratus, label: &str) -> Vec<String> {
                 String::from_utf8_lossy(&want)
             ));
         }
+        if let Some(want) = expect["headers"].as_object() {
+            for (k, v) in want {
+                let v = v.as_str().unwrap();
+                if r.header(k) != Some(v) {
+                    problems.push(format!("header {k} {:?} (expected {v:?})", r.header(k)));
+                }
+            }
+        }
         if !problems.is_empty() {
             failures.push(format!("[{label}] {name}: {}", problems.join("; ")));
         }
@@ -101,13 +110,13 @@ fn check(app: &str) {
     let mut failures = Vec::new();
     {
         let s = Stratus::start(&sample(app), Options::default());
-        failures.extend(run_cases(&s, &format!("{app}, forwarded")));
+        failures.extend(run_cases(&s, "samples.json", &format!("{app}, forwarded")));
         // The handler's own output and the function logs reach the console.
         s.wait_log("Executed 'Functions.hello' (Succeeded");
     }
     {
         let s = Stratus::start(&sample(app), Options::default().json_protocol());
-        failures.extend(run_cases(&s, &format!("{app}, JSON protocol")));
+        failures.extend(run_cases(&s, "samples.json", &format!("{app}, JSON protocol")));
         s.wait_log("greeted Ann");
     }
     assert!(

@@ -457,7 +457,13 @@ pub async fn supervise(
                         Ok(s) => format!("the language worker exited ({s})"),
                         Err(e) => e.to_string(),
                     },
-                    () = pump(&mut stream, &live, &language) => "the language worker closed its stream".to_string(),
+                    () = pump(&mut stream, &live, &language) => {
+                        // A stream that ends usually means the process is ending: say how.
+                        match tokio::time::timeout(Duration::from_secs(1), process.wait()).await {
+                            Ok(Ok(s)) => format!("the language worker exited ({s})"),
+                            _ => "the language worker closed its stream".to_string(),
+                        }
+                    }
                     c = async {
                         loop {
                             match control.recv().await {

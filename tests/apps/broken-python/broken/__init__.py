@@ -1,0 +1,2 @@
+"""Fails to import: the worker reports the load failure."""
+import not_a_module_anywhere
