@@ -436,10 +436,7 @@ fn nullable(s: String) -> pb::NullableString {
 }
 
 fn nullable_value(s: pb::NullableString) -> Option<String> {
-    match s.string {
-        Some(pb::nullable_string::String::Value(v)) => Some(v),
-        None => None,
-    }
+    s.string.map(|pb::nullable_string::String::Value(v)| v)
 }
 
 fn plain_map(pairs: Vec<(String, String)>) -> HashMap<String, String> {
@@ -544,28 +541,25 @@ fn from_cookie(c: pb::RpcHttpCookie) -> Cookie {
         value: c.value,
         domain: c.domain.and_then(nullable_value),
         path: c.path.and_then(nullable_value),
-        expires: c.expires.and_then(|t| match t.timestamp {
-            Some(pb::nullable_timestamp::Timestamp::Value(ts)) => Some(ts.seconds),
-            None => None,
+        expires: c.expires.and_then(|t| {
+            t.timestamp
+                .map(|pb::nullable_timestamp::Timestamp::Value(ts)| ts.seconds)
         }),
-        secure: c.secure.and_then(|b| match b.bool {
-            Some(pb::nullable_bool::Bool::Value(v)) => Some(v),
-            None => None,
-        }),
-        http_only: c.http_only.and_then(|b| match b.bool {
-            Some(pb::nullable_bool::Bool::Value(v)) => Some(v),
-            None => None,
-        }),
+        secure: c
+            .secure
+            .and_then(|b| b.bool.map(|pb::nullable_bool::Bool::Value(v)| v)),
+        http_only: c
+            .http_only
+            .and_then(|b| b.bool.map(|pb::nullable_bool::Bool::Value(v)| v)),
         same_site: match S::try_from(c.same_site) {
             Ok(S::Lax) => SameSite::Lax,
             Ok(S::Strict) => SameSite::Strict,
             Ok(S::ExplicitNone) => SameSite::None,
             Ok(S::None) | Err(_) => SameSite::Unspecified,
         },
-        max_age: c.max_age.and_then(|d| match d.double {
-            Some(pb::nullable_double::Double::Value(v)) => Some(v),
-            None => None,
-        }),
+        max_age: c
+            .max_age
+            .and_then(|d| d.double.map(|pb::nullable_double::Double::Value(v)| v)),
     }
 }
 

@@ -9,6 +9,10 @@ use bytes::Bytes;
 
 /// A message from the host to a worker.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "each message is built once and moved into the stream"
+)]
 pub enum ToWorker {
     WorkerInit(WorkerInit),
     FunctionsMetadata {

@@ -116,7 +116,11 @@ fn check(app: &str) {
     }
     {
         let s = Stratus::start(&sample(app), Options::default().json_protocol());
-        failures.extend(run_cases(&s, "samples.json", &format!("{app}, JSON protocol")));
+        failures.extend(run_cases(
+            &s,
+            "samples.json",
+            &format!("{app}, JSON protocol"),
+        ));
         s.wait_log("greeted Ann");
     }
     assert!(
