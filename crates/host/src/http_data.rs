@@ -162,6 +162,31 @@ pub fn header_display_name(lower: &str) -> &str {
         .unwrap_or(lower)
 }
 
+/// Every value of header `name`, joined with `,` as ASP.NET's `StringValues` does.
+pub fn joined_header(headers: &http::HeaderMap, name: &http::header::HeaderName) -> String {
+    headers
+        .get_all(name)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A content type with its charset set to UTF-8, as ASP.NET's text formatter writes it.
+pub fn with_utf8(ct: &str) -> String {
+    let mut parts = ct
+        .split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && !p.to_ascii_lowercase().starts_with("charset="));
+    let mut out = parts.next().unwrap_or("text/plain").to_string();
+    for p in parts {
+        out.push_str("; ");
+        out.push_str(p);
+    }
+    out.push_str("; charset=utf-8");
+    out
+}
+
 const NAME_CLAIM: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name";
 const ROLE_CLAIM: &str = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role";
 const CLAIMS: &str = "http://schemas.microsoft.com/2017/07/functions/claims";

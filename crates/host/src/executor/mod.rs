@@ -114,3 +114,12 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     /// Stops the function code; in-flight work is abandoned.
     fn shutdown(&self) -> BoxFuture<'_, ()>;
 }
+
+/// The first `exe` in the directories of a `PATH` value.
+pub(crate) fn find_on_path(exe: &str, path_var: Option<&str>) -> Option<std::path::PathBuf> {
+    path_var?
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| std::path::Path::new(d).join(exe))
+        .find(|p| p.is_file())
+}

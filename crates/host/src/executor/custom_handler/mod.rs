@@ -10,7 +10,7 @@ mod process;
 mod result;
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -467,14 +467,6 @@ fn expand_keep(text: &str, settings: &stratus_model::AppSettings) -> String {
     settings.expand_percent_keep(text)
 }
 
-fn find_on_path(exe: &str, path_var: Option<&str>) -> Option<PathBuf> {
-    path_var?
-        .split(':')
-        .filter(|d| !d.is_empty())
-        .map(|d| Path::new(d).join(exe))
-        .find(|p| p.is_file())
-}
-
 /// Resolves `customHandler.description` into a process to start, as the host does.
 fn process_spec(app: &App, config: &CustomHandlerConfig) -> Result<ProcessSpec, String> {
     let settings = &app.settings;
@@ -496,7 +488,7 @@ fn process_spec(app: &App, config: &CustomHandlerConfig) -> Result<ProcessSpec, 
             worker_dir.display()
         ));
     } else {
-        find_on_path(&exe_text, settings.get("PATH")).ok_or_else(|| {
+        super::find_on_path(&exe_text, settings.get("PATH")).ok_or_else(|| {
             format!(
                 "host.json: $.customHandler.description.defaultExecutablePath: expected an executable, found \"{exe_text}\" \
                  (not in {} and not on PATH)",

@@ -174,13 +174,7 @@ pub fn http_metadata(
     data.set("Query", Value::Object(query));
     let mut headers = Map::new();
     for name in req.headers.keys() {
-        let joined = req
-            .headers
-            .get_all(name)
-            .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .collect::<Vec<_>>()
-            .join(",");
+        let joined = crate::http_data::joined_header(req.headers, name);
         headers.insert(
             header_display_name(name.as_str()).to_string(),
             Value::String(joined),

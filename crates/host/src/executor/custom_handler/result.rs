@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::http::body::Body;
 use crate::http::response::{HttpResponse, TEXT_PLAIN};
+use crate::http_data::with_utf8;
 
 /// The handler's answer to one invocation.
 #[derive(Debug, Default)]
@@ -101,23 +102,6 @@ fn strict_base64(s: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD
         .decode(compact)
         .ok()
-}
-
-/// A content type with its charset set to UTF-8, as ASP.NET's text formatter writes it.
-fn with_utf8(ct: &str) -> String {
-    let mut parts = ct
-        .split(';')
-        .map(str::trim)
-        .filter(|p| !p.is_empty() && !p.to_ascii_lowercase().starts_with("charset="));
-    let media = parts.next().unwrap_or("text/plain").to_string();
-    let rest: Vec<&str> = parts.collect();
-    let mut out = media;
-    for p in rest {
-        out.push_str("; ");
-        out.push_str(p);
-    }
-    out.push_str("; charset=utf-8");
-    out
 }
 
 enum OutBody {

@@ -53,14 +53,6 @@ fn worker_setting<'a>(settings: &'a AppSettings, path: &[&str]) -> Option<&'a st
         .filter(|v| !v.is_empty())
 }
 
-fn find_on_path(exe: &str, path_var: Option<&str>) -> Option<PathBuf> {
-    path_var?
-        .split(':')
-        .filter(|d| !d.is_empty())
-        .map(|d| Path::new(d).join(exe))
-        .find(|p| p.is_file())
-}
-
 /// Resolves an executable: absolute, relative to `dir`, or on the app's PATH.
 fn resolve_program(exe: &str, dir: &Path, settings: &AppSettings) -> Result<PathBuf, String> {
     let p = Path::new(exe);
@@ -71,7 +63,7 @@ fn resolve_program(exe: &str, dir: &Path, settings: &AppSettings) -> Result<Path
         return Ok(dir.join(p));
     }
     if !exe.contains('/')
-        && let Some(found) = find_on_path(exe, settings.get("PATH"))
+        && let Some(found) = super::super::find_on_path(exe, settings.get("PATH"))
     {
         return Ok(found);
     }

@@ -16,7 +16,7 @@ use stratus_proto::msg::{
 use super::capabilities::Capabilities;
 use crate::http::body::Body;
 use crate::http::response::{HttpResponse, TEXT_PLAIN};
-use crate::http_data::{header_display_name, parse_query};
+use crate::http_data::{header_display_name, joined_header, parse_query, with_utf8};
 use crate::keys::Principal;
 
 const NAME_CLAIM: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name";
@@ -102,13 +102,7 @@ pub fn rpc_http(req: &RequestView<'_>, caps: &Capabilities) -> RpcHttp {
     let nullable = caps.nullable_maps;
     let mut headers = Vec::with_capacity(req.headers.keys_len());
     for name in req.headers.keys() {
-        let joined = req
-            .headers
-            .get_all(name)
-            .iter()
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .collect::<Vec<_>>()
-            .join(",");
+        let joined = joined_header(req.headers, name);
         if joined.is_empty() && caps.ignore_empty_headers && !nullable {
             continue;
         }
@@ -244,13 +238,7 @@ pub fn trigger_metadata(
     if !data.iter().any(|(k, _)| k.eq_ignore_ascii_case("headers")) {
         let mut h = Map::new();
         for name in req.headers.keys() {
-            let joined = req
-                .headers
-                .get_all(name)
-                .iter()
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                .collect::<Vec<_>>()
-                .join(",");
+            let joined = joined_header(req.headers, name);
             h.insert(
                 header_display_name(name.as_str()).to_string(),
                 Value::String(joined),
@@ -275,21 +263,6 @@ pub fn trigger_metadata(
         );
     }
     data.into_iter().collect()
-}
-
-/// A content type with its charset set to UTF-8, as ASP.NET's text formatter writes it.
-fn with_utf8(ct: &str) -> String {
-    let mut parts = ct
-        .split(';')
-        .map(str::trim)
-        .filter(|p| !p.is_empty() && !p.to_ascii_lowercase().starts_with("charset="));
-    let mut out = parts.next().unwrap_or("text/plain").to_string();
-    for p in parts {
-        out.push_str("; ");
-        out.push_str(p);
-    }
-    out.push_str("; charset=utf-8");
-    out
 }
 
 /// .NET's `Uri.EscapeDataString`: everything but unreserved characters is escaped.
