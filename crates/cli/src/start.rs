@@ -153,6 +153,7 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
         .await
         .map_err(ExitError::Other)?;
     let cannot = |e: String| ExitError::Config(anyhow::anyhow!("the app cannot start: {e}"));
+    let mut worker = None;
     let executor: Arc<dyn Executor> = match app.config.custom_handler.clone() {
         Some(handler_config) => {
             let executor = Arc::new(CustomHandler::new(&app, &handler_config).map_err(cannot)?);
@@ -165,10 +166,32 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
             };
             let executor = Arc::new(LanguageWorker::new(&app, &options).map_err(cannot)?);
             tracing::info!("{}", executor.describe());
+            worker = Some(executor.clone());
             executor
         }
     };
     executor.clone().start().await;
+    if let Some(worker) = &worker
+        && worker.worker_indexing()
+    {
+        match worker.indexed() {
+            Some((functions, errors)) => {
+                app.adopt_indexed(functions, errors);
+                for e in &app.errors {
+                    tracing::error!(
+                        "The '{}' function is in error: {}",
+                        e.name,
+                        e.errors.join("\n")
+                    );
+                }
+            }
+            None if app.functions.is_empty() => tracing::warn!(
+                "the language worker has not described the app's functions (worker indexing); \
+                 no function.json functions were found either"
+            ),
+            None => {}
+        }
+    }
 
     println!(
         "Stratus {} (Azure Functions host {} compatible)",

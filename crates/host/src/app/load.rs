@@ -101,22 +101,9 @@ pub fn load(root: &Path, opts: &LoadOptions) -> Result<App, LoadError> {
     let config = HostConfig::parse(doc)?;
 
     let host_id = host_id(&settings, &opts.machine_name, &root);
-    let (functions, mut errors) = load_functions(&root, &config, &settings)?;
+    let (functions, errors) = load_functions(&root, &config, &settings)?;
 
-    let http: Vec<(&str, &stratus_model::HttpTrigger, Arc<Function>)> = functions
-        .iter()
-        .filter_map(|f| f.config.http().map(|h| (f.name.as_str(), h, f.clone())))
-        .collect();
-    let (routes, route_errors) = RouteTable::build(&config.http.route_prefix, http);
-    let mut functions = functions;
-    for (name, message) in route_errors {
-        functions.retain(|f| f.name != name);
-        errors.push(FunctionErrors {
-            name,
-            errors: vec![message],
-        });
-    }
-    errors.sort_by(|a, b| cmp_ignore_case(&a.name, &b.name));
+    let (functions, errors, routes) = routed(&config.http.route_prefix, functions, errors);
 
     Ok(App {
         root,
@@ -128,6 +115,33 @@ pub fn load(root: &Path, opts: &LoadOptions) -> Result<App, LoadError> {
         errors,
         routes,
     })
+}
+
+/// Builds the route table; functions whose route is invalid move to the errors.
+pub(super) fn routed(
+    prefix: &str,
+    functions: Vec<Arc<Function>>,
+    mut errors: Vec<FunctionErrors>,
+) -> (
+    Vec<Arc<Function>>,
+    Vec<FunctionErrors>,
+    RouteTable<Arc<Function>>,
+) {
+    let http: Vec<(&str, &stratus_model::HttpTrigger, Arc<Function>)> = functions
+        .iter()
+        .filter_map(|f| f.config.http().map(|h| (f.name.as_str(), h, f.clone())))
+        .collect();
+    let (routes, route_errors) = RouteTable::build(prefix, http);
+    let mut functions = functions;
+    for (name, message) in route_errors {
+        functions.retain(|f| f.name != name);
+        errors.push(FunctionErrors {
+            name,
+            errors: vec![message],
+        });
+    }
+    errors.sort_by(|a, b| cmp_ignore_case(&a.name, &b.name));
+    (functions, errors, routes)
 }
 
 fn load_functions(
@@ -177,21 +191,7 @@ fn load_function(
     let text = String::from_utf8_lossy(&text);
     let doc = json::parse_document(&file, &text).map_err(|e| e.to_string())?;
     let fc = FunctionConfig::parse(name, &file, doc).map_err(|e| e.to_string())?;
-
-    let unsupported: Vec<&str> = fc
-        .bindings
-        .iter()
-        .map(|b| b.type_name.as_str())
-        .filter(|t| !SUPPORTED_BINDINGS.iter().any(|s| s.eq_ignore_ascii_case(t)))
-        .collect();
-    if !unsupported.is_empty() {
-        return Err(format!(
-            "{file}: the binding type(s) '{}' are not supported by this host (supported: {})",
-            unsupported.join("', '"),
-            SUPPORTED_BINDINGS.join(", ")
-        ));
-    }
-
+    check_bindings(&file, &fc)?;
     let script_file = match &fc.script_file {
         Some(s) => {
             let p = dir.join(s);
@@ -204,7 +204,34 @@ fn load_function(
         }
         None => primary_script(dir),
     };
+    Ok(function(name, dir, fc, script_file, config, settings))
+}
 
+fn check_bindings(file: &str, fc: &FunctionConfig) -> Result<(), String> {
+    let unsupported: Vec<&str> = fc
+        .bindings
+        .iter()
+        .map(|b| b.type_name.as_str())
+        .filter(|t| !SUPPORTED_BINDINGS.iter().any(|s| s.eq_ignore_ascii_case(t)))
+        .collect();
+    if unsupported.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{file}: the binding type(s) '{}' are not supported by this host (supported: {})",
+        unsupported.join("', '"),
+        SUPPORTED_BINDINGS.join(", ")
+    ))
+}
+
+fn function(
+    name: &str,
+    dir: &Path,
+    fc: FunctionConfig,
+    script_file: Option<PathBuf>,
+    config: &HostConfig,
+    settings: &AppSettings,
+) -> Function {
     let http_output = fc
         .bindings
         .iter()
@@ -214,7 +241,7 @@ fn load_function(
     let user_log_level = config
         .log_levels
         .level_for(&format!("Function.{name}.User"));
-    Ok(Function {
+    Function {
         name: name.to_string(),
         short_name: format!("Functions.{name}"),
         disabled: settings.is_function_disabled(name),
@@ -224,7 +251,37 @@ fn load_function(
         invocation_log_level,
         user_log_level,
         http_output,
-    })
+    }
+}
+
+/// A function a language worker found in the app (worker indexing), from its name and its
+/// bindings as function.json objects (`raw_bindings`).
+pub fn indexed_function(
+    root: &Path,
+    config: &HostConfig,
+    settings: &AppSettings,
+    name: &str,
+    raw_bindings: &[String],
+    script_file: Option<PathBuf>,
+    entry_point: Option<String>,
+) -> Result<Function, String> {
+    let file = format!("{name} (indexed by the worker)");
+    let mut bindings = Vec::with_capacity(raw_bindings.len());
+    for (i, raw) in raw_bindings.iter().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(raw).map_err(|e| {
+            format!("{file}: $.bindings[{i}]: expected a JSON object, found {raw:?} ({e})")
+        })?;
+        bindings.push(v);
+    }
+    let mut doc = serde_json::Map::new();
+    doc.insert("bindings".into(), serde_json::Value::Array(bindings));
+    if let Some(e) = &entry_point {
+        doc.insert("entryPoint".into(), serde_json::Value::String(e.clone()));
+    }
+    let fc = FunctionConfig::parse(name, &file, serde_json::Value::Object(doc))
+        .map_err(|e| e.to_string())?;
+    check_bindings(&file, &fc)?;
+    Ok(function(name, root, fc, script_file, config, settings))
 }
 
 /// The host's primary-script rule: the only file besides function.json, else `run.*`,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use stratus_model::route::RouteTable;
 use stratus_model::{AppSettings, FunctionConfig, HostConfig, LocalSettings, LogLevel};
 
-pub use load::{LoadError, LoadOptions, SUPPORTED_BINDINGS, load};
+pub use load::{LoadError, LoadOptions, SUPPORTED_BINDINGS, indexed_function, load};
 
 /// A function that loaded without errors.
 #[derive(Debug)]
@@ -64,6 +64,26 @@ impl App {
         self.functions
             .iter()
             .find(|f| f.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Replaces the functions with the ones a language worker indexed (and the ones it could
+    /// not describe), applying the `functions` allow-list and rebuilding the routes.
+    pub fn adopt_indexed(&mut self, functions: Vec<Arc<Function>>, errors: Vec<FunctionErrors>) {
+        let allowed = |name: &str| {
+            self.config
+                .functions
+                .as_ref()
+                .is_none_or(|allow| allow.iter().any(|a| a.eq_ignore_ascii_case(name)))
+        };
+        let mut functions: Vec<Arc<Function>> =
+            functions.into_iter().filter(|f| allowed(&f.name)).collect();
+        functions.sort_by(|a, b| stratus_model::route::cmp_ignore_case(&a.name, &b.name));
+        let errors = errors.into_iter().filter(|e| allowed(&e.name)).collect();
+        let (functions, errors, routes) =
+            load::routed(&self.config.http.route_prefix, functions, errors);
+        self.functions = functions;
+        self.errors = errors;
+        self.routes = routes;
     }
 
     /// The errors of function `name`, if it failed to load.

@@ -123,3 +123,26 @@ pub(crate) fn find_on_path(exe: &str, path_var: Option<&str>) -> Option<std::pat
         .map(|d| std::path::Path::new(d).join(exe))
         .find(|p| p.is_file())
 }
+
+/// Whether a header is hop-by-hop, which a proxy never passes on.
+fn is_hop_by_hop(name: &http::header::HeaderName) -> bool {
+    name == http::header::CONNECTION
+        || name == http::header::TE
+        || name == http::header::TRAILER
+        || name == http::header::TRANSFER_ENCODING
+        || name == http::header::UPGRADE
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
+
+/// Removes hop-by-hop headers (one pass when there are none, the usual case).
+pub(crate) fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    let found: Vec<http::header::HeaderName> = headers
+        .keys()
+        .filter(|n| is_hop_by_hop(n))
+        .cloned()
+        .collect();
+    for name in found {
+        headers.remove(name);
+    }
+}

@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use self::process::{Control, Launch, State};
-use super::{BoxFuture, ConnectionContext, Executor, HttpCall, InvokeError};
+use super::{BoxFuture, ConnectionContext, Executor, HttpCall, InvokeError, strip_hop_by_hop};
 use crate::app::{App, Function};
 use crate::http::body::{Body, CollectError, LimitedBody, collect_limited};
 use crate::http::response::HttpResponse;
@@ -55,29 +55,6 @@ pub struct CustomHandler {
     control_rx: Mutex<Option<mpsc::UnboundedReceiver<Control>>>,
     user_agent: HeaderValue,
     host_version: HeaderValue,
-}
-
-/// Whether a header is hop-by-hop, which a proxy never passes on.
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    name == header::CONNECTION
-        || name == header::TE
-        || name == header::TRAILER
-        || name == header::TRANSFER_ENCODING
-        || name == header::UPGRADE
-        || name.as_str() == "keep-alive"
-        || name.as_str() == "proxy-connection"
-}
-
-/// Removes hop-by-hop headers (one pass when there are none, the usual case).
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let found: Vec<HeaderName> = headers
-        .keys()
-        .filter(|n| is_hop_by_hop(n))
-        .cloned()
-        .collect();
-    for name in found {
-        headers.remove(name);
-    }
 }
 
 impl CustomHandler {

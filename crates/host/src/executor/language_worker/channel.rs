@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::capabilities::Capabilities;
+use super::catalog::{self, IndexContext, Indexed, Loads};
 use super::discover::{ArgumentStyle, WorkerLaunch};
 use crate::app::Function;
 
@@ -39,6 +40,8 @@ pub struct Live {
     pub capabilities: Capabilities,
     pub outbound: mpsc::UnboundedSender<ToWorker>,
     pub(super) pending: Mutex<HashMap<String, Pending>>,
+    /// Function name (lower case) → the id this worker knows it by.
+    pub ids: HashMap<String, String>,
     /// Functions the worker could not load, with its reason.
     pub load_errors: HashMap<String, String>,
 }
@@ -87,7 +90,12 @@ pub struct Setup {
     pub launch: WorkerLaunch,
     pub env: Vec<(OsString, OsString)>,
     pub app_root: String,
-    pub functions: Vec<(Arc<Function>, FunctionLoad)>,
+    /// The function.json functions, for host indexing (and as the fallback of worker indexing).
+    pub host_loads: Loads,
+    pub index: IndexContext,
+    /// The outcome of worker indexing, decided by the first worker that answers: the
+    /// functions it reported, or None when it asked for function.json indexing.
+    pub indexed: OnceLock<Option<Indexed>>,
     pub load_timeout: Duration,
     pub log_levels: HashMap<String, LogLevel>,
 }
@@ -324,7 +332,12 @@ async fn start_once(
     }
     let capabilities = Capabilities::from_map(&init.capabilities);
 
-    let loads: Vec<FunctionLoad> = setup.functions.iter().map(|(_, l)| l.clone()).collect();
+    let plan = if launch.worker_indexing {
+        index(&mut stream, setup, language).await?
+    } else {
+        setup.host_loads.clone()
+    };
+    let loads: Vec<FunctionLoad> = plan.loads.iter().map(|(_, l)| l.clone()).collect();
     let count = loads.len();
     if capabilities.accepts_load_list && count > 0 {
         send(&stream, ToWorker::FunctionLoadCollection(loads))?;
@@ -351,7 +364,7 @@ async fn start_once(
         answers.append(&mut batch);
     }
     let mut load_errors = HashMap::new();
-    for (function, load) in &setup.functions {
+    for (function, load) in &plan.loads {
         let answer = answers.iter().find(|a| a.function_id == load.function_id);
         let failure = match answer {
             Some(a) if a.result.status == Outcome::Success => None,
@@ -373,9 +386,51 @@ async fn start_once(
         capabilities,
         outbound: stream.outbound.clone(),
         pending: Mutex::new(HashMap::new()),
+        ids: plan.ids(),
         load_errors,
     });
     Ok((live, process, stream))
+}
+
+/// How long a worker may take to index the app.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Worker indexing: asks the worker for the app's functions and decides what to load.
+async fn index(stream: &mut WorkerStream, setup: &Setup, language: &str) -> Result<Loads, String> {
+    stream
+        .outbound
+        .send(ToWorker::FunctionsMetadata {
+            app_directory: setup.app_root.clone(),
+        })
+        .map_err(|_| "the worker's stream closed".to_string())?;
+    let answer = until(
+        stream,
+        Instant::now() + METADATA_TIMEOUT,
+        language,
+        "function metadata request",
+        |m| match m {
+            FromWorker::FunctionMetadataResponse(r) => Some(r),
+            _ => None,
+        },
+    )
+    .await?;
+    if answer.use_default_metadata_indexing {
+        setup.indexed.get_or_init(|| None);
+        return Ok(setup.host_loads.clone());
+    }
+    if answer.result.status != Outcome::Success {
+        return Err(format!(
+            "the worker could not index the app: {}",
+            answer.result.reason()
+        ));
+    }
+    let decided = setup
+        .indexed
+        .get_or_init(|| Some(catalog::from_metadata(&setup.index, &answer.functions)));
+    Ok(match decided {
+        Some(indexed) => catalog::worker_loads(indexed, &answer.functions),
+        None => setup.host_loads.clone(),
+    })
 }
 
 /// Delivers the worker's messages until its stream ends.

@@ -169,6 +169,24 @@ pub fn rpc_http(req: &RequestView<'_>, caps: &Capabilities) -> RpcHttp {
     }
 }
 
+/// The `RpcHttp` of a request the worker receives on its own HTTP server (`HttpUri`): empty,
+/// but for the route values when the worker asks for them.
+pub fn streamed_rpc_http(req: &RequestView<'_>, caps: &Capabilities) -> RpcHttp {
+    let params = if caps.requires_route_parameters {
+        req.params
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    RpcHttp {
+        params,
+        nullable_maps: caps.nullable_maps,
+        ..RpcHttp::default()
+    }
+}
+
 /// Trigger metadata of an HTTP invocation: JSON body properties, query values, route values,
 /// `Query` and `Headers`, and (unless the worker opted out) the request itself as `req` and
 /// `$request`.

@@ -5,9 +5,11 @@
 //! in turn and are matched to their answers by invocation id.
 
 mod capabilities;
+mod catalog;
 mod channel;
 pub mod discover;
 mod http;
+mod stream;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -17,11 +19,7 @@ use std::time::Duration;
 
 use ::http::header;
 use parking_lot::Mutex;
-use stratus_model::{DataType, Direction};
-use stratus_proto::msg::{
-    BindingDataType, BindingDirection, BindingInfo, FunctionLoad, FunctionMetadata, Invocation,
-    Outcome, ParameterBinding, TypedData,
-};
+use stratus_proto::msg::{Invocation, Outcome, ParameterBinding, TypedData};
 use stratus_proto::{RpcServer, ToWorker};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
@@ -49,8 +47,6 @@ pub struct LanguageWorker {
     slots: Vec<Slot>,
     next: AtomicUsize,
     server: Mutex<Option<Arc<RpcServer>>>,
-    /// Function name (lower case) → the function id sent in loads and invocations.
-    ids: HashMap<String, String>,
 }
 
 impl std::fmt::Debug for LanguageWorker {
@@ -59,53 +55,6 @@ impl std::fmt::Debug for LanguageWorker {
             .field("language", &self.setup.launch.language)
             .field("slots", &self.slots.len())
             .finish_non_exhaustive()
-    }
-}
-
-fn binding_info(b: &stratus_model::Binding) -> BindingInfo {
-    BindingInfo {
-        type_name: b.type_name.clone(),
-        direction: match b.direction {
-            Direction::In => BindingDirection::In,
-            Direction::Out => BindingDirection::Out,
-            Direction::InOut => BindingDirection::InOut,
-        },
-        data_type: match b.data_type {
-            None => BindingDataType::Undefined,
-            Some(DataType::String) => BindingDataType::String,
-            Some(DataType::Binary) => BindingDataType::Binary,
-            Some(DataType::Stream) => BindingDataType::Stream,
-        },
-        properties: HashMap::new(),
-    }
-}
-
-/// The load request of a function.json function, as the host builds it.
-fn function_load(f: &Function, function_id: &str) -> FunctionLoad {
-    let metadata = FunctionMetadata {
-        name: f.name.clone(),
-        directory: f.dir.display().to_string(),
-        script_file: f
-            .script_file
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
-        entry_point: f.config.entry_point.clone().unwrap_or_default(),
-        bindings: f
-            .config
-            .bindings
-            .iter()
-            .map(|b| (b.name.clone(), binding_info(b)))
-            .collect(),
-        properties: [("FunctionId".to_string(), function_id.to_string())]
-            .into_iter()
-            .collect(),
-        ..FunctionMetadata::default()
-    };
-    FunctionLoad {
-        function_id: function_id.to_string(),
-        metadata,
-        managed_dependency_enabled: false,
     }
 }
 
@@ -146,17 +95,6 @@ impl LanguageWorker {
             }
         }
 
-        let mut ids = HashMap::new();
-        let mut functions: Vec<(Arc<Function>, FunctionLoad)> = Vec::new();
-        // Disabled functions load last (they stay invokable by an admin).
-        let mut ordered: Vec<&Arc<Function>> =
-            app.functions.iter().filter(|f| !f.disabled).collect();
-        ordered.extend(app.functions.iter().filter(|f| f.disabled));
-        for f in ordered {
-            let id = Uuid::new_v4().to_string();
-            ids.insert(f.name.to_ascii_lowercase(), id.clone());
-            functions.push((f.clone(), function_load(f, &id)));
-        }
         let load_timeout = app
             .config
             .function_timeout
@@ -182,15 +120,32 @@ impl LanguageWorker {
                 launch,
                 env,
                 app_root: root,
-                functions,
+                host_loads: catalog::host_indexed(&app.functions),
+                index: catalog::IndexContext {
+                    root: app.root.clone(),
+                    config: app.config.clone(),
+                    settings: app.settings.clone(),
+                },
+                indexed: std::sync::OnceLock::new(),
                 load_timeout,
                 log_levels,
             }),
             slots,
             next: AtomicUsize::new(0),
             server: Mutex::new(None),
-            ids,
         })
+    }
+
+    /// The app's functions as the worker indexed them, once a worker has (None for host
+    /// indexing, or while no worker has answered).
+    pub fn indexed(&self) -> Option<(Vec<Arc<Function>>, Vec<crate::app::FunctionErrors>)> {
+        let indexed = self.setup.indexed.get()?.as_ref()?;
+        Some((indexed.functions.clone(), indexed.errors.clone()))
+    }
+
+    /// Whether the worker describes the app's functions (worker indexing).
+    pub fn worker_indexing(&self) -> bool {
+        self.setup.launch.worker_indexing
     }
 
     /// What runs the workers, for logs.
@@ -246,27 +201,12 @@ impl LanguageWorker {
         }
     }
 
-    async fn invoke_http(&self, call: HttpCall) -> Result<HttpResponse, InvokeError> {
+    async fn invoke_http(
+        &self,
+        call: HttpCall,
+        conn: &ConnectionContext,
+    ) -> Result<HttpResponse, InvokeError> {
         let function = call.function.clone();
-        let function_id = self
-            .ids
-            .get(&function.name.to_ascii_lowercase())
-            .cloned()
-            .ok_or_else(|| {
-                InvokeError::Failed(format!("function {} is not loaded", function.name))
-            })?;
-        let (parts, body) = call.request.into_parts();
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let bytes = collect_limited(body, call.body_limit)
-            .await
-            .map_err(|e| match e {
-                CollectError::TooLarge => InvokeError::TooLarge,
-                CollectError::Read(m) => InvokeError::Failed(m),
-            })?;
         let live = self.ready().await?;
         if let Some(reason) = live.load_errors.get(&function.name) {
             return Err(InvokeError::Failed(format!(
@@ -274,29 +214,65 @@ impl LanguageWorker {
                 function.name
             )));
         }
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost");
-        let view = http::RequestView {
-            method: parts.method.as_str(),
-            url: format!(
-                "{}://{}{}",
-                call.scheme,
-                host,
-                parts.uri.path_and_query().map_or("/", |p| p.as_str())
-            ),
-            query: parts.uri.query(),
-            headers: &parts.headers,
-            params: &call.route_values,
-            principal: call.principal.as_ref(),
-            // The host hands the body over only when the request declared a length.
-            body: declared.filter(|n| *n > 0).map(|_| bytes),
+        let function_id = live
+            .ids
+            .get(&function.name.to_ascii_lowercase())
+            .cloned()
+            .ok_or_else(|| {
+                InvokeError::Failed(format!(
+                    "the worker did not load function {}",
+                    function.name
+                ))
+            })?;
+        let caps = &live.capabilities;
+        let (parts, body) = call.request.into_parts();
+        // A worker that serves HTTP itself gets the body streamed; others get it read.
+        let (bytes, streamed) = match &caps.http_uri {
+            Some(_) => (None, Some(body)),
+            None => {
+                let declared = parts
+                    .headers
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                let bytes = collect_limited(body, call.body_limit)
+                    .await
+                    .map_err(|e| match e {
+                        CollectError::TooLarge => InvokeError::TooLarge,
+                        CollectError::Read(m) => InvokeError::Failed(m),
+                    })?;
+                // The host hands the body over only when the request declared a length.
+                (declared.filter(|n| *n > 0).map(|_| bytes), None)
+            }
         };
         let trigger = function.config.trigger_binding().name.clone();
-        let rpc = http::rpc_http(&view, &live.capabilities);
-        let trigger_metadata = http::trigger_metadata(&view, &rpc, &trigger, &live.capabilities);
+        let (rpc, trigger_metadata) = {
+            let host = parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("localhost");
+            let view = http::RequestView {
+                method: parts.method.as_str(),
+                url: format!(
+                    "{}://{}{}",
+                    call.scheme,
+                    host,
+                    parts.uri.path_and_query().map_or("/", |p| p.as_str())
+                ),
+                query: parts.uri.query(),
+                headers: &parts.headers,
+                params: &call.route_values,
+                principal: call.principal.as_ref(),
+                body: bytes,
+            };
+            let rpc = match &caps.http_uri {
+                Some(_) => http::streamed_rpc_http(&view, caps),
+                None => http::rpc_http(&view, caps),
+            };
+            let metadata = http::trigger_metadata(&view, &rpc, &trigger, caps);
+            (rpc, metadata)
+        };
         let invocation_id = call.invocation_id.to_string();
         let invocation = Invocation {
             invocation_id: invocation_id.clone(),
@@ -308,7 +284,7 @@ impl LanguageWorker {
             trigger_metadata,
             ..Invocation::default()
         };
-        let (answer, answered) = oneshot::channel();
+        let (answer, mut answered) = oneshot::channel();
         live.pending.lock().insert(
             invocation_id.clone(),
             Pending {
@@ -335,28 +311,57 @@ impl LanguageWorker {
                 "the language worker's stream is closed".into(),
             ));
         }
+        if let (Some(base), Some(body)) = (&caps.http_uri, streamed) {
+            let target = stream::Target {
+                base,
+                scheme: call.scheme,
+                invocation_id: call.invocation_id,
+                body_limit: call.body_limit,
+                deadline: call.deadline,
+            };
+            let proxied = stream::forward(target, parts, body, conn);
+            tokio::pin!(proxied);
+            let mut answer_pending = true;
+            // The response comes from the worker's HTTP server; a failed invocation that
+            // ends before it answers fails the request.
+            loop {
+                tokio::select! {
+                    resp = &mut proxied => return resp,
+                    answer = &mut answered, if answer_pending => {
+                        answer_pending = false;
+                        let answer = answer
+                            .map_err(|_| InvokeError::Failed("the language worker went away".into()))?
+                            .map_err(InvokeError::Failed)?;
+                        check(&answer)?;
+                    }
+                }
+            }
+        }
         let response = answered
             .await
             .map_err(|_| InvokeError::Failed("the language worker went away".into()))?
             .map_err(InvokeError::Failed)?;
-        match response.result.status {
-            Outcome::Success => {}
-            Outcome::Cancelled => {
-                return Err(InvokeError::Failed("the invocation was cancelled".into()));
-            }
-            Outcome::Failure => {
-                let reason = match &response.result.exception {
-                    Some(e) if !e.stack_trace.is_empty() => {
-                        format!("{}\n{}", e.message, e.stack_trace)
-                    }
-                    _ => response.result.reason(),
-                };
-                return Err(InvokeError::Failed(format!(
-                    "Result: Failure\nException: {reason}"
-                )));
-            }
-        }
+        check(&response)?;
         http::response(function.http_output.as_deref(), &response).map_err(InvokeError::Failed)
+    }
+}
+
+/// Fails unless the worker reports success.
+fn check(response: &stratus_proto::msg::InvocationResponse) -> Result<(), InvokeError> {
+    match response.result.status {
+        Outcome::Success => Ok(()),
+        Outcome::Cancelled => Err(InvokeError::Failed("the invocation was cancelled".into())),
+        Outcome::Failure => {
+            let reason = match &response.result.exception {
+                Some(e) if !e.stack_trace.is_empty() => {
+                    format!("{}\n{}", e.message, e.stack_trace)
+                }
+                _ => response.result.reason(),
+            };
+            Err(InvokeError::Failed(format!(
+                "Result: Failure\nException: {reason}"
+            )))
+        }
     }
 }
 
@@ -386,9 +391,9 @@ impl Executor for LanguageWorker {
     fn call_http<'a>(
         &'a self,
         call: HttpCall,
-        _conn: &'a ConnectionContext,
+        conn: &'a ConnectionContext,
     ) -> BoxFuture<'a, Result<HttpResponse, InvokeError>> {
-        Box::pin(self.invoke_http(call))
+        Box::pin(self.invoke_http(call, conn))
     }
 
     fn timed_out(&self, _function: &Function, invocation_id: Uuid, dispatched: u64) {
@@ -442,13 +447,19 @@ impl Executor for LanguageWorker {
                     control,
                 ));
             }
-            // Wait (bounded) for the first worker, so start-up output follows its logs.
+            // Wait (bounded) for the first worker, so start-up output follows its logs and,
+            // with worker indexing, the app's functions are known.
+            let launch = &self.setup.launch;
+            let wait = if launch.worker_indexing {
+                launch.process.startup_timeout
+                    + launch.process.initialization_timeout
+                    + Duration::from_secs(60)
+            } else {
+                Duration::from_secs(10)
+            };
             let mut rx = self.slots[0].state.clone();
-            let _ = tokio::time::timeout(
-                Duration::from_secs(10),
-                rx.wait_for(|s| !matches!(s, State::Starting)),
-            )
-            .await;
+            let _ =
+                tokio::time::timeout(wait, rx.wait_for(|s| !matches!(s, State::Starting))).await;
         })
     }
 
