@@ -1,6 +1,7 @@
 //! The Azure Functions language-worker protocol (`AzureFunctionsRpcMessages.FunctionRpc`):
-//! the only crate that knows protobuf. Other crates use the plain values of [`msg`] and the
-//! host's gRPC server of [`server`].
+//! the only crate that knows protobuf. Other crates use the plain values of [`msg`], the
+//! host's gRPC server of [`server`], and the worker's side of a stream in [`client`] (for tests
+//! and tools that act as a worker).
 
 // The generated code carries `allow`s without reasons, which this lint cannot see past.
 #![allow(
@@ -8,6 +9,7 @@
     reason = "generated code in `pb` is not ours to annotate"
 )]
 
+pub mod client;
 pub mod msg;
 pub mod server;
 
@@ -19,5 +21,6 @@ mod pb {
     tonic::include_proto!("azure_functions_rpc_messages");
 }
 
+pub use client::{ClientError, WorkerSide};
 pub use msg::{FromWorker, ToWorker};
 pub use server::{Expected, RpcServer, ServerError, WorkerStream};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 /// A message from the host to a worker.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 #[allow(
     clippy::large_enum_variant,
     reason = "each message is built once and moved into the stream"
@@ -32,7 +32,7 @@ pub enum ToWorker {
 }
 
 /// A message from a worker to the host.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum FromWorker {
     StartStream {
         worker_id: String,
@@ -48,7 +48,7 @@ pub enum FromWorker {
     Other(&'static str),
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct WorkerInit {
     pub host_version: String,
     pub capabilities: HashMap<String, String>,
@@ -57,14 +57,14 @@ pub struct WorkerInit {
     pub function_app_directory: String,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct WorkerInitResponse {
     pub capabilities: HashMap<String, String>,
     pub result: StatusResult,
     pub worker_metadata: Option<WorkerMetadata>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct WorkerMetadata {
     pub runtime_name: String,
     pub runtime_version: String,
@@ -73,7 +73,7 @@ pub struct WorkerMetadata {
 }
 
 /// Whether an operation succeeded, and the worker's explanation when it did not.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct StatusResult {
     pub status: Outcome,
     pub result: String,
@@ -108,7 +108,7 @@ pub enum Outcome {
     Cancelled,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RpcException {
     pub source: String,
     pub stack_trace: String,
@@ -117,7 +117,7 @@ pub struct RpcException {
     pub type_name: String,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct FunctionMetadataResponse {
     pub functions: Vec<FunctionMetadata>,
     pub result: StatusResult,
@@ -127,7 +127,7 @@ pub struct FunctionMetadataResponse {
 
 /// `RpcFunctionMetadata`: a function as the host describes it to a worker, or as a
 /// worker reports it after indexing the app.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct FunctionMetadata {
     pub name: String,
     pub directory: String,
@@ -145,7 +145,7 @@ pub struct FunctionMetadata {
     pub properties: HashMap<String, String>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct BindingInfo {
     pub type_name: String,
     pub direction: BindingDirection,
@@ -170,7 +170,7 @@ pub enum BindingDataType {
     Stream,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RetryOptions {
     pub max_retry_count: i32,
     pub delay_interval: Option<Duration>,
@@ -179,20 +179,20 @@ pub struct RetryOptions {
     pub exponential_backoff: bool,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct FunctionLoad {
     pub function_id: String,
     pub metadata: FunctionMetadata,
     pub managed_dependency_enabled: bool,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct FunctionLoadResponse {
     pub function_id: String,
     pub result: StatusResult,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Invocation {
     pub invocation_id: String,
     pub function_id: String,
@@ -202,21 +202,21 @@ pub struct Invocation {
     pub retry_context: Option<RetryContext>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TraceContext {
     pub trace_parent: String,
     pub trace_state: String,
     pub attributes: HashMap<String, String>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RetryContext {
     pub retry_count: i32,
     pub max_retry_count: i32,
     pub exception: Option<RpcException>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct InvocationResponse {
     pub invocation_id: String,
     pub output_data: Vec<ParameterBinding>,
@@ -225,7 +225,7 @@ pub struct InvocationResponse {
 }
 
 /// A named value: an input of an invocation, or an output of its response.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ParameterBinding {
     pub name: String,
     pub data: TypedData,
@@ -308,7 +308,7 @@ pub enum SameSite {
 }
 
 /// A log line of a worker, for one invocation or for the worker itself.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Log {
     pub invocation_id: String,
     pub category: String,

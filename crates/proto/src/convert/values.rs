@@ -1,148 +1,26 @@
-//! Conversions between the generated protobuf types and the plain values of [`crate::msg`].
-
-use std::collections::HashMap;
-use std::time::Duration;
+//! Conversions of the protocol's values (typed data, HTTP, metadata, logs, statuses)
+//! between the generated types and [`crate::msg`].
 
 use crate::msg::*;
 use crate::pb;
-use crate::pb::streaming_message::Content;
+use std::collections::HashMap;
+use std::time::Duration;
 
-fn duration(d: Duration) -> prost_types::Duration {
+pub(super) fn duration(d: Duration) -> prost_types::Duration {
     prost_types::Duration {
         seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
     }
 }
 
-fn from_duration(d: Option<prost_types::Duration>) -> Option<Duration> {
+pub(super) fn from_duration(d: Option<prost_types::Duration>) -> Option<Duration> {
     let d = d?;
     let secs = u64::try_from(d.seconds).ok()?;
     let nanos = u32::try_from(d.nanos).ok()?;
     Some(Duration::new(secs, nanos))
 }
 
-/// Encodes a host message.
-pub fn encode(msg: ToWorker) -> pb::StreamingMessage {
-    let content = match msg {
-        ToWorker::WorkerInit(i) => Content::WorkerInitRequest(pb::WorkerInitRequest {
-            host_version: i.host_version,
-            capabilities: i.capabilities,
-            log_categories: i
-                .log_categories
-                .into_iter()
-                .map(|(k, v)| (k, level(v) as i32))
-                .collect(),
-            worker_directory: i.worker_directory,
-            function_app_directory: i.function_app_directory,
-        }),
-        ToWorker::FunctionsMetadata { app_directory } => {
-            Content::FunctionsMetadataRequest(pb::FunctionsMetadataRequest {
-                function_app_directory: app_directory,
-            })
-        }
-        ToWorker::FunctionLoad(l) => Content::FunctionLoadRequest(load(l)),
-        ToWorker::FunctionLoadCollection(ls) => {
-            Content::FunctionLoadRequestCollection(pb::FunctionLoadRequestCollection {
-                function_load_requests: ls.into_iter().map(load).collect(),
-            })
-        }
-        ToWorker::Invocation(inv) => Content::InvocationRequest(invocation(*inv)),
-        ToWorker::InvocationCancel { invocation_id } => {
-            Content::InvocationCancel(pb::InvocationCancel {
-                invocation_id,
-                grace_period: None,
-            })
-        }
-        ToWorker::WorkerStatus => Content::WorkerStatusRequest(pb::WorkerStatusRequest {}),
-        ToWorker::WorkerTerminate { grace } => Content::WorkerTerminate(pb::WorkerTerminate {
-            grace_period: Some(duration(grace)),
-        }),
-    };
-    pb::StreamingMessage {
-        request_id: String::new(),
-        content: Some(content),
-    }
-}
-
-/// Decodes a worker message; None when it carries no content.
-pub fn decode(msg: pb::StreamingMessage) -> Option<FromWorker> {
-    Some(match msg.content? {
-        Content::StartStream(s) => FromWorker::StartStream {
-            worker_id: s.worker_id,
-        },
-        Content::WorkerInitResponse(r) => FromWorker::WorkerInitResponse(WorkerInitResponse {
-            capabilities: r.capabilities,
-            result: status(r.result),
-            worker_metadata: r.worker_metadata.map(|m| WorkerMetadata {
-                runtime_name: m.runtime_name,
-                runtime_version: m.runtime_version,
-                worker_version: m.worker_version,
-                worker_bitness: m.worker_bitness,
-            }),
-        }),
-        Content::FunctionMetadataResponse(r) => {
-            FromWorker::FunctionMetadataResponse(FunctionMetadataResponse {
-                functions: r
-                    .function_metadata_results
-                    .into_iter()
-                    .map(from_metadata)
-                    .collect(),
-                result: status(r.result),
-                use_default_metadata_indexing: r.use_default_metadata_indexing,
-            })
-        }
-        Content::FunctionLoadResponse(r) => FromWorker::FunctionLoadResponse(load_response(r)),
-        Content::FunctionLoadResponseCollection(c) => FromWorker::FunctionLoadResponses(
-            c.function_load_responses
-                .into_iter()
-                .map(load_response)
-                .collect(),
-        ),
-        Content::InvocationResponse(r) => {
-            FromWorker::InvocationResponse(Box::new(InvocationResponse {
-                invocation_id: r.invocation_id,
-                output_data: r.output_data.into_iter().filter_map(from_param).collect(),
-                return_value: r.return_value.map(from_typed),
-                result: status(r.result),
-            }))
-        }
-        Content::RpcLog(l) => FromWorker::Log(from_log(l)),
-        Content::WorkerStatusResponse(_) => FromWorker::WorkerStatusResponse,
-        other => FromWorker::Other(content_name(&other)),
-    })
-}
-
-fn content_name(c: &Content) -> &'static str {
-    match c {
-        Content::RpcLog(_) => "RpcLog",
-        Content::InvocationRequest(_) => "InvocationRequest",
-        Content::InvocationResponse(_) => "InvocationResponse",
-        Content::FileChangeEventRequest(_) => "FileChangeEventRequest",
-        Content::WorkerActionResponse(_) => "WorkerActionResponse",
-        Content::FunctionLoadRequest(_) => "FunctionLoadRequest",
-        Content::FunctionLoadResponse(_) => "FunctionLoadResponse",
-        Content::WorkerStatusRequest(_) => "WorkerStatusRequest",
-        Content::WorkerStatusResponse(_) => "WorkerStatusResponse",
-        Content::WorkerTerminate(_) => "WorkerTerminate",
-        Content::WorkerHeartbeat(_) => "WorkerHeartbeat",
-        Content::WorkerInitResponse(_) => "WorkerInitResponse",
-        Content::WorkerInitRequest(_) => "WorkerInitRequest",
-        Content::StartStream(_) => "StartStream",
-        Content::InvocationCancel(_) => "InvocationCancel",
-        Content::FunctionEnvironmentReloadRequest(_) => "FunctionEnvironmentReloadRequest",
-        Content::FunctionEnvironmentReloadResponse(_) => "FunctionEnvironmentReloadResponse",
-        Content::CloseSharedMemoryResourcesRequest(_) => "CloseSharedMemoryResourcesRequest",
-        Content::CloseSharedMemoryResourcesResponse(_) => "CloseSharedMemoryResourcesResponse",
-        Content::FunctionsMetadataRequest(_) => "FunctionsMetadataRequest",
-        Content::FunctionMetadataResponse(_) => "FunctionMetadataResponse",
-        Content::FunctionLoadRequestCollection(_) => "FunctionLoadRequestCollection",
-        Content::FunctionLoadResponseCollection(_) => "FunctionLoadResponseCollection",
-        Content::WorkerWarmupRequest(_) => "WorkerWarmupRequest",
-        Content::WorkerWarmupResponse(_) => "WorkerWarmupResponse",
-    }
-}
-
-fn level(l: LogLevel) -> pb::rpc_log::Level {
+pub(super) fn level(l: LogLevel) -> pb::rpc_log::Level {
     use pb::rpc_log::Level as L;
     match l {
         LogLevel::Trace => L::Trace,
@@ -155,7 +33,7 @@ fn level(l: LogLevel) -> pb::rpc_log::Level {
     }
 }
 
-fn from_level(l: i32) -> LogLevel {
+pub(super) fn from_level(l: i32) -> LogLevel {
     use pb::rpc_log::Level as L;
     match L::try_from(l) {
         Ok(L::Trace) => LogLevel::Trace,
@@ -168,7 +46,7 @@ fn from_level(l: i32) -> LogLevel {
     }
 }
 
-fn from_log(l: pb::RpcLog) -> Log {
+pub(super) fn from_log(l: pb::RpcLog) -> Log {
     Log {
         invocation_id: l.invocation_id,
         category: l.category,
@@ -179,7 +57,22 @@ fn from_log(l: pb::RpcLog) -> Log {
     }
 }
 
-fn exception(e: RpcException) -> pb::RpcException {
+pub(super) fn log(l: Log) -> pb::RpcLog {
+    use pb::rpc_log::RpcLogCategory as C;
+    pb::RpcLog {
+        invocation_id: l.invocation_id,
+        category: l.category,
+        level: level(l.level) as i32,
+        message: l.message,
+        event_id: String::new(),
+        exception: l.exception.map(exception),
+        properties: String::new(),
+        log_category: if l.system { C::System } else { C::User } as i32,
+        properties_map: HashMap::new(),
+    }
+}
+
+pub(super) fn exception(e: RpcException) -> pb::RpcException {
     pb::RpcException {
         source: e.source,
         stack_trace: e.stack_trace,
@@ -189,7 +82,7 @@ fn exception(e: RpcException) -> pb::RpcException {
     }
 }
 
-fn from_exception(e: pb::RpcException) -> RpcException {
+pub(super) fn from_exception(e: pb::RpcException) -> RpcException {
     RpcException {
         source: e.source,
         stack_trace: e.stack_trace,
@@ -199,7 +92,7 @@ fn from_exception(e: pb::RpcException) -> RpcException {
     }
 }
 
-fn status(s: Option<pb::StatusResult>) -> StatusResult {
+pub(super) fn status(s: Option<pb::StatusResult>) -> StatusResult {
     let Some(s) = s else {
         return StatusResult::default();
     };
@@ -216,7 +109,7 @@ fn status(s: Option<pb::StatusResult>) -> StatusResult {
     }
 }
 
-fn to_status(s: StatusResult) -> pb::StatusResult {
+pub(super) fn to_status(s: StatusResult) -> pb::StatusResult {
     use pb::status_result::Status as S;
     pb::StatusResult {
         status: match s.status {
@@ -226,11 +119,11 @@ fn to_status(s: StatusResult) -> pb::StatusResult {
         } as i32,
         result: s.result,
         exception: s.exception.map(exception),
-        logs: Vec::new(),
+        logs: s.logs.into_iter().map(log).collect(),
     }
 }
 
-fn load(l: FunctionLoad) -> pb::FunctionLoadRequest {
+pub(super) fn load(l: FunctionLoad) -> pb::FunctionLoadRequest {
     pb::FunctionLoadRequest {
         function_id: l.function_id,
         metadata: Some(metadata(l.metadata)),
@@ -238,14 +131,30 @@ fn load(l: FunctionLoad) -> pb::FunctionLoadRequest {
     }
 }
 
-fn load_response(r: pb::FunctionLoadResponse) -> FunctionLoadResponse {
+pub(super) fn from_load(l: pb::FunctionLoadRequest) -> FunctionLoad {
+    FunctionLoad {
+        function_id: l.function_id,
+        metadata: from_metadata(l.metadata.unwrap_or_default()),
+        managed_dependency_enabled: l.managed_dependency_enabled,
+    }
+}
+
+pub(super) fn to_load_response(r: FunctionLoadResponse) -> pb::FunctionLoadResponse {
+    pb::FunctionLoadResponse {
+        function_id: r.function_id,
+        result: Some(to_status(r.result)),
+        is_dependency_downloaded: false,
+    }
+}
+
+pub(super) fn load_response(r: pb::FunctionLoadResponse) -> FunctionLoadResponse {
     FunctionLoadResponse {
         function_id: r.function_id,
         result: status(r.result),
     }
 }
 
-fn metadata(m: FunctionMetadata) -> pb::RpcFunctionMetadata {
+pub(super) fn metadata(m: FunctionMetadata) -> pb::RpcFunctionMetadata {
     use pb::binding_info::{DataType as D, Direction as Dir};
     pb::RpcFunctionMetadata {
         name: m.name,
@@ -295,7 +204,7 @@ fn metadata(m: FunctionMetadata) -> pb::RpcFunctionMetadata {
     }
 }
 
-fn from_metadata(m: pb::RpcFunctionMetadata) -> FunctionMetadata {
+pub(super) fn from_metadata(m: pb::RpcFunctionMetadata) -> FunctionMetadata {
     use pb::binding_info::{DataType as D, Direction as Dir};
     FunctionMetadata {
         name: m.name,
@@ -342,7 +251,7 @@ fn from_metadata(m: pb::RpcFunctionMetadata) -> FunctionMetadata {
     }
 }
 
-fn invocation(i: Invocation) -> pb::InvocationRequest {
+pub(super) fn invocation(i: Invocation) -> pb::InvocationRequest {
     pb::InvocationRequest {
         invocation_id: i.invocation_id,
         function_id: i.function_id,
@@ -365,14 +274,38 @@ fn invocation(i: Invocation) -> pb::InvocationRequest {
     }
 }
 
-fn param(p: ParameterBinding) -> pb::ParameterBinding {
+pub(super) fn from_invocation(i: pb::InvocationRequest) -> Invocation {
+    let trace = i.trace_context.unwrap_or_default();
+    Invocation {
+        invocation_id: i.invocation_id,
+        function_id: i.function_id,
+        input_data: i.input_data.into_iter().filter_map(from_param).collect(),
+        trigger_metadata: i
+            .trigger_metadata
+            .into_iter()
+            .map(|(k, v)| (k, from_typed(v)))
+            .collect(),
+        trace_context: TraceContext {
+            trace_parent: trace.trace_parent,
+            trace_state: trace.trace_state,
+            attributes: trace.attributes,
+        },
+        retry_context: i.retry_context.map(|r| RetryContext {
+            retry_count: r.retry_count,
+            max_retry_count: r.max_retry_count,
+            exception: r.exception.map(from_exception),
+        }),
+    }
+}
+
+pub(super) fn param(p: ParameterBinding) -> pb::ParameterBinding {
     pb::ParameterBinding {
         name: p.name,
         rpc_data: Some(pb::parameter_binding::RpcData::Data(typed(p.data))),
     }
 }
 
-fn from_param(p: pb::ParameterBinding) -> Option<ParameterBinding> {
+pub(super) fn from_param(p: pb::ParameterBinding) -> Option<ParameterBinding> {
     use pb::parameter_binding::RpcData;
     let data = match p.rpc_data {
         Some(RpcData::Data(d)) => from_typed(d),
@@ -382,7 +315,7 @@ fn from_param(p: pb::ParameterBinding) -> Option<ParameterBinding> {
     Some(ParameterBinding { name: p.name, data })
 }
 
-fn typed(t: TypedData) -> pb::TypedData {
+pub(super) fn typed(t: TypedData) -> pb::TypedData {
     use pb::typed_data::Data as D;
     let data = match t {
         TypedData::None | TypedData::Unsupported(_) => None,
@@ -407,7 +340,7 @@ fn typed(t: TypedData) -> pb::TypedData {
     pb::TypedData { data }
 }
 
-fn from_typed(t: pb::TypedData) -> TypedData {
+pub(super) fn from_typed(t: pb::TypedData) -> TypedData {
     use pb::typed_data::Data as D;
     match t.data {
         None => TypedData::None,
@@ -429,26 +362,26 @@ fn from_typed(t: pb::TypedData) -> TypedData {
     }
 }
 
-fn nullable(s: String) -> pb::NullableString {
+pub(super) fn nullable(s: String) -> pb::NullableString {
     pb::NullableString {
         string: Some(pb::nullable_string::String::Value(s)),
     }
 }
 
-fn nullable_value(s: pb::NullableString) -> Option<String> {
+pub(super) fn nullable_value(s: pb::NullableString) -> Option<String> {
     s.string.map(|pb::nullable_string::String::Value(v)| v)
 }
 
-fn plain_map(pairs: Vec<(String, String)>) -> HashMap<String, String> {
+pub(super) fn plain_map(pairs: Vec<(String, String)>) -> HashMap<String, String> {
     pairs.into_iter().collect()
 }
 
-fn nullable_map(pairs: Vec<(String, String)>) -> HashMap<String, pb::NullableString> {
+pub(super) fn nullable_map(pairs: Vec<(String, String)>) -> HashMap<String, pb::NullableString> {
     pairs.into_iter().map(|(k, v)| (k, nullable(v))).collect()
 }
 
 /// The entries of a plain map and of its nullable twin (nulls dropped), sorted by name.
-fn merged(
+pub(super) fn merged(
     plain: HashMap<String, String>,
     nullable: HashMap<String, pb::NullableString>,
 ) -> Vec<(String, String)> {
@@ -464,7 +397,7 @@ fn merged(
     out
 }
 
-fn http(h: RpcHttp) -> pb::RpcHttp {
+pub(super) fn http(h: RpcHttp) -> pb::RpcHttp {
     let (headers, params, query, nullable_headers, nullable_params, nullable_query) =
         if h.nullable_maps {
             (
@@ -496,14 +429,14 @@ fn http(h: RpcHttp) -> pb::RpcHttp {
         enable_content_negotiation: h.enable_content_negotiation,
         raw_body: h.raw_body.map(|b| Box::new(typed(b))),
         identities: h.identities.into_iter().map(identity).collect(),
-        cookies: Vec::new(),
+        cookies: h.cookies.into_iter().map(cookie).collect(),
         nullable_headers,
         nullable_params,
         nullable_query,
     }
 }
 
-fn identity(i: ClaimsIdentity) -> pb::RpcClaimsIdentity {
+pub(super) fn identity(i: ClaimsIdentity) -> pb::RpcClaimsIdentity {
     pb::RpcClaimsIdentity {
         authentication_type: i.authentication_type.map(nullable),
         name_claim_type: i.name_claim_type.map(nullable),
@@ -516,7 +449,16 @@ fn identity(i: ClaimsIdentity) -> pb::RpcClaimsIdentity {
     }
 }
 
-fn from_http(h: pb::RpcHttp) -> RpcHttp {
+pub(super) fn from_identity(i: pb::RpcClaimsIdentity) -> ClaimsIdentity {
+    ClaimsIdentity {
+        authentication_type: i.authentication_type.and_then(nullable_value),
+        name_claim_type: i.name_claim_type.and_then(nullable_value),
+        role_claim_type: i.role_claim_type.and_then(nullable_value),
+        claims: i.claims.into_iter().map(|c| (c.r#type, c.value)).collect(),
+    }
+}
+
+pub(super) fn from_http(h: pb::RpcHttp) -> RpcHttp {
     let nullable_maps = !h.nullable_headers.is_empty();
     RpcHttp {
         method: h.method,
@@ -528,13 +470,45 @@ fn from_http(h: pb::RpcHttp) -> RpcHttp {
         query: merged(h.query, h.nullable_query),
         status_code: h.status_code,
         enable_content_negotiation: h.enable_content_negotiation,
-        identities: Vec::new(),
+        identities: h.identities.into_iter().map(from_identity).collect(),
         cookies: h.cookies.into_iter().map(from_cookie).collect(),
         nullable_maps,
     }
 }
 
-fn from_cookie(c: pb::RpcHttpCookie) -> Cookie {
+pub(super) fn nullable_bool(b: bool) -> pb::NullableBool {
+    pb::NullableBool {
+        bool: Some(pb::nullable_bool::Bool::Value(b)),
+    }
+}
+
+pub(super) fn cookie(c: Cookie) -> pb::RpcHttpCookie {
+    use pb::rpc_http_cookie::SameSite as S;
+    pb::RpcHttpCookie {
+        name: c.name,
+        value: c.value,
+        domain: c.domain.map(nullable),
+        path: c.path.map(nullable),
+        expires: c.expires.map(|seconds| pb::NullableTimestamp {
+            timestamp: Some(pb::nullable_timestamp::Timestamp::Value(
+                prost_types::Timestamp { seconds, nanos: 0 },
+            )),
+        }),
+        secure: c.secure.map(nullable_bool),
+        http_only: c.http_only.map(nullable_bool),
+        same_site: match c.same_site {
+            SameSite::Unspecified => S::None,
+            SameSite::Lax => S::Lax,
+            SameSite::Strict => S::Strict,
+            SameSite::None => S::ExplicitNone,
+        } as i32,
+        max_age: c.max_age.map(|v| pb::NullableDouble {
+            double: Some(pb::nullable_double::Double::Value(v)),
+        }),
+    }
+}
+
+pub(super) fn from_cookie(c: pb::RpcHttpCookie) -> Cookie {
     use pb::rpc_http_cookie::SameSite as S;
     Cookie {
         name: c.name,
@@ -560,66 +534,5 @@ fn from_cookie(c: pb::RpcHttpCookie) -> Cookie {
         max_age: c
             .max_age
             .and_then(|d| d.double.map(|pb::nullable_double::Double::Value(v)| v)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use prost::Message as _;
-
-    #[test]
-    fn http_invocation_round_trips_through_the_wire_format() {
-        let inv = Invocation {
-            invocation_id: "i-1".into(),
-            function_id: "f-1".into(),
-            input_data: vec![ParameterBinding {
-                name: "req".into(),
-                data: TypedData::Http(Box::new(RpcHttp {
-                    method: "POST".into(),
-                    url: "http://localhost/api/x?a=1".into(),
-                    headers: vec![("content-type".into(), "text/plain".into())],
-                    body: Some(TypedData::Bytes(bytes::Bytes::from_static(b"\x00\xff"))),
-                    query: vec![("a".into(), "1".into())],
-                    nullable_maps: true,
-                    ..RpcHttp::default()
-                })),
-            }],
-            ..Invocation::default()
-        };
-        let wire = encode(ToWorker::Invocation(Box::new(inv))).encode_to_vec();
-        let back = pb::StreamingMessage::decode(wire.as_slice()).unwrap();
-        let Some(Content::InvocationRequest(req)) = back.content else {
-            panic!("not an invocation");
-        };
-        let Some(pb::parameter_binding::RpcData::Data(d)) = req.input_data[0].rpc_data.clone()
-        else {
-            panic!("no data");
-        };
-        let TypedData::Http(h) = from_typed(d) else {
-            panic!("not http");
-        };
-        assert_eq!(h.query, vec![("a".to_string(), "1".to_string())]);
-        assert!(h.nullable_maps);
-        assert_eq!(
-            h.body,
-            Some(TypedData::Bytes(bytes::Bytes::from_static(b"\x00\xff")))
-        );
-    }
-
-    #[test]
-    fn a_failure_is_the_default_status() {
-        let msg = pb::StreamingMessage {
-            request_id: String::new(),
-            content: Some(Content::FunctionLoadResponse(pb::FunctionLoadResponse {
-                function_id: "f".into(),
-                result: None,
-                is_dependency_downloaded: false,
-            })),
-        };
-        let Some(FromWorker::FunctionLoadResponse(r)) = decode(msg) else {
-            panic!("not a load response");
-        };
-        assert_eq!(r.result.status, Outcome::Failure);
     }
 }
