@@ -6,3 +6,4 @@ mod language_workers;
 mod routing;
 mod samples;
 mod support;
+mod worker_protocol;

@@ -1,0 +1,1 @@
+// The test worker runs the 'echo' behaviour for this function.

@@ -1,0 +1,1 @@
+// The test worker runs the 'slow' behaviour for this function.

@@ -1,0 +1,1 @@
+// The test worker runs the 'stream' behaviour for this function.

@@ -1,0 +1,1 @@
+// The test worker runs the 'unloadable' behaviour for this function.
