@@ -4,8 +4,9 @@
 //! Targets: a bare hyper server (the machine's limit, also used as a trivial native custom
 //! handler), a minimal connection-affine proxy hop in front of it (the limit of one hop),
 //! the Python and Node sample handlers called directly, and each of them behind
-//! `stratus start`, forwarded and with the JSON invocation protocol. Also cold start: from
-//! starting a process to its first 200.
+//! `stratus start`, forwarded and with the JSON invocation protocol; the Python v1 sample on
+//! Microsoft's Python language worker behind `stratus start`, against the same function code
+//! behind a bare Python HTTP server. Also cold start: from starting a process to its first 200.
 
 #![allow(
     clippy::disallowed_methods,
@@ -166,6 +167,30 @@ fn node_cmd(port: u16) -> Command {
     c
 }
 
+/// The interpreter of the environment holding Microsoft's Python worker (made once).
+fn worker_python() -> PathBuf {
+    let out = Command::new(repo().join("tests/workers/python-env"))
+        .output()
+        .expect("cannot run tests/workers/python-env");
+    assert!(out.status.success(), "tests/workers/python-env failed");
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// The Python v1 sample's `hello` behind a bare Python HTTP server.
+fn python_bare_cmd(python: &Path, port: u16) -> Command {
+    let mut c = Command::new(python);
+    c.arg(repo().join("bench/apps/python-bare/server.py"))
+        .arg(port.to_string());
+    c
+}
+
+/// The Python v1 sample on the Python worker, behind `stratus start`.
+fn python_worker_cmd(python: &Path, port: u16, data: &Path) -> Command {
+    let mut c = stratus_cmd(&repo().join("samples/python-v1"), port, false, data);
+    c.env("languageWorkers__python__defaultExecutablePath", python);
+    c
+}
+
 fn stratus_cmd(app: &Path, port: u16, json: bool, data: &Path) -> Command {
     let mut c = Command::new(bin_dir().join("stratus"));
     c.arg("start")
@@ -298,6 +323,11 @@ const RATIOS: &[(&str, &str, Option<f64>)] = &[
     ("python via stratus (JSON protocol)", "python direct", None),
     ("node via stratus (forwarded)", "node direct", Some(0.65)),
     ("node via stratus (JSON protocol)", "node direct", None),
+    (
+        "python worker via stratus",
+        "python function, bare server",
+        None,
+    ),
 ];
 
 fn run_profile(
@@ -402,7 +432,8 @@ fn main() {
     println!("# Stratus benchmark ({})", std::env::consts::ARCH);
 
     if a.only.as_deref().is_none_or(|o| o != "cold") {
-        let ports: Vec<u16> = (0..10).map(|_| free_port()).collect();
+        let ports: Vec<u16> = (0..12).map(|_| free_port()).collect();
+        let python = worker_python();
         let native = repo().join("bench/apps/native");
         let py = repo().join("samples/python-handler");
         let node = repo().join("samples/node-handler");
@@ -435,6 +466,11 @@ fn main() {
                 stratus_cmd(&node, ports[8], true, &data.join("f")),
             ),
             spawn("proxy", proxy_cmd(ports[9], ports[0])),
+            spawn("python-bare", python_bare_cmd(&python, ports[10])),
+            spawn(
+                "python-worker",
+                python_worker_cmd(&python, ports[11], &data.join("w")),
+            ),
         ];
         let names = [
             "bare hyper hello",
@@ -447,6 +483,8 @@ fn main() {
             "node via stratus (forwarded)",
             "node via stratus (JSON protocol)",
             "minimal affine proxy hop",
+            "python function, bare server",
+            "python worker via stratus",
         ];
         let mut targets = Vec::new();
         for (i, name) in names.iter().enumerate() {
@@ -480,6 +518,7 @@ fn main() {
         let native_app = repo().join("bench/apps/native");
         let py_app = repo().join("samples/python-handler");
         let node_app = repo().join("samples/node-handler");
+        let python = worker_python();
         let mut cold_json = serde_json::Map::new();
         for (name, direct, via) in [
             (
@@ -510,6 +549,15 @@ fn main() {
                         stratus_cmd(&node_app, p, false, &data.join("i")),
                         "/api/hello",
                     )
+                }),
+            ),
+            (
+                "python worker (v1 sample)",
+                cold("python-bare", 10, |p| {
+                    (python_bare_cmd(&python, p), "/api/hello")
+                }),
+                cold("python-worker", 10, |p| {
+                    (python_worker_cmd(&python, p, &data.join("j")), "/api/hello")
                 }),
             ),
         ] {
