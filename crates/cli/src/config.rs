@@ -16,6 +16,7 @@ pub struct FileConfig {
     pub encryption_key_file: Option<PathBuf>,
     pub log_format: Option<LogFormat>,
     pub max_request_body_size: Option<u64>,
+    pub workers_dir: Option<PathBuf>,
 }
 
 /// How logs are written to stderr.
@@ -64,6 +65,8 @@ pub struct Config {
     pub encryption_key: KeySource,
     pub log_format: LogFormat,
     pub max_request_body_size: Option<u64>,
+    /// Directory of language workers (`<language>/worker.config.json`).
+    pub workers_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +116,7 @@ pub const ENV_ENCRYPTION_KEY: &str = "STRATUS_ENCRYPTION_KEY";
 pub const ENV_ENCRYPTION_KEY_FILE: &str = "STRATUS_ENCRYPTION_KEY_FILE";
 pub const ENV_LOG_FORMAT: &str = "STRATUS_LOG_FORMAT";
 pub const ENV_MAX_REQUEST_BODY_SIZE: &str = "STRATUS_MAX_REQUEST_BODY_SIZE";
+pub const ENV_WORKERS_DIR: &str = "STRATUS_WORKERS_DIR";
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -192,12 +196,17 @@ impl Config {
             })?),
             None => file.max_request_body_size,
         };
+        let workers_dir = env
+            .get(ENV_WORKERS_DIR)
+            .map(PathBuf::from)
+            .or(file.workers_dir);
         Ok(Config {
             data_dir,
             database_url,
             encryption_key,
             log_format,
             max_request_body_size,
+            workers_dir,
         })
     }
 }

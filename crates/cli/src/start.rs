@@ -34,17 +34,18 @@ pub struct StartArgs {
     /// Accepted for compatibility with `func start`: keys are enforced by default.
     #[arg(long = "enableAuth", hide = true)]
     pub enable_auth: bool,
-    /// Directory holding language workers (`<language>/worker.config.json`), as in Core Tools;
-    /// `languageWorkers__workersDirectory` in the app settings wins over it.
-    #[arg(long, env = "STRATUS_WORKERS_DIR")]
+    /// Directory holding language workers (`<language>/worker.config.json`), as in Core Tools.
+    /// Also STRATUS_WORKERS_DIR; `languageWorkers__workersDirectory` in the app settings wins.
+    #[arg(long, value_name = "DIR")]
     pub workers_dir: Option<PathBuf>,
     #[command(flatten)]
     pub config: ConfigFlags,
 }
 
-/// The workers directory: the flag, else `workers` beside the executable when it exists.
-fn workers_dir(flag: Option<PathBuf>) -> Option<PathBuf> {
-    flag.or_else(|| {
+/// The workers directory: the flag or configuration, else `workers` beside the executable
+/// when it exists.
+fn workers_dir(configured: Option<PathBuf>) -> Option<PathBuf> {
+    configured.or_else(|| {
         let beside = std::env::current_exe().ok()?.parent()?.join("workers");
         beside.is_dir().then_some(beside)
     })
@@ -149,9 +150,6 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
         ))
     })?;
 
-    let (keys, store, place) = crate::app::open_keys(&app, &config)
-        .await
-        .map_err(ExitError::Other)?;
     let cannot = |e: String| ExitError::Config(anyhow::anyhow!("the app cannot start: {e}"));
     let mut worker = None;
     let executor: Arc<dyn Executor> = match app.config.custom_handler.clone() {
@@ -162,7 +160,7 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
         }
         None => {
             let options = WorkerOptions {
-                workers_dir: workers_dir(args.workers_dir.clone()),
+                workers_dir: workers_dir(args.workers_dir.clone().or(config.workers_dir.clone())),
             };
             let executor = Arc::new(LanguageWorker::new(&app, &options).map_err(cannot)?);
             tracing::info!("{}", executor.describe());
@@ -193,6 +191,10 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
         }
     }
 
+    // After worker indexing: every function, however it was found, gets its keys.
+    let (keys, store, place) = crate::app::open_keys(&app, &config)
+        .await
+        .map_err(ExitError::Other)?;
     println!(
         "Stratus {} (Azure Functions host {} compatible)",
         env!("CARGO_PKG_VERSION"),

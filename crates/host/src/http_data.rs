@@ -162,6 +162,24 @@ pub fn header_display_name(lower: &str) -> &str {
         .unwrap_or(lower)
 }
 
+/// The media type of the request's `Content-Type` (lower case, without parameters).
+pub fn media_type(headers: &http::HeaderMap) -> String {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| ct.split(';').next())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Whether a body of this content type is binary to the host (`application/octet-stream`,
+/// `multipart/*`): it travels as bytes or base64.
+pub fn is_binary_content(headers: &http::HeaderMap) -> bool {
+    let media = media_type(headers);
+    media == "application/octet-stream" || media.contains("multipart/")
+}
+
 /// Every value of header `name`, joined with `,` as ASP.NET's `StringValues` does.
 pub fn joined_header(headers: &http::HeaderMap, name: &http::header::HeaderName) -> String {
     headers

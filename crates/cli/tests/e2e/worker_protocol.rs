@@ -281,3 +281,42 @@ fn several_worker_processes_share_the_invocations() {
         "both processes load the function under the host's one id"
     );
 }
+
+#[test]
+fn a_timeout_replaces_only_the_process_that_ran_the_invocation() {
+    let (s, _w) = start(
+        "worker-hosted",
+        false,
+        NODE_CAPABILITIES,
+        &[("FUNCTIONS_WORKER_PROCESS_COUNT", "2")],
+    );
+    crate::support::eventually(Duration::from_secs(20), || {
+        s.logs()
+            .matches("test worker connected")
+            .count()
+            .eq(&2)
+            .then_some(())
+    });
+    let pids = |n: usize| {
+        (0..n)
+            .map(|_| {
+                echo(&s, "GET", "/api/echo", &[], b"")["pid"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect::<std::collections::BTreeSet<u64>>()
+    };
+    let before = pids(4);
+    assert_eq!(before.len(), 2);
+    assert_eq!(s.get("/api/slow").status, 500);
+    s.wait_log("A function timeout has occurred");
+    let after = crate::support::eventually(Duration::from_secs(20), || {
+        let p = pids(4);
+        (p.len() == 2).then_some(p)
+    });
+    assert_eq!(
+        before.intersection(&after).count(),
+        1,
+        "one process kept serving: {before:?} then {after:?}"
+    );
+}

@@ -23,23 +23,6 @@ pub struct HttpRequestView<'a> {
     pub body: &'a Bytes,
 }
 
-/// Whether a body of this content type travels as base64 (`application/octet-stream`, `multipart/*`).
-pub fn is_binary_content(headers: &HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|ct| {
-            let media = ct
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            media == "application/octet-stream" || media.contains("multipart/")
-        })
-        .unwrap_or(false)
-}
-
 /// `Data.<trigger>` for an HTTP trigger.
 pub fn http_request_object(req: &HttpRequestView<'_>) -> Value {
     let mut m = Map::new();
@@ -71,7 +54,7 @@ pub fn http_request_object(req: &HttpRequestView<'_>) -> Value {
     m.insert("Params".into(), Value::Object(params));
     m.insert("Identities".into(), identities(req.principal));
     if !req.body.is_empty() {
-        let body = if is_binary_content(req.headers) {
+        let body = if crate::http_data::is_binary_content(req.headers) {
             base64::engine::general_purpose::STANDARD.encode(req.body)
         } else {
             let text = req.body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(req.body);

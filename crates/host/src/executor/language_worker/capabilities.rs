@@ -36,8 +36,8 @@ impl Capabilities {
             worker_status: on("WorkerStatus"),
             handles_worker_terminate: on("HandlesWorkerTerminateMessage"),
             handles_invocation_cancel: on("HandlesInvocationCancelMessage"),
-            accepts_load_list: on("AcceptsListOfFunctionLoadRequests")
-                || on("SupportsLoadResponseCollection"),
+            // The Azure host batches loads on this capability alone.
+            accepts_load_list: on("SupportsLoadResponseCollection"),
             http_uri: map
                 .iter()
                 .find(|(k, v)| k.eq_ignore_ascii_case("HttpUri") && !v.trim().is_empty())

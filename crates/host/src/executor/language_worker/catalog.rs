@@ -108,7 +108,14 @@ pub fn host_indexed(functions: &[Arc<Function>]) -> Loads {
 pub fn from_metadata(ctx: &IndexContext, reported: &[FunctionMetadata]) -> Indexed {
     let mut functions = Vec::new();
     let mut errors = Vec::new();
-    for m in reported {
+    let allowed = |name: &str| {
+        ctx.config
+            .functions
+            .as_ref()
+            .is_none_or(|allow| allow.iter().any(|a| a.eq_ignore_ascii_case(name)))
+    };
+    // host.json's `functions` allow-list applies before anything loads.
+    for m in reported.iter().filter(|m| allowed(&m.name)) {
         let script = (!m.script_file.is_empty()).then(|| PathBuf::from(&m.script_file));
         let entry = (!m.entry_point.is_empty()).then(|| m.entry_point.clone());
         if functions

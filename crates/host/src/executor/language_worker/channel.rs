@@ -39,7 +39,7 @@ pub struct Live {
     pub generation: u64,
     pub capabilities: Capabilities,
     pub outbound: mpsc::UnboundedSender<ToWorker>,
-    pub(super) pending: Mutex<HashMap<String, Pending>>,
+    pending: Mutex<PendingMap>,
     /// Function name (lower case) → the id this worker knows it by.
     pub ids: HashMap<String, String>,
     /// Functions the worker could not load, with its reason.
@@ -54,10 +54,49 @@ impl std::fmt::Debug for Live {
     }
 }
 
+/// The invocations waiting for this worker's answers; closed once the worker is gone, so
+/// that nothing waits on a worker that will never answer.
+#[derive(Default)]
+struct PendingMap {
+    closed: bool,
+    map: HashMap<String, Pending>,
+}
+
 impl Live {
-    /// Fails every invocation still waiting, with `reason`.
+    /// Registers an invocation; gives it back when the worker is already gone.
+    pub(super) fn register(&self, invocation_id: String, p: Pending) -> Result<(), Pending> {
+        let mut pending = self.pending.lock();
+        if pending.closed {
+            return Err(p);
+        }
+        pending.map.insert(invocation_id, p);
+        Ok(())
+    }
+
+    /// Forgets an invocation nobody waits for any more.
+    pub(super) fn forget(&self, invocation_id: &str) {
+        self.pending.lock().map.remove(invocation_id);
+    }
+
+    fn take(&self, invocation_id: &str) -> Option<Pending> {
+        self.pending.lock().map.remove(invocation_id)
+    }
+
+    fn function_of(&self, invocation_id: &str) -> Option<(Arc<Function>, uuid::Uuid)> {
+        self.pending
+            .lock()
+            .map
+            .get(invocation_id)
+            .map(|p| (p.function.clone(), p.invocation_id))
+    }
+
+    /// Fails every invocation still waiting, with `reason`, and refuses new ones.
     fn fail_all(&self, reason: &str) {
-        let pending: Vec<Pending> = self.pending.lock().drain().map(|(_, p)| p).collect();
+        let pending: Vec<Pending> = {
+            let mut pending = self.pending.lock();
+            pending.closed = true;
+            pending.map.drain().map(|(_, p)| p).collect()
+        };
         for p in pending {
             let _ = p.answer.send(Err(reason.to_string()));
         }
@@ -85,7 +124,7 @@ pub enum Control {
 }
 
 /// What every start of a worker needs.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Setup {
     pub launch: WorkerLaunch,
     pub env: Vec<(OsString, OsString)>,
@@ -96,6 +135,8 @@ pub struct Setup {
     /// The outcome of worker indexing, decided by the first worker that answers: the
     /// functions it reported, or None when it asked for function.json indexing.
     pub indexed: OnceLock<Option<Indexed>>,
+    /// Process generations, shared by all slots (so a generation names one process).
+    pub generations: std::sync::atomic::AtomicU64,
     pub load_timeout: Duration,
     pub log_levels: HashMap<String, LogLevel>,
 }
@@ -252,6 +293,95 @@ async fn until<T>(
     }
 }
 
+/// After `StartStream`: WorkerInit, worker indexing, the function loads.
+async fn handshake(
+    stream: &mut WorkerStream,
+    setup: &Setup,
+) -> Result<(Capabilities, Loads, HashMap<String, String>), String> {
+    let launch = &setup.launch;
+
+    let send = |stream: &WorkerStream, m: ToWorker| {
+        stream
+            .outbound
+            .send(m)
+            .map_err(|_| "the worker's stream closed".to_string())
+    };
+    send(
+        stream,
+        ToWorker::WorkerInit(WorkerInit {
+            host_version: crate::HOST_VERSION.to_string(),
+            capabilities: HashMap::new(),
+            log_categories: setup.log_levels.clone(),
+            worker_directory: launch.worker_dir.display().to_string(),
+            function_app_directory: setup.app_root.clone(),
+        }),
+    )?;
+    let language = launch.language.as_str();
+    let init = until(
+        stream,
+        Instant::now() + launch.process.initialization_timeout,
+        language,
+        "initialization",
+        |m| match m {
+            FromWorker::WorkerInitResponse(r) => Some(r),
+            _ => None,
+        },
+    )
+    .await?;
+    if init.result.status != Outcome::Success {
+        return Err(format!(
+            "the worker failed to initialize: {}",
+            init.result.reason()
+        ));
+    }
+    let capabilities = Capabilities::from_map(&init.capabilities);
+
+    let plan = if launch.worker_indexing {
+        index(stream, setup, language).await?
+    } else {
+        setup.host_loads.clone()
+    };
+    let loads: Vec<FunctionLoad> = plan.loads.iter().map(|(_, l)| l.clone()).collect();
+    let count = loads.len();
+    if capabilities.accepts_load_list && count > 0 {
+        send(stream, ToWorker::FunctionLoadCollection(loads))?;
+    } else {
+        for l in loads {
+            send(stream, ToWorker::FunctionLoad(l))?;
+        }
+    }
+    let deadline = Instant::now() + setup.load_timeout;
+    let mut answers: Vec<FunctionLoadResponse> = Vec::with_capacity(count);
+    while answers.len() < count {
+        let mut batch = until(stream, deadline, language, "function loads", |m| match m {
+            FromWorker::FunctionLoadResponse(r) => Some(vec![r]),
+            FromWorker::FunctionLoadResponses(rs) => Some(rs),
+            _ => None,
+        })
+        .await?;
+        answers.append(&mut batch);
+    }
+    let mut load_errors = HashMap::new();
+    for (function, load) in &plan.loads {
+        let answer = answers.iter().find(|a| a.function_id == load.function_id);
+        let failure = match answer {
+            Some(a) if a.result.status == Outcome::Success => None,
+            Some(a) => Some(a.result.reason()),
+            None => Some("the worker did not answer its load request".to_string()),
+        };
+        if let Some(reason) = failure {
+            tracing::error!(
+                function = %function.name,
+                "Worker failed to load function: '{}' with functionId: '{}'. {reason}",
+                function.name,
+                load.function_id
+            );
+            load_errors.insert(function.name.clone(), reason);
+        }
+    }
+    Ok((capabilities, plan, load_errors))
+}
+
 /// Starts the worker and runs the handshake; on success the worker serves invocations.
 async fn start_once(
     setup: &Setup,
@@ -295,97 +425,22 @@ async fn start_once(
         )
     })?;
     let mut stream = started?;
-
-    let send = |stream: &WorkerStream, m: ToWorker| {
-        stream
-            .outbound
-            .send(m)
-            .map_err(|_| "the worker's stream closed".to_string())
-    };
-    send(
-        &stream,
-        ToWorker::WorkerInit(WorkerInit {
-            host_version: crate::HOST_VERSION.to_string(),
-            capabilities: HashMap::new(),
-            log_categories: setup.log_levels.clone(),
-            worker_directory: launch.worker_dir.display().to_string(),
-            function_app_directory: setup.app_root.clone(),
-        }),
-    )?;
-    let language = launch.language.as_str();
-    let init = until(
-        &mut stream,
-        Instant::now() + launch.process.initialization_timeout,
-        language,
-        "initialization",
-        |m| match m {
-            FromWorker::WorkerInitResponse(r) => Some(r),
-            _ => None,
-        },
-    )
-    .await?;
-    if init.result.status != Outcome::Success {
-        return Err(format!(
-            "the worker failed to initialize: {}",
-            init.result.reason()
-        ));
-    }
-    let capabilities = Capabilities::from_map(&init.capabilities);
-
-    let plan = if launch.worker_indexing {
-        index(&mut stream, setup, language).await?
-    } else {
-        setup.host_loads.clone()
-    };
-    let loads: Vec<FunctionLoad> = plan.loads.iter().map(|(_, l)| l.clone()).collect();
-    let count = loads.len();
-    if capabilities.accepts_load_list && count > 0 {
-        send(&stream, ToWorker::FunctionLoadCollection(loads))?;
-    } else {
-        for l in loads {
-            send(&stream, ToWorker::FunctionLoad(l))?;
+    let shook = tokio::select! {
+        r = handshake(&mut stream, setup) => r,
+        status = process.wait() => {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Err(match status {
+                Ok(s) => format!("the worker exited during start-up ({s})"),
+                Err(e) => e.to_string(),
+            })
         }
-    }
-    let deadline = Instant::now() + setup.load_timeout;
-    let mut answers: Vec<FunctionLoadResponse> = Vec::with_capacity(count);
-    while answers.len() < count {
-        let mut batch = until(
-            &mut stream,
-            deadline,
-            language,
-            "function loads",
-            |m| match m {
-                FromWorker::FunctionLoadResponse(r) => Some(vec![r]),
-                FromWorker::FunctionLoadResponses(rs) => Some(rs),
-                _ => None,
-            },
-        )
-        .await?;
-        answers.append(&mut batch);
-    }
-    let mut load_errors = HashMap::new();
-    for (function, load) in &plan.loads {
-        let answer = answers.iter().find(|a| a.function_id == load.function_id);
-        let failure = match answer {
-            Some(a) if a.result.status == Outcome::Success => None,
-            Some(a) => Some(a.result.reason()),
-            None => Some("the worker did not answer its load request".to_string()),
-        };
-        if let Some(reason) = failure {
-            tracing::error!(
-                function = %function.name,
-                "Worker failed to load function: '{}' with functionId: '{}'. {reason}",
-                function.name,
-                load.function_id
-            );
-            load_errors.insert(function.name.clone(), reason);
-        }
-    }
+    };
+    let (capabilities, plan, load_errors) = shook.map_err(|e| format!("{e}{}", tail.text()))?;
     let live = Arc::new(Live {
         generation,
         capabilities,
         outbound: stream.outbound.clone(),
-        pending: Mutex::new(HashMap::new()),
+        pending: Mutex::new(PendingMap::default()),
         ids: plan.ids(),
         load_errors,
     });
@@ -438,8 +493,7 @@ async fn pump(stream: &mut WorkerStream, live: &Live, language: &str) {
     while let Some(msg) = stream.inbound.recv().await {
         match msg {
             FromWorker::InvocationResponse(r) => {
-                let waiting = live.pending.lock().remove(&r.invocation_id);
-                if let Some(p) = waiting {
+                if let Some(p) = live.take(&r.invocation_id) {
                     let _ = p.answer.send(Ok(*r));
                 }
             }
@@ -447,10 +501,7 @@ async fn pump(stream: &mut WorkerStream, live: &Live, language: &str) {
                 let function = if l.invocation_id.is_empty() {
                     None
                 } else {
-                    live.pending
-                        .lock()
-                        .get(&l.invocation_id)
-                        .map(|p| (p.function.clone(), p.invocation_id))
+                    live.function_of(&l.invocation_id)
                 };
                 match function {
                     Some((f, id)) => log(language, &l, Some((&f, id))),
@@ -479,7 +530,24 @@ async fn stop(live: &Live, process: &mut Process) {
     process.terminate(Duration::from_secs(2)).await;
 }
 
+/// What a control message means while the worker starts or waits to restart.
+enum Interrupt {
+    Stop(Option<oneshot::Sender<()>>),
+    Ignore,
+}
+
+fn interrupt(c: Option<Control>) -> Interrupt {
+    match c {
+        Some(Control::Stop(ack)) => Interrupt::Stop(Some(ack)),
+        // The executor is gone: stop as if told to.
+        None => Interrupt::Stop(None),
+        // A restart of a process that no longer runs.
+        Some(Control::Restart { .. }) => Interrupt::Ignore,
+    }
+}
+
 /// Runs one worker slot until told to stop: start, serve, restart with back-off.
+/// `generations` is shared by the slots, so a process is named by its generation alone.
 pub async fn supervise(
     setup: Arc<Setup>,
     server: Arc<RpcServer>,
@@ -488,63 +556,77 @@ pub async fn supervise(
 ) {
     let language = setup.launch.language.clone();
     let mut failures = 0u32;
-    let mut generation = 0u64;
     loop {
-        generation += 1;
+        let generation = setup
+            .generations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
         state.send_replace(State::Starting);
-        let started = tokio::select! {
-            r = start_once(&setup, &server, generation) => r,
-            c = control.recv() => match c {
-                Some(Control::Stop(ack)) => {
-                    state.send_replace(State::Stopped);
-                    let _ = ack.send(());
-                    return;
-                }
-                _ => continue,
-            },
+        let starting = start_once(&setup, &server, generation);
+        tokio::pin!(starting);
+        let started = loop {
+            tokio::select! {
+                r = &mut starting => break r,
+                c = control.recv() => match interrupt(c) {
+                    Interrupt::Ignore => {}
+                    Interrupt::Stop(ack) => {
+                        state.send_replace(State::Stopped);
+                        if let Some(ack) = ack {
+                            let _ = ack.send(());
+                        }
+                        return;
+                    }
+                },
+            }
         };
         let reason = match started {
             Ok((live, mut process, mut stream)) => {
                 let since = Instant::now();
                 state.send_replace(State::Ready(live.clone()));
-                let reason = tokio::select! {
-                    status = process.wait() => match status {
+                let outcome = tokio::select! {
+                    status = process.wait() => Ok(match status {
                         Ok(s) => format!("the language worker exited ({s})"),
                         Err(e) => e.to_string(),
-                    },
+                    }),
                     () = pump(&mut stream, &live, &language) => {
                         // A stream that ends usually means the process is ending: say how.
-                        match tokio::time::timeout(Duration::from_secs(1), process.wait()).await {
+                        Ok(match tokio::time::timeout(Duration::from_secs(1), process.wait()).await {
                             Ok(Ok(s)) => format!("the language worker exited ({s})"),
                             _ => "the language worker closed its stream".to_string(),
-                        }
+                        })
                     }
                     c = async {
                         loop {
                             match control.recv().await {
-                                Some(Control::Restart { reason, generation: g }) if g == generation => return Some(reason),
+                                Some(Control::Restart { reason, generation: g }) if g == generation => return Ok(reason),
                                 Some(Control::Restart { .. }) => {}
-                                Some(Control::Stop(ack)) => { let _ = ack.send(()); return None; }
-                                None => return None,
+                                Some(Control::Stop(ack)) => return Err(Some(ack)),
+                                None => return Err(None),
                             }
                         }
-                    } => match c {
-                        Some(reason) => reason,
-                        None => {
-                            state.send_replace(State::Stopped);
-                            live.fail_all("the host is stopping");
-                            stop(&live, &mut process).await;
-                            return;
-                        }
-                    },
+                    } => c,
                 };
-                state.send_replace(State::Down(reason.clone()));
-                live.fail_all(&reason);
-                process.terminate(Duration::from_secs(2)).await;
-                if since.elapsed() > Duration::from_secs(60) {
-                    failures = 0;
+                match outcome {
+                    Ok(reason) => {
+                        state.send_replace(State::Down(reason.clone()));
+                        live.fail_all(&reason);
+                        process.terminate(Duration::from_secs(2)).await;
+                        if since.elapsed() > Duration::from_secs(60) {
+                            failures = 0;
+                        }
+                        reason
+                    }
+                    Err(ack) => {
+                        state.send_replace(State::Stopped);
+                        live.fail_all("the host is stopping");
+                        stop(&live, &mut process).await;
+                        // Acknowledge only once the worker is gone.
+                        if let Some(ack) = ack {
+                            let _ = ack.send(());
+                        }
+                        return;
+                    }
                 }
-                reason
             }
             Err(reason) => {
                 state.send_replace(State::Down(reason.clone()));
@@ -555,14 +637,21 @@ pub async fn supervise(
         failures = failures.saturating_add(1);
         tracing::error!(target: WORKER_TARGET, worker = %language,
             "{reason}; starting it again in {} ms", wait.as_millis());
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            c = control.recv() => {
-                if let Some(Control::Stop(ack)) = c {
-                    state.send_replace(State::Stopped);
-                    let _ = ack.send(());
-                    return;
-                }
+        let sleep = tokio::time::sleep(wait);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => break,
+                c = control.recv() => match interrupt(c) {
+                    Interrupt::Ignore => {}
+                    Interrupt::Stop(ack) => {
+                        state.send_replace(State::Stopped);
+                        if let Some(ack) = ack {
+                            let _ = ack.send(());
+                        }
+                        return;
+                    }
+                },
             }
         }
     }

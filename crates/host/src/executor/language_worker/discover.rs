@@ -30,7 +30,7 @@ pub enum ArgumentStyle {
 pub struct WorkerLaunch {
     pub language: String,
     pub program: PathBuf,
-    /// Arguments before the protocol's own (`arguments`, the worker path, `workerArguments`).
+    /// Arguments before the protocol's own: `arguments`, then the worker path.
     pub args: Vec<OsString>,
     pub worker_dir: PathBuf,
     pub style: ArgumentStyle,
@@ -162,20 +162,26 @@ fn from_config(settings: &AppSettings, language: &str, dir: &Path) -> Result<Wor
     }
     let version = settings
         .get("FUNCTIONS_WORKER_RUNTIME_VERSION")
+        .or_else(|| worker_setting(settings, &[language, "defaultRuntimeVersion"]))
         .map(str::to_string)
         .or_else(|| config.default_runtime_version.clone());
     let exe = worker_setting(settings, &[language, "defaultExecutablePath"])
         .unwrap_or(&config.default_executable_path);
     let program = resolve_program(exe, dir, settings)?;
-    let mut args: Vec<OsString> = match worker_setting(settings, &[language, "arguments"]) {
-        Some(a) => a.split_whitespace().map(OsString::from).collect(),
+    let dir_text = dir.display().to_string();
+    let arguments: Vec<String> = match worker_setting(settings, &[language, "arguments"]) {
+        Some(a) => a.split_whitespace().map(str::to_string).collect(),
         None => config
             .arguments
             .iter()
             .flat_map(|a| a.split_whitespace())
-            .map(OsString::from)
+            .map(str::to_string)
             .collect(),
     };
+    let mut args: Vec<OsString> = arguments
+        .iter()
+        .map(|a| OsString::from(a.replace("{workerDirectoryPath}", &dir_text)))
+        .collect();
     if let Some(w) = &config.default_worker_path {
         let expanded = expand_worker_path(
             w,
@@ -197,13 +203,7 @@ fn from_config(settings: &AppSettings, language: &str, dir: &Path) -> Result<Wor
         }
         args.push(full.into_os_string());
     }
-    let dir_text = dir.display().to_string();
-    args.extend(
-        config
-            .worker_arguments
-            .iter()
-            .map(|a| OsString::from(a.replace("{workerDirectoryPath}", &dir_text))),
-    );
+    // `workerArguments` belong to HTTP workers; the host passes none to RPC workers.
     Ok(WorkerLaunch {
         language: language.to_string(),
         program,

@@ -16,7 +16,10 @@ use stratus_proto::msg::{
 use super::capabilities::Capabilities;
 use crate::http::body::Body;
 use crate::http::response::{HttpResponse, TEXT_PLAIN};
-use crate::http_data::{header_display_name, joined_header, parse_query, with_utf8};
+use crate::http_data::{
+    header_display_name, is_binary_content, joined_header, media_type, parse_query, url_encode,
+    with_utf8,
+};
 use crate::keys::Principal;
 
 const NAME_CLAIM: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name";
@@ -34,22 +37,6 @@ pub struct RequestView<'a> {
     pub principal: Option<&'a Principal>,
     /// The body, when the request declared a length above zero (the host reads no other).
     pub body: Option<Bytes>,
-}
-
-fn is_octet_or_multipart(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_ascii_lowercase)
-        .is_some_and(|ct| ct.starts_with("application/octet-stream") || ct.contains("multipart/"))
-}
-
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_ascii_lowercase)
-        .is_some_and(|ct| ct.starts_with("application/json"))
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -127,7 +114,7 @@ pub fn rpc_http(req: &RequestView<'_>, caps: &Capabilities) -> RpcHttp {
     let (body, raw_body) = match &req.body {
         None => (None, None),
         Some(bytes) => {
-            let octet = is_octet_or_multipart(req.headers);
+            let octet = is_binary_content(req.headers);
             if caps.rpc_http_body_only {
                 if octet || caps.raw_http_body_bytes {
                     (Some(TypedData::Bytes(bytes.clone())), None)
@@ -140,7 +127,7 @@ pub fn rpc_http(req: &RequestView<'_>, caps: &Capabilities) -> RpcHttp {
                 } else {
                     TypedData::String(text(bytes))
                 };
-                let body = if is_json(req.headers) {
+                let body = if media_type(req.headers) == "application/json" {
                     let t = text(bytes);
                     match serde_json::from_str::<Value>(&t) {
                         Ok(v) => json_typed(&v),
@@ -283,22 +270,10 @@ pub fn trigger_metadata(
     data.into_iter().collect()
 }
 
-/// .NET's `Uri.EscapeDataString`: everything but unreserved characters is escaped.
-fn escape_data(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// A `Set-Cookie` value as ASP.NET writes it: lower-case attributes in a fixed order.
 pub fn set_cookie(c: &Cookie) -> String {
-    let mut out = format!("{}={}", c.name, escape_data(&c.value));
+    let mut out = format!("{}=", c.name);
+    url_encode(&c.value, &mut out);
     if let Some(secs) = c.expires
         && let Some(t) = chrono::DateTime::from_timestamp(secs, 0)
     {
@@ -407,8 +382,8 @@ fn token_text(v: &Value) -> String {
     }
 }
 
-fn body_of(t: &TypedData) -> OutBody {
-    match t {
+fn body_of(t: &TypedData) -> Result<OutBody, String> {
+    Ok(match t {
         TypedData::None | TypedData::Unsupported(_) => OutBody::None,
         TypedData::String(s) => OutBody::Text(s.clone()),
         TypedData::Bytes(b) | TypedData::Stream(b) => OutBody::Bytes(b.clone()),
@@ -418,7 +393,26 @@ fn body_of(t: &TypedData) -> OutBody {
         },
         TypedData::Int(i) => OutBody::Text(i.to_string()),
         TypedData::Double(d) => OutBody::Text(d.to_string()),
-        other => OutBody::Text(format!("{other:?}")),
+        other => return Err(format!("Unknown RpcDataType: {}", kind(other))),
+    })
+}
+
+/// The protocol name of a value's kind, for errors.
+fn kind(t: &TypedData) -> &'static str {
+    match t {
+        TypedData::None => "none",
+        TypedData::String(_) => "string",
+        TypedData::Json(_) => "json",
+        TypedData::Bytes(_) => "bytes",
+        TypedData::Stream(_) => "stream",
+        TypedData::Http(_) => "http",
+        TypedData::Int(_) => "int",
+        TypedData::Double(_) => "double",
+        TypedData::CollectionBytes(_) => "collection_bytes",
+        TypedData::CollectionString(_) => "collection_string",
+        TypedData::CollectionDouble(_) => "collection_double",
+        TypedData::CollectionSint64(_) => "collection_sint64",
+        TypedData::Unsupported(name) => name,
     }
 }
 
@@ -468,7 +462,10 @@ fn from_value(value: &TypedData) -> Result<HttpResponse, String> {
                 "" => 200,
                 s => s.parse::<u16>().unwrap_or(200),
             };
-            let body = h.body.as_ref().map_or(OutBody::None, body_of);
+            let body = match &h.body {
+                None => OutBody::None,
+                Some(b) => body_of(b)?,
+            };
             build(status, &h.headers, &h.cookies, body)
         }
         TypedData::String(s) => match serde_json::from_str::<Value>(s) {
@@ -480,7 +477,7 @@ fn from_value(value: &TypedData) -> Result<HttpResponse, String> {
             Err(_) => build(200, &[], &[], OutBody::Text(j.clone())),
         },
         TypedData::None => build(204, &[], &[], OutBody::None),
-        other => build(200, &[], &[], body_of(other)),
+        other => build(200, &[], &[], body_of(other)?),
     }
 }
 

@@ -127,6 +127,7 @@ impl LanguageWorker {
                     settings: app.settings.clone(),
                 },
                 indexed: std::sync::OnceLock::new(),
+                generations: std::sync::atomic::AtomicU64::new(0),
                 load_timeout,
                 log_levels,
             }),
@@ -160,43 +161,42 @@ impl LanguageWorker {
         )
     }
 
-    /// A ready worker, in turn; waits for one to start when none is.
+    /// A ready worker, in turn; waits for any to (re)start when none is.
     async fn ready(&self) -> Result<Arc<Live>, InvokeError> {
         let n = self.slots.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        for i in 0..n {
-            if let State::Ready(live) = &*self.slots[(start + i) % n].state.borrow() {
-                return Ok(live.clone());
-            }
-        }
-        let mut rx = self.slots[start % n].state.clone();
+        let mut receivers: Vec<watch::Receiver<State>> =
+            self.slots.iter().map(|s| s.state.clone()).collect();
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
         loop {
-            match &*rx.borrow_and_update() {
-                State::Ready(live) => return Ok(live.clone()),
-                State::Stopped => {
-                    return Err(InvokeError::Unavailable(
-                        "the language worker is stopped".into(),
-                    ));
+            let mut stopped = 0;
+            for i in 0..n {
+                let rx = &mut receivers[(start + i) % n];
+                match &*rx.borrow_and_update() {
+                    State::Ready(live) => return Ok(live.clone()),
+                    State::Stopped => stopped += 1,
+                    _ => {}
                 }
-                _ => {}
             }
-            match tokio::time::timeout_at(deadline, rx.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => {
-                    return Err(InvokeError::Unavailable(
-                        "the language worker is stopped".into(),
-                    ));
-                }
-                Err(_) => {
-                    let why = match &*rx.borrow() {
-                        State::Down(reason) => reason.clone(),
-                        _ => "it is still starting".into(),
-                    };
-                    return Err(InvokeError::Unavailable(format!(
-                        "the language worker is not ready: {why}"
-                    )));
-                }
+            if stopped == n {
+                return Err(InvokeError::Unavailable(
+                    "the language worker is stopped".into(),
+                ));
+            }
+            let changed = futures_util::future::select_all(
+                receivers.iter_mut().map(|rx| Box::pin(rx.changed())),
+            );
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                let why = receivers
+                    .iter()
+                    .find_map(|rx| match &*rx.borrow() {
+                        State::Down(reason) => Some(reason.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| "it is still starting".into());
+                return Err(InvokeError::Unavailable(format!(
+                    "the language worker is not ready: {why}"
+                )));
             }
         }
     }
@@ -224,7 +224,8 @@ impl LanguageWorker {
                     function.name
                 ))
             })?;
-        let caps = &live.capabilities;
+        let caps = live.capabilities.clone();
+        let caps = &caps;
         let (parts, body) = call.request.into_parts();
         // A worker that serves HTTP itself gets the body streamed; others get it read.
         let (bytes, streamed) = match &caps.http_uri {
@@ -274,7 +275,7 @@ impl LanguageWorker {
             (rpc, metadata)
         };
         let invocation_id = call.invocation_id.to_string();
-        let invocation = Invocation {
+        let mut invocation = Invocation {
             invocation_id: invocation_id.clone(),
             function_id,
             input_data: vec![ParameterBinding {
@@ -285,19 +286,35 @@ impl LanguageWorker {
             ..Invocation::default()
         };
         let (answer, mut answered) = oneshot::channel();
-        live.pending.lock().insert(
-            invocation_id.clone(),
-            Pending {
-                function: function.clone(),
-                invocation_id: call.invocation_id,
-                answer,
-            },
-        );
+        let mut pending = Pending {
+            function: function.clone(),
+            invocation_id: call.invocation_id,
+            answer,
+        };
+        let mut live = live;
+        // The worker may have gone since it was chosen: take the next one, once.
+        for attempt in 0..2 {
+            match live.register(invocation_id.clone(), pending) {
+                Ok(()) => break,
+                Err(back) if attempt == 0 => {
+                    pending = back;
+                    live = self.ready().await?;
+                    if let Some(id) = live.ids.get(&function.name.to_ascii_lowercase()) {
+                        invocation.function_id = id.clone();
+                    }
+                }
+                Err(_) => {
+                    return Err(InvokeError::Unavailable(
+                        "the language worker went away before the invocation started".into(),
+                    ));
+                }
+            }
+        }
         // Forget the invocation if this future is dropped (timeout, client gone).
         struct Forget<'a>(&'a Live, &'a str);
         impl Drop for Forget<'_> {
             fn drop(&mut self) {
-                self.0.pending.lock().remove(self.1);
+                self.0.forget(self.1);
             }
         }
         let _forget = Forget(&live, &invocation_id);
@@ -326,7 +343,15 @@ impl LanguageWorker {
             // ends before it answers fails the request.
             loop {
                 tokio::select! {
-                    resp = &mut proxied => return resp,
+                    resp = &mut proxied => {
+                        if resp.is_err() && answer_pending && caps.handles_invocation_cancel {
+                            // The worker waits for a request that will not come.
+                            let _ = live.outbound.send(ToWorker::InvocationCancel {
+                                invocation_id: invocation_id.clone(),
+                            });
+                        }
+                        return resp;
+                    }
                     answer = &mut answered, if answer_pending => {
                         answer_pending = false;
                         let answer = answer
@@ -427,8 +452,10 @@ impl Executor for LanguageWorker {
                     tracing::error!("{e}");
                     for s in &self.slots {
                         if let Some(tx) = s.state_tx.lock().take() {
-                            tx.send_replace(State::Down(e.to_string()));
+                            tx.send_replace(State::Stopped);
                         }
+                        // Nobody will answer control messages: let senders see that.
+                        s.control_rx.lock().take();
                     }
                     return;
                 }
@@ -457,9 +484,21 @@ impl Executor for LanguageWorker {
             } else {
                 Duration::from_secs(10)
             };
-            let mut rx = self.slots[0].state.clone();
-            let _ =
-                tokio::time::timeout(wait, rx.wait_for(|s| !matches!(s, State::Starting))).await;
+            let deadline = tokio::time::Instant::now() + wait;
+            if launch.worker_indexing {
+                // Until a worker has said which functions the app has (a failed start is
+                // retried by its supervisor meanwhile).
+                while self.setup.indexed.get().is_none() && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            } else {
+                let mut rx = self.slots[0].state.clone();
+                let _ = tokio::time::timeout_at(
+                    deadline,
+                    rx.wait_for(|s| !matches!(s, State::Starting)),
+                )
+                .await;
+            }
         })
     }
 
@@ -472,9 +511,11 @@ impl Executor for LanguageWorker {
                     acks.push(done);
                 }
             }
-            for done in acks {
-                let _ = tokio::time::timeout(Duration::from_secs(10), done).await;
-            }
+            let _ = tokio::time::timeout(
+                Duration::from_secs(10),
+                futures_util::future::join_all(acks),
+            )
+            .await;
             self.server.lock().take();
         })
     }
