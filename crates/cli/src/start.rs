@@ -169,9 +169,7 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
         }
     };
     executor.clone().start().await;
-    if let Some(worker) = &worker
-        && worker.worker_indexing()
-    {
+    if let Some(worker) = &worker {
         match worker.indexed() {
             Some((functions, errors)) => {
                 app.adopt_indexed(functions, errors);
@@ -183,14 +181,21 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
                     );
                 }
             }
-            None if app.functions.is_empty() => tracing::warn!(
-                "the language worker has not described the app's functions (worker indexing); \
-                 no function.json functions were found either"
-            ),
+            None if app.functions.is_empty() => {
+                let entry = app
+                    .settings
+                    .get("PYTHON_SCRIPT_FILE_NAME")
+                    .unwrap_or("function_app.py");
+                if worker.worker_indexing() || app.root.join(entry).is_file() {
+                    tracing::warn!(
+                        "no functions: the language worker has not described the app's functions \
+                         (worker indexing), and no function.json was found"
+                    );
+                }
+            }
             None => {}
         }
     }
-
     // After worker indexing: every function, however it was found, gets its keys.
     let (keys, store, place) = crate::app::open_keys(&app, &config)
         .await

@@ -112,3 +112,28 @@ fn an_app_without_a_worker_is_explained() {
         "{err}"
     );
 }
+
+/// Microsoft's current workers ship with Core Tools, not on a package registry: these run the
+/// v2/v4 samples on them when `STRATUS_CURRENT_WORKERS_DIR` names a workers directory laid out
+/// as Core Tools ships it (`python/worker.config.json`, `node/worker.config.json`).
+fn current_workers() -> PathBuf {
+    PathBuf::from(
+        std::env::var("STRATUS_CURRENT_WORKERS_DIR")
+            .expect("STRATUS_CURRENT_WORKERS_DIR must name a workers directory"),
+    )
+}
+
+#[test]
+#[ignore = "needs Microsoft's current Python worker: set STRATUS_CURRENT_WORKERS_DIR"]
+fn python_v2_sample_on_the_current_worker() {
+    let workers = current_workers();
+    let s = Stratus::start(
+        &sample("python-v2"),
+        Options::default()
+            .arg("--workers-dir")
+            .arg(workers.to_str().unwrap()),
+    );
+    let failures = run_cases(&s, "python-v2.json", "python-v2");
+    assert!(failures.is_empty(), "{}\n{}", failures.join("\n"), s.logs());
+    s.wait_log("logs: information from logs");
+}

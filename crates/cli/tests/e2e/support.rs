@@ -39,7 +39,10 @@ pub fn free_port() -> u16 {
 #[allow(clippy::disallowed_methods, reason = "tests start the real binary")]
 pub fn stratus_command() -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"));
+    // Workers read these to decide they run on Azure's own machines.
     c.env_remove("RUST_LOG")
+        .env_remove("CONTAINER_NAME")
+        .env_remove("WEBSITE_INSTANCE_ID")
         .env("STRATUS_ALLOW_WORLD_READABLE_SECRETS", "1");
     c
 }

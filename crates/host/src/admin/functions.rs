@@ -58,7 +58,18 @@ fn metadata(host: &Host, base: &str, f: &Function) -> Value {
         "invoke_url_template".into(),
         invoke_url.map_or(Value::Null, Value::String),
     );
-    m.insert("language".into(), Value::Null);
+    // Language-worker apps report their runtime; custom handlers none.
+    let language = match &host.app.config.custom_handler {
+        None => host
+            .app
+            .settings
+            .get("FUNCTIONS_WORKER_RUNTIME")
+            .map_or(Value::Null, |l| {
+                Value::String(l.trim().to_ascii_lowercase())
+            }),
+        Some(_) => Value::Null,
+    };
+    m.insert("language".into(), language);
     m.insert("config".into(), f.config.raw.clone());
     m.insert("files".into(), Value::Null);
     m.insert("test_data".into(), Value::Null);

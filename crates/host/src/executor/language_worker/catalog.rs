@@ -116,7 +116,17 @@ pub fn from_metadata(ctx: &IndexContext, reported: &[FunctionMetadata]) -> Index
     };
     // host.json's `functions` allow-list applies before anything loads.
     for m in reported.iter().filter(|m| allowed(&m.name)) {
-        let script = (!m.script_file.is_empty()).then(|| PathBuf::from(&m.script_file));
+        // Workers may name the script relative to the function's directory (Python: `function_app.py`).
+        let script = (!m.script_file.is_empty()).then(|| {
+            let p = PathBuf::from(&m.script_file);
+            if p.is_absolute() {
+                p
+            } else if m.directory.is_empty() {
+                ctx.root.join(p)
+            } else {
+                PathBuf::from(&m.directory).join(p)
+            }
+        });
         let entry = (!m.entry_point.is_empty()).then(|| m.entry_point.clone());
         if functions
             .iter()

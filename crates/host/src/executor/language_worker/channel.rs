@@ -336,7 +336,15 @@ async fn handshake(
     }
     let capabilities = Capabilities::from_map(&init.capabilities);
 
-    let plan = if launch.worker_indexing {
+    // A worker installed as a package may be a current one that indexes apps itself (it says
+    // who it is in `worker_metadata`; the old releases say nothing and ignore the request).
+    let indexing = launch.worker_indexing
+        || (launch.style == super::discover::ArgumentStyle::Legacy
+            && init
+                .worker_metadata
+                .as_ref()
+                .is_some_and(|m| !m.worker_version.is_empty()));
+    let plan = if indexing {
         index(stream, setup, language).await?
     } else {
         setup.host_loads.clone()
