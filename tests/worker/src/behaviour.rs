@@ -175,6 +175,11 @@ pub async fn invoke(function: Arc<Function>, inv: Invocation, cx: Context) {
         }
         "stream" => {
             if cx.answered.wait(&inv.invocation_id, STREAM_WAIT).await {
+                // Like a streaming Node function: it logs after its response went out.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                let _ =
+                    cx.outbound
+                        .send(log(f, &inv, LogLevel::Information, "streamed and logged"));
                 success()
             } else {
                 InvocationResponse {

@@ -137,3 +137,44 @@ fn python_v2_sample_on_the_current_worker() {
     assert!(failures.is_empty(), "{}\n{}", failures.join("\n"), s.logs());
     s.wait_log("logs: information from logs");
 }
+
+#[test]
+#[ignore = "needs Microsoft's current Node worker: set STRATUS_CURRENT_WORKERS_DIR"]
+fn node_v4_sample_on_the_current_worker() {
+    let workers = current_workers();
+    // The app's dependencies (@azure/functions from npm) go into a copy of the sample.
+    let app = tempfile::tempdir().unwrap();
+    let src = sample("node-v4");
+    for rel in [
+        "host.json",
+        "local.settings.json",
+        "package.json",
+        "package-lock.json",
+    ] {
+        std::fs::copy(src.join(rel), app.path().join(rel)).unwrap();
+    }
+    std::fs::create_dir_all(app.path().join("src/functions")).unwrap();
+    for entry in std::fs::read_dir(src.join("src/functions")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(
+            entry.path(),
+            app.path().join("src/functions").join(entry.file_name()),
+        )
+        .unwrap();
+    }
+    #[allow(clippy::disallowed_methods, reason = "tests prepare their apps")]
+    let installed = std::process::Command::new("npm")
+        .args(["ci", "--silent", "--no-audit", "--no-fund"])
+        .current_dir(app.path())
+        .status()
+        .expect("npm is needed");
+    assert!(installed.success());
+    let s = Stratus::start(
+        app.path(),
+        Options::default()
+            .arg("--workers-dir")
+            .arg(workers.to_str().unwrap()),
+    );
+    let failures = run_cases(&s, "node-v4.json", "node-v4");
+    assert!(failures.is_empty(), "{}\n{}", failures.join("\n"), s.logs());
+}

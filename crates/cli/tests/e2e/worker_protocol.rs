@@ -233,6 +233,22 @@ fn workers_that_serve_http_get_the_request_streamed() {
     // The invocation id the worker got over HTTP is the one of the invocation.
     let id = text.split(' ').nth(1).unwrap();
     s.wait_log(&format!("Executed 'Functions.stream' (Succeeded, Id={id}"));
+    // A line the function logs after its response went out is still the function's.
+    s.wait_log(&format!(
+        "streamed and logged function=stream invocation_id={id}"
+    ));
+}
+
+#[test]
+fn an_app_the_worker_cannot_index_runs_with_no_functions() {
+    let started = std::time::Instant::now();
+    let (s, _w) = start("worker-bad-index", true, NODE_CAPABILITIES, &[]);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "start-up waited for indexing"
+    );
+    s.wait_log("Worker failed to index functions");
+    assert_eq!(s.get("/api/anything").status, 404);
 }
 
 #[test]

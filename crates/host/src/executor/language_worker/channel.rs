@@ -251,6 +251,21 @@ pub(super) fn log(language: &str, log: &Log, function: Option<(&Function, uuid::
         Some((f, id)) if !log.system => {
             crate::logging::worker_log(f, id, model_level(level), &log.message)
         }
+        // Function code's own line whose invocation is over: keep its level.
+        None if !log.system && level >= LogLevel::Information => {
+            let (msg, id) = (&log.message, &log.invocation_id);
+            match level {
+                LogLevel::Information => {
+                    tracing::info!(target: WORKER_TARGET, worker = %language, invocation_id = %id, "{msg}")
+                }
+                LogLevel::Warning => {
+                    tracing::warn!(target: WORKER_TARGET, worker = %language, invocation_id = %id, "{msg}")
+                }
+                _ => {
+                    tracing::error!(target: WORKER_TARGET, worker = %language, invocation_id = %id, "{msg}")
+                }
+            }
+        }
         _ => {
             let msg = &log.message;
             match level {
@@ -482,10 +497,16 @@ async fn index(stream: &mut WorkerStream, setup: &Setup, language: &str) -> Resu
         return Ok(setup.host_loads.clone());
     }
     if answer.result.status != Outcome::Success {
-        return Err(format!(
-            "the worker could not index the app: {}",
-            answer.result.reason()
-        ));
+        // As the Azure host: the app runs with no functions, and the worker stays up.
+        tracing::error!(target: WORKER_TARGET, worker = %language,
+            "Worker failed to index functions: {}", answer.result.reason());
+        setup.indexed.get_or_init(|| {
+            Some(Indexed {
+                functions: Vec::new(),
+                errors: Vec::new(),
+            })
+        });
+        return Ok(Loads::default());
     }
     let decided = setup
         .indexed

@@ -31,6 +31,10 @@ use crate::app::{App, Function};
 use crate::http::body::{CollectError, collect_limited};
 use crate::http::response::HttpResponse;
 
+/// How long a streamed invocation's answer is awaited after its response began, when the
+/// app sets no `functionTimeout` (the Azure host's proxy activity timeout).
+const STREAM_ANSWER_TIMEOUT: Duration = Duration::from_secs(240);
+
 /// How long an invocation waits for a worker to be (re)started.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -310,14 +314,25 @@ impl LanguageWorker {
                 }
             }
         }
-        // Forget the invocation if this future is dropped (timeout, client gone).
-        struct Forget<'a>(&'a Live, &'a str);
-        impl Drop for Forget<'_> {
+        // Forget the invocation if this future is dropped (timeout, client gone), unless it
+        // was handed over to a task that still waits for the worker's answer.
+        struct Forget {
+            live: Arc<Live>,
+            id: String,
+            armed: bool,
+        }
+        impl Drop for Forget {
             fn drop(&mut self) {
-                self.0.forget(self.1);
+                if self.armed {
+                    self.live.forget(&self.id);
+                }
             }
         }
-        let _forget = Forget(&live, &invocation_id);
+        let mut forget = Forget {
+            live: live.clone(),
+            id: invocation_id.clone(),
+            armed: true,
+        };
         call.dispatched.store(live.generation, Ordering::Release);
         if live
             .outbound
@@ -348,6 +363,24 @@ impl LanguageWorker {
                             // The worker waits for a request that will not come.
                             let _ = live.outbound.send(ToWorker::InvocationCancel {
                                 invocation_id: invocation_id.clone(),
+                            });
+                        }
+                        if resp.is_ok() && answer_pending {
+                            // The body streams on; the invocation (and its logs) ends when the
+                            // worker answers: keep it known until then.
+                            forget.armed = false;
+                            let (live, id, function) = (live.clone(), invocation_id.clone(), function.clone());
+                            let until = call.deadline.unwrap_or_else(|| {
+                                tokio::time::Instant::now() + STREAM_ANSWER_TIMEOUT
+                            });
+                            tokio::spawn(async move {
+                                if let Ok(Ok(Ok(answer))) = tokio::time::timeout_at(until, answered).await
+                                    && let Err(InvokeError::Failed(reason)) = check(&answer)
+                                {
+                                    tracing::error!(function = %function.name, invocation_id = %id,
+                                        "the streamed invocation failed after its response began: {reason}");
+                                }
+                                live.forget(&id);
                             });
                         }
                         return resp;
