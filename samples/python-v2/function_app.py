@@ -75,3 +75,11 @@ def logs(req: func.HttpRequest, context: func.Context) -> str:
     logging.info("logs: information from %s", context.function_name)
     logging.warning("logs: a warning from %s", context.function_name)
     return "logged"
+
+
+@app.route(route="cookies", methods=["GET"])
+def cookies(req: func.HttpRequest) -> func.HttpResponse:
+    """Sets two cookies through Set-Cookie headers (the worker sends them as cookies)."""
+    resp = func.HttpResponse("cookies set", headers={"Set-Cookie": "session=abc123; Path=/; HttpOnly"})
+    resp.headers.add("Set-Cookie", "theme=dark; Path=/; Max-Age=3600")
+    return resp

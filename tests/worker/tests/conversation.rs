@@ -59,10 +59,14 @@ impl Host {
             .expect("the stream is open")
     }
 
+    /// The next invocation response; logs sent before it are skipped.
     async fn response(&mut self) -> InvocationResponse {
-        match self.next().await {
-            FromWorker::InvocationResponse(r) => *r,
-            other => panic!("expected an invocation response, got {other:?}"),
+        loop {
+            match self.next().await {
+                FromWorker::InvocationResponse(r) => return *r,
+                FromWorker::Log(_) => {}
+                other => panic!("expected an invocation response, got {other:?}"),
+            }
         }
     }
 
