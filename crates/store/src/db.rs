@@ -35,10 +35,11 @@ struct Migration {
 }
 
 /// The schema, in order. Never edit a released migration: add a new one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "function keys",
-    sqlite: "CREATE TABLE function_keys (
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "function keys",
+        sqlite: "CREATE TABLE function_keys (
             app TEXT NOT NULL,
             scope TEXT NOT NULL,
             function TEXT NOT NULL,
@@ -49,7 +50,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
             PRIMARY KEY (app, scope, function, name_lc)
         );
         CREATE TABLE key_versions (app TEXT PRIMARY KEY, version INTEGER NOT NULL);",
-    postgres: "CREATE TABLE function_keys (
+        postgres: "CREATE TABLE function_keys (
             app TEXT NOT NULL,
             scope TEXT NOT NULL,
             function TEXT NOT NULL,
@@ -60,7 +61,38 @@ const MIGRATIONS: &[Migration] = &[Migration {
             PRIMARY KEY (app, scope, function, name_lc)
         );
         CREATE TABLE key_versions (app TEXT PRIMARY KEY, version BIGINT NOT NULL);",
-}];
+    },
+    Migration {
+        version: 2,
+        name: "leases and timer status",
+        sqlite: "CREATE TABLE leases (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            expires_at INTEGER NOT NULL
+        );
+        CREATE TABLE timer_status (
+            app TEXT NOT NULL,
+            timer TEXT NOT NULL,
+            last_at INTEGER,
+            next_at INTEGER NOT NULL,
+            last_updated_at INTEGER NOT NULL,
+            PRIMARY KEY (app, timer)
+        );",
+        postgres: "CREATE TABLE leases (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            expires_at BIGINT NOT NULL
+        );
+        CREATE TABLE timer_status (
+            app TEXT NOT NULL,
+            timer TEXT NOT NULL,
+            last_at BIGINT,
+            next_at BIGINT NOT NULL,
+            last_updated_at BIGINT NOT NULL,
+            PRIMARY KEY (app, timer)
+        );",
+    },
+];
 
 impl Backend {
     pub(crate) async fn connect(url: &str) -> Result<Backend> {

@@ -11,11 +11,15 @@ mod db;
 mod error;
 pub mod files;
 pub mod keys;
+pub mod leases;
+pub mod timers;
 
 pub use crypto::EncryptionKey;
 pub use error::{Error, Result};
 pub use files::FileKeys;
 pub use keys::{AppKeys, KeyScope, NamedKey, SqlKeys, Upsert};
+pub use leases::{Lease, SqlLeases};
+pub use timers::{SqlTimers, TimerStatus};
 
 use db::Backend;
 
@@ -40,6 +44,20 @@ impl Store {
         SqlKeys {
             backend: self.backend.clone(),
             key: self.key.clone(),
+        }
+    }
+
+    /// Leases (timer singletons, leadership).
+    pub fn leases(&self) -> SqlLeases {
+        SqlLeases {
+            backend: self.backend.clone(),
+        }
+    }
+
+    /// Timer schedule status.
+    pub fn timers(&self) -> SqlTimers {
+        SqlTimers {
+            backend: self.backend.clone(),
         }
     }
 

@@ -13,6 +13,108 @@ async fn suite(store: &Store) {
     keys_round_trip(store).await;
     versions_change_on_writes(store).await;
     apps_are_separate(store).await;
+    leases_are_exclusive_until_they_expire(store).await;
+    timer_status_round_trips(store).await;
+}
+
+async fn leases_are_exclusive_until_they_expire(store: &Store) {
+    let leases = store.leases();
+    let t0 = 1_000_000;
+    assert!(leases.acquire("timer:a", "p1", t0, 60_000).await.unwrap());
+    assert!(
+        !leases
+            .acquire("timer:a", "p2", t0 + 1, 60_000)
+            .await
+            .unwrap(),
+        "held"
+    );
+    assert!(
+        leases
+            .acquire("timer:a", "p1", t0 + 30_000, 60_000)
+            .await
+            .unwrap(),
+        "renewed"
+    );
+    assert!(
+        !leases
+            .acquire("timer:a", "p2", t0 + 60_000, 60_000)
+            .await
+            .unwrap(),
+        "the renewal moved the expiry"
+    );
+    assert!(
+        leases
+            .acquire("timer:a", "p2", t0 + 90_000, 60_000)
+            .await
+            .unwrap(),
+        "taken over"
+    );
+    let held = leases.get("timer:a").await.unwrap().unwrap();
+    assert_eq!(
+        (held.holder.as_str(), held.expires_at_ms),
+        ("p2", t0 + 150_000)
+    );
+    assert!(
+        !leases.release("timer:a", "p1").await.unwrap(),
+        "only the holder releases"
+    );
+    assert!(leases.release("timer:a", "p2").await.unwrap());
+    assert!(
+        leases
+            .acquire("timer:a", "p1", t0 + 91_000, 60_000)
+            .await
+            .unwrap()
+    );
+    // Contenders at the same instant: exactly one wins.
+    let (a, b, c) = tokio::join!(
+        leases.acquire("timer:b", "x", t0, 1_000),
+        leases.acquire("timer:b", "y", t0, 1_000),
+        leases.acquire("timer:b", "z", t0, 1_000),
+    );
+    let winners = [a.unwrap(), b.unwrap(), c.unwrap()]
+        .iter()
+        .filter(|w| **w)
+        .count();
+    assert_eq!(winners, 1);
+}
+
+async fn timer_status_round_trips(store: &Store) {
+    use stratus_store::TimerStatus;
+    let timers = store.timers();
+    assert_eq!(
+        timers.get("app1", "Host.Functions.Nightly").await.unwrap(),
+        None
+    );
+    let first = TimerStatus {
+        last_ms: None,
+        next_ms: 2_000,
+        last_updated_ms: 1_000,
+    };
+    timers
+        .put("app1", "Host.Functions.Nightly", first)
+        .await
+        .unwrap();
+    assert_eq!(
+        timers.get("app1", "Host.Functions.Nightly").await.unwrap(),
+        Some(first)
+    );
+    let later = TimerStatus {
+        last_ms: Some(2_000),
+        next_ms: 3_000,
+        last_updated_ms: 2_000,
+    };
+    timers
+        .put("app1", "Host.Functions.Nightly", later)
+        .await
+        .unwrap();
+    assert_eq!(
+        timers.get("app1", "Host.Functions.Nightly").await.unwrap(),
+        Some(later)
+    );
+    assert_eq!(
+        timers.get("app2", "Host.Functions.Nightly").await.unwrap(),
+        None
+    );
 }
 
 async fn keys_round_trip(store: &Store) {
