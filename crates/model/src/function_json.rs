@@ -6,6 +6,7 @@ use crate::error::{ModelError, Result};
 use crate::json::{self, Obj};
 use crate::keys::AuthLevel;
 use crate::retry::RetryPolicy;
+use crate::schedule::TimerTrigger;
 
 /// Direction of a binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +64,10 @@ pub struct HttpTrigger {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
     Http(HttpTrigger),
-    /// A trigger Stratus reads elsewhere (timer, queue, ...), by its `type`.
+    /// A `timerTrigger`; its schedule is resolved with the app settings by
+    /// [`TimerTrigger::resolve`].
+    Timer(TimerTrigger),
+    /// A trigger Stratus reads elsewhere (queue, ...), by its `type`.
     Other(String),
 }
 
@@ -90,8 +94,20 @@ impl FunctionConfig {
     pub fn http(&self) -> Option<&HttpTrigger> {
         match &self.trigger {
             Trigger::Http(h) => Some(h),
-            Trigger::Other(_) => None,
+            Trigger::Timer(_) | Trigger::Other(_) => None,
         }
+    }
+
+    pub fn timer(&self) -> Option<&TimerTrigger> {
+        match &self.trigger {
+            Trigger::Timer(t) => Some(t),
+            Trigger::Http(_) | Trigger::Other(_) => None,
+        }
+    }
+
+    /// JSON path of the trigger binding (`$.bindings[0]`), for errors found after parsing.
+    pub fn trigger_path(&self) -> String {
+        format!("$.bindings[{}]", self.trigger_index)
     }
 
     /// True when the function has exactly an HTTP trigger and one `http` output, the shape
@@ -291,6 +307,8 @@ fn validate_bindings(file: &str, path: &str, bindings: &[Binding]) -> Result<(us
     }
     let trigger = if b.is_type("httpTrigger") {
         Trigger::Http(parse_http_trigger(file, &bpath, b)?)
+    } else if b.is_type("timerTrigger") {
+        Trigger::Timer(TimerTrigger::parse(file, &bpath, b)?)
     } else {
         Trigger::Other(b.type_name.clone())
     };
@@ -395,6 +413,39 @@ mod tests {
                 .unwrap_err();
         assert_eq!(e.path, "$.bindings[0].authLevel");
         assert!(e.problem.contains("anonymous"), "{e}");
+    }
+
+    #[test]
+    fn timer_function() {
+        let f = parse(json!({"bindings":[
+            {"type":"TimerTrigger","direction":"in","name":"t","Schedule":"%Sched%","runOnStartup":"true"}]}))
+        .unwrap();
+        let t = f.timer().unwrap();
+        assert_eq!(t.schedule, "%Sched%");
+        assert!(t.run_on_startup && t.use_monitor);
+        assert!(f.http().is_none());
+        assert_eq!(f.trigger_path(), "$.bindings[0]");
+        let r = t
+            .resolve("Hello/function.json", &f.trigger_path(), |n| {
+                (n == "Sched").then(|| "*/10 * * * * *".to_string())
+            })
+            .unwrap();
+        assert!(
+            !r.use_monitor,
+            "more than once a minute turns useMonitor off"
+        );
+        let e = t
+            .resolve("Hello/function.json", &f.trigger_path(), |_| None)
+            .unwrap_err();
+        assert_eq!(e.path, "$.bindings[0].schedule");
+        assert!(e.problem.contains("\"Sched\""), "{e}");
+
+        let e = parse(json!({"bindings":[{"type":"timerTrigger","name":"t"}]})).unwrap_err();
+        assert_eq!(e.path, "$.bindings[0].schedule");
+        assert!(e.problem.starts_with("expected a schedule"), "{e}");
+        let e = parse(json!({"bindings":[{"type":"timerTrigger","name":"t","schedule":"0 * * * * *","useMonitor":"maybe"}]}))
+            .unwrap_err();
+        assert_eq!(e.path, "$.bindings[0].useMonitor");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The Azure Functions app model: host.json, function.json, local.settings.json, app settings,
-//! HTTP route templates and keys, parsed and validated without any I/O.
+//! HTTP route templates and keys, timer schedules, parsed and validated without any I/O.
 //!
 //! Every problem is a [`ModelError`] naming the file, the JSON path and what was expected.
 
@@ -14,6 +14,7 @@ pub mod local_settings;
 pub mod log_level;
 pub mod retry;
 pub mod route;
+pub mod schedule;
 pub mod settings;
 pub mod timespan;
 pub mod worker_config;
@@ -25,5 +26,6 @@ pub use keys::{AuthLevel, KeyKind};
 pub use local_settings::LocalSettings;
 pub use log_level::{LogLevel, LogLevels};
 pub use retry::{RetryPolicy, RetryStrategy};
+pub use schedule::{Cron, ResolvedTimer, Schedule, TimerTrigger};
 pub use settings::AppSettings;
 pub use worker_config::WorkerConfig;

@@ -102,6 +102,11 @@ impl AppSettings {
         self.expand(text, true)
     }
 
+    /// [`resolve_names`] with these settings: every `%X%` must name a setting.
+    pub fn resolve_names(&self, text: &str) -> Result<String, String> {
+        resolve_names(text, |name| self.get(name).map(str::to_string))
+    }
+
     fn expand(&self, text: &str, keep_unresolved: bool) -> String {
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
@@ -130,6 +135,44 @@ impl AppSettings {
         out.push_str(rest);
         out
     }
+}
+
+/// `INameResolver.ResolveWholeString`, as the Azure host resolves binding values such as a
+/// timer's `schedule`: every `%name%` is replaced by the setting `name` (looked up with
+/// `lookup`); a name that is not set, or a `%` with no closing `%`, is an error.
+pub fn resolve_names(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('%') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let Some(end) = after.find('%') else {
+            let position = text[..text.len() - rest.len() + start].chars().count();
+            return Err(format!(
+                "expected a closing '%' for the '%' at position {position}, found none"
+            ));
+        };
+        let name = &after[..end];
+        if name.is_empty() {
+            return Err(
+                "expected an app setting name between '%' and '%', found \"%%\"".to_string(),
+            );
+        }
+        match lookup(name) {
+            Some(value) => out.push_str(&value),
+            None => {
+                return Err(format!(
+                    "expected the app setting \"{name}\" (named by %{name}%) to be set, found nothing"
+                ));
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -190,5 +233,22 @@ mod tests {
             s.expand_percent("--port=%PORT% %MISSING%x 50%"),
             "--port=81 x 50%"
         );
+    }
+
+    #[test]
+    fn names_resolve_like_the_webjobs_name_resolver() {
+        let s = settings(&[("Schedule", "0 */5 * * * *"), ("Min", "5")]);
+        assert_eq!(s.resolve_names("%schedule%").unwrap(), "0 */5 * * * *");
+        assert_eq!(
+            s.resolve_names("0 */%Min% * * * *").unwrap(),
+            "0 */5 * * * *"
+        );
+        assert_eq!(s.resolve_names("no names").unwrap(), "no names");
+        assert_eq!(s.resolve_names("%Min%%Min%").unwrap(), "55");
+        let e = s.resolve_names("%Missing%").unwrap_err();
+        assert!(e.contains("\"Missing\""), "{e}");
+        let e = s.resolve_names("50% off").unwrap_err();
+        assert!(e.contains("position 2"), "{e}");
+        assert!(s.resolve_names("%%").is_err());
     }
 }

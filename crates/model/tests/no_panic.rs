@@ -1,8 +1,10 @@
 //! Property tests: no input makes the model panic, whatever the bytes.
 
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use proptest::prelude::*;
 use stratus_model::route::{RouteTable, path, template, tokenize};
-use stratus_model::{FunctionConfig, HostConfig, HttpTrigger, LocalSettings, json};
+use stratus_model::{FunctionConfig, HostConfig, HttpTrigger, LocalSettings, Schedule, json};
 
 /// JSON-ish text: mostly structural characters and the keys the parsers look for.
 fn jsonish() -> impl Strategy<Value = String> {
@@ -41,6 +43,68 @@ fn jsonish() -> impl Strategy<Value = String> {
     prop::collection::vec(atoms, 0..40).prop_map(|v| v.concat())
 }
 
+/// Schedule-ish text: cron fields, names, TimeSpans and the odd stray character.
+fn scheduleish() -> impl Strategy<Value = String> {
+    let atoms = prop_oneof![
+        Just(" ".to_string()),
+        Just(" ".to_string()),
+        Just("*".to_string()),
+        Just("/".to_string()),
+        Just("-".to_string()),
+        Just(",".to_string()),
+        Just(":".to_string()),
+        Just(".".to_string()),
+        Just("\t".to_string()),
+        Just("JAN".to_string()),
+        Just("feb".to_string()),
+        Just("Sun".to_string()),
+        Just("t".to_string()),
+        Just("29".to_string()),
+        Just("31".to_string()),
+        Just("99999999999".to_string()),
+        "[0-9]{1,2}".prop_map(|s| s),
+        any::<char>().prop_map(|c| c.to_string()),
+    ];
+    prop::collection::vec(atoms, 0..24).prop_map(|v| v.concat())
+}
+
+/// Cron expressions that parse: six fields of numbers, ranges and steps.
+fn cronish() -> impl Strategy<Value = String> {
+    let field = prop_oneof![
+        Just("*".to_string()),
+        "[0-9]{1,2}".prop_map(|s| s),
+        "[0-9]{1,2}-[0-9]{1,2}".prop_map(|s| s),
+        "\\*/[0-9]{1,2}".prop_map(|s| s),
+        "[0-9]{1,2}/[0-9]{1,2}".prop_map(|s| s),
+        "[0-9]{1,2},[0-9]{1,2}".prop_map(|s| s),
+    ];
+    prop::collection::vec(field, 5..=6).prop_map(|v| v.join(" "))
+}
+
+fn instant() -> impl Strategy<Value = DateTime<Utc>> {
+    prop_oneof![
+        // Years 1 to 9999, and around the DST changes of recent years.
+        (-62_135_596_800i64..253_402_300_800).prop_map(|s| DateTime::from_timestamp(s, 0).unwrap()),
+        (1_700_000_000i64..1_800_000_000, 0u32..1_000_000_000)
+            .prop_map(|(s, n)| DateTime::from_timestamp(s, n).unwrap()),
+        Just(DateTime::<Utc>::MIN_UTC),
+        Just(DateTime::<Utc>::MAX_UTC),
+    ]
+}
+
+fn zone() -> impl Strategy<Value = Tz> {
+    prop::sample::select(vec![
+        Tz::UTC,
+        chrono_tz::America::New_York,
+        chrono_tz::Europe::Berlin,
+        chrono_tz::Europe::Dublin,
+        chrono_tz::Australia::Lord_Howe,
+        chrono_tz::Antarctica::Troll,
+        chrono_tz::Pacific::Apia,
+        chrono_tz::America::St_Johns,
+    ])
+}
+
 /// Route-template-ish text.
 fn templatish() -> impl Strategy<Value = String> {
     "[a-z{}:?*()/=.,~\\-0-9\\\\^$]{0,24}"
@@ -68,6 +132,20 @@ proptest! {
         let (table, _) = RouteTable::build("api", [("F", &trigger, ())]);
         if let Ok(decoded) = path::decode(&p) {
             let _ = table.find("GET", &decoded);
+        }
+    }
+
+    #[test]
+    fn schedules_never_panic(text in prop_oneof![scheduleish(), cronish()], t in instant(), tz in zone()) {
+        if let Ok(schedule) = Schedule::parse(&text) {
+            let _ = schedule.fires_more_than_once_a_minute();
+            let _ = schedule.to_string();
+            let mut after = t;
+            for _ in 0..3 {
+                let Some(next) = schedule.next_after(after, tz) else { break };
+                prop_assert!(next > after, "{text}: {next} after {after} in {tz}");
+                after = next;
+            }
         }
     }
 
