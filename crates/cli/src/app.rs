@@ -34,6 +34,20 @@ pub fn load(dir: &Path) -> Result<App, stratus_host::LoadError> {
 
 /// Keys are kept in Azure secrets files when the app asks for it
 /// (`AzureWebJobsSecretStorageType=files`), otherwise in the store.
+/// Opens (creating it if needed) the store the configuration names.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let key = crate::secrets::encryption_key(&config.encryption_key)?;
+    if let Some(path) = config.database_url.strip_prefix("sqlite:")
+        && let Some(parent) = Path::new(path.trim_start_matches("//")).parent()
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    Store::open(&config.database_url, key)
+        .await
+        .with_context(|| format!("cannot open the store at {}", redact(&config.database_url)))
+}
+
 pub async fn open_keys(
     app: &App,
     config: &Config,
@@ -58,16 +72,7 @@ pub async fn open_keys(
             .with_context(|| format!("cannot open the secrets in {}", dir.display()))?;
         return Ok((keys, None, format!("secrets files in {}", dir.display())));
     }
-    let key = crate::secrets::encryption_key(&config.encryption_key)?;
-    if let Some(path) = config.database_url.strip_prefix("sqlite:")
-        && let Some(parent) = Path::new(path.trim_start_matches("//")).parent()
-    {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
-    }
-    let store = Store::open(&config.database_url, key)
-        .await
-        .with_context(|| format!("cannot open the store at {}", redact(&config.database_url)))?;
+    let store = open_store(config).await?;
     let backend = KeyBackend::Store {
         keys: store.keys(),
         app: app.host_id.clone(),

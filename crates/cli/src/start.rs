@@ -4,8 +4,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use stratus_host::clock::SystemClock;
 use stratus_host::executor::custom_handler::CustomHandler;
 use stratus_host::executor::language_worker::{LanguageWorker, WorkerOptions};
+use stratus_host::triggers::timer;
 use stratus_host::{App, AuthMode, Cors, Executor, Host, HostOptions};
 
 use crate::config::{Config, ConfigFlags};
@@ -196,10 +198,26 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
             None => {}
         }
     }
+    // Timer functions: a schedule that does not parse fails its function alone.
+    let time_zone = timer::time_zone(&app).map_err(cannot)?;
+    let (timers, timer_errors) = timer::timer_functions(&app);
+    for (name, message) in timer_errors {
+        tracing::error!("The '{name}' function is in error: {message}");
+        app.fail_function(&name, message);
+    }
+
     // After worker indexing: every function, however it was found, gets its keys.
-    let (keys, store, place) = crate::app::open_keys(&app, &config)
+    let (keys, mut store, place) = crate::app::open_keys(&app, &config)
         .await
         .map_err(ExitError::Other)?;
+    if !timers.is_empty() && store.is_none() {
+        // Timer status and leases live in the store, whatever keeps the keys.
+        store = Some(
+            crate::app::open_store(&config)
+                .await
+                .map_err(ExitError::Other)?,
+        );
+    }
     println!(
         "Stratus {} (Azure Functions host {} compatible)",
         env!("CARGO_PKG_VERSION"),
@@ -229,6 +247,24 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
             cors,
         },
     );
+    let (stop_timers, timers_stopped) = tokio::sync::watch::channel(false);
+    let timer_tasks = match &store {
+        Some(store) if !timers.is_empty() => {
+            let ctx = timer::TimerContext {
+                host_id: host.app.host_id.clone(),
+                tz: time_zone,
+                executor: executor.clone(),
+                function_timeout: host.app.config.function_timeout,
+                status: Arc::new(store.timers()),
+                leases: Arc::new(store.leases()),
+                clock: Arc::new(SystemClock),
+                instance: format!("{}-{}", crate::app::machine_name(), std::process::id()),
+                lease_retry: Duration::from_secs(15),
+            };
+            timer::start(timers, &ctx, timers_stopped)
+        }
+        _ => Vec::new(),
+    };
     let (stop_keys, keys_stopped) = tokio::sync::oneshot::channel::<()>();
     let watcher = tokio::spawn(keys.clone().watch(Duration::from_secs(2), async move {
         let _ = keys_stopped.await;
@@ -253,6 +289,10 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
         drain,
     )
     .await;
+    let _ = stop_timers.send(true);
+    for t in timer_tasks {
+        let _ = t.await;
+    }
     executor.shutdown().await;
     let _ = stop_keys.send(());
     let _ = watcher.await;

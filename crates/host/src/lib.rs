@@ -9,11 +9,13 @@
 
 pub mod admin;
 pub mod app;
+pub mod clock;
 pub mod executor;
 pub mod http;
 pub mod http_data;
 pub mod keys;
 pub mod logging;
+pub mod triggers;
 
 use std::sync::Arc;
 
@@ -63,6 +65,9 @@ pub struct Host {
     pub(crate) custom_headers: Vec<(HeaderName, HeaderValue)>,
     pub(crate) homepage_disabled: bool,
     pub(crate) started: std::time::Instant,
+    /// Timer functions by lower-cased name (for admin invoke's `TimerInfo`).
+    pub(crate) timers: std::collections::HashMap<String, triggers::timer::TimerFunction>,
+    pub(crate) time_zone: chrono_tz::Tz,
 }
 
 impl Host {
@@ -100,7 +105,15 @@ impl Host {
             .settings
             .get("AzureWebJobsDisableHomepage")
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let (timer_list, _) = triggers::timer::timer_functions(&app);
+        let timers = timer_list
+            .into_iter()
+            .map(|t| (t.function.name.to_ascii_lowercase(), t))
+            .collect();
+        let time_zone = triggers::timer::time_zone(&app).unwrap_or(chrono_tz::Tz::UTC);
         Arc::new(Host {
+            timers,
+            time_zone,
             app,
             keys,
             executor,

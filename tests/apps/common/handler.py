@@ -2,6 +2,7 @@
 
 JSON invocation protocol (POST /<FunctionName>):
 - crash: exits the process at once;
+- a timer (Data.myTimer): logs what the TimerInfo said;
 - slow: sleeps Query.ms milliseconds;
 - anything else: returns the function name, method, route values and the whole payload.
 Forwarded requests (/api/...): /api/slow?ms=, /api/crash, /api/size, otherwise a report of the request.
@@ -70,6 +71,14 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, b"ok", "text/plain")
         function = url.path.strip("/")
         payload = json.loads(body or b"{}")
+        timer = payload.get("Data", {}).get("myTimer")
+        if isinstance(timer, dict):
+            # A timer invocation: say what arrived, and return nothing (timers have no output).
+            status = timer.get("ScheduleStatus")
+            line = (f"timer {function} IsPastDue={timer.get('IsPastDue')} "
+                    f"AdjustForDST={timer.get('Schedule', {}).get('AdjustForDST')} "
+                    f"monitored={status is not None} sys={payload.get('Metadata', {}).get('sys', {}).get('MethodName')}")
+            return self.reply(200, compact({"Outputs": {}, "Logs": [line], "ReturnValue": None}))
         req = payload.get("Data", {}).get("req", {})
         if function == "crash":
             os._exit(3)

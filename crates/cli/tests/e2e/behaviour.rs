@@ -439,3 +439,46 @@ fn ctrl_c_lets_in_flight_requests_finish_and_stops_the_handler() {
         .unwrap_or(false);
     assert!(!alive, "the handler process is gone");
 }
+
+#[test]
+fn timers_fire_on_schedule_on_startup_and_on_demand() {
+    let s = Stratus::start(&test_app("timers"), Options::default());
+    // A schedule that does not parse fails its function alone, naming the file and field.
+    s.wait_log("broken/function.json: $.bindings[0].schedule");
+    // runOnStartup: the nightly job runs once at start-up (and its %Setting% schedule resolved).
+    s.wait_log("timer nightly IsPastDue=False AdjustForDST=True monitored=True sys=nightly");
+    // Every two seconds: the tick timer fires with the invocation logs of the host.
+    crate::support::eventually(std::time::Duration::from_secs(10), || {
+        (s.logs().matches("timer tick IsPastDue=False").count() >= 2).then_some(())
+    });
+    s.wait_log("Executing 'Functions.tick' (Reason='Timer fired at ");
+    // Admin invoke: 202, and the function runs with a synthesized TimerInfo.
+    let key = s.master_key();
+    let r = s.request(
+        "POST",
+        "/admin/functions/nightly",
+        &[
+            ("x-functions-key", &key),
+            ("Content-Type", "application/json"),
+        ],
+        b"{\"input\":\"\"}",
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    s.wait_log("timer nightly IsPastDue=False AdjustForDST=True monitored=False");
+    let bad = s.request(
+        "POST",
+        "/admin/functions/nightly",
+        &[("x-functions-key", &key)],
+        b"nope",
+    );
+    assert_eq!(bad.status, 400);
+    let missing = s.request(
+        "POST",
+        "/admin/functions/nope",
+        &[("x-functions-key", &key)],
+        b"{}",
+    );
+    assert_eq!(missing.status, 404);
+    let status = s.get_with_key("/admin/functions/broken/status", &key);
+    assert!(status.text().contains("25"), "{}", status.text());
+}

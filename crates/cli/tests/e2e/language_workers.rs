@@ -66,6 +66,14 @@ fn a_crashed_worker_fails_its_invocation_and_is_replaced() {
 }
 
 #[test]
+fn timer_functions_run_on_the_python_worker() {
+    let s = Stratus::start(&test_app("python-worker"), with_python());
+    // runOnStartup: the worker decodes the TimerInfo the host sends as JSON.
+    s.wait_log("nightly ran, past_due=False");
+    s.wait_log("Executing 'Functions.nightly' (Reason='Timer fired at ");
+}
+
+#[test]
 fn a_timeout_fails_the_invocation_and_restarts_the_worker() {
     let s = Stratus::start(&test_app("python-worker"), with_python());
     let first = s.get("/api/hello");

@@ -188,6 +188,13 @@ fn legacy_capabilities_get_parsed_bodies_and_the_request_in_metadata() {
 }
 
 #[test]
+fn timer_invocations_reach_the_worker() {
+    let (s, _w) = start("worker-hosted", false, NODE_CAPABILITIES, &[]);
+    s.wait_log("hello from the test worker function=timer");
+    s.wait_log("Executed 'Functions.timer' (Succeeded");
+}
+
+#[test]
 fn worker_indexing_falls_back_to_function_json() {
     let (s, _w) = start("worker-hosted", true, NODE_CAPABILITIES, &[]);
     let e = echo(&s, "GET", "/api/echo", &[], b"");

@@ -1,6 +1,7 @@
 //! The admin API of the host (`/admin/...`): status, ping, functions, keys, file reads.
 
 mod functions;
+mod invoke;
 mod vfs;
 
 use http::header::{self, HeaderValue};
@@ -132,6 +133,10 @@ pub async fn handle(host: &Host, req: Request<Incoming>) -> Result<HttpResponse,
         (Method::GET, ["admin", "functions"]) => Ok(functions::list(host, &req)),
         (Method::GET, ["admin", "functions", _]) => functions::get(host, &req, seg[2]),
         (Method::GET, ["admin", "functions", _, "status"]) => functions::status(host, seg[2]),
+        (Method::POST, ["admin", "functions", _]) => {
+            let name = seg[2].to_string();
+            invoke::invoke(host, req, &name).await
+        }
         (_, ["admin", "functions", _, "keys", ..])
         | (_, ["admin", "host", "keys" | "functionkeys" | "systemkeys", ..]) => {
             crate::keys::api::handle(host, req, &seg).await

@@ -13,7 +13,7 @@ use stratus_model::{
 use super::{App, Function, FunctionErrors};
 
 /// Binding types the host can serve.
-pub const SUPPORTED_BINDINGS: &[&str] = &["httpTrigger", "http"];
+pub const SUPPORTED_BINDINGS: &[&str] = &["httpTrigger", "http", "timerTrigger"];
 
 /// Why an app cannot start at all.
 #[derive(Debug, thiserror::Error)]

@@ -86,6 +86,27 @@ impl App {
         self.routes = routes;
     }
 
+    /// Moves function `name` to the functions in error (a problem found after loading, such
+    /// as a schedule that does not parse), rebuilding the routes.
+    pub fn fail_function(&mut self, name: &str, message: String) {
+        let functions: Vec<Arc<Function>> = self
+            .functions
+            .iter()
+            .filter(|f| !f.name.eq_ignore_ascii_case(name))
+            .cloned()
+            .collect();
+        let mut errors = std::mem::take(&mut self.errors);
+        errors.push(FunctionErrors {
+            name: name.to_string(),
+            errors: vec![message],
+        });
+        let (functions, errors, routes) =
+            load::routed(&self.config.http.route_prefix, functions, errors);
+        self.functions = functions;
+        self.errors = errors;
+        self.routes = routes;
+    }
+
     /// The errors of function `name`, if it failed to load.
     pub fn function_errors(&self, name: &str) -> Option<&FunctionErrors> {
         self.errors

@@ -39,6 +39,26 @@ pub struct HttpCall {
     pub dispatched: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// A non-HTTP invocation (timer, queue, admin invoke): the trigger's value and metadata.
+#[derive(Debug)]
+pub struct TriggerCall {
+    pub function: Arc<Function>,
+    pub invocation_id: Uuid,
+    /// The value bound to the trigger parameter (e.g. `TimerInfo` as JSON).
+    pub value: serde_json::Value,
+    /// Trigger metadata (binding data) by name; `sys` is added by the executor.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Set by the executor to the token of the process the call went to (see [`HttpCall::dispatched`]).
+    pub dispatched: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// What a non-HTTP invocation produced.
+#[derive(Debug, Default)]
+pub struct TriggerOutcome {
+    /// Output binding values by name (`$return` for the return value).
+    pub outputs: serde_json::Map<String, serde_json::Value>,
+}
+
 /// Why an invocation did not produce a result.
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
@@ -81,6 +101,27 @@ impl ConnectionContext {
     }
 }
 
+/// A connection context for calls that come from no client connection (triggers): the
+/// work it is asked to drive runs on a task of its own until the context is dropped.
+pub(crate) fn detached_context() -> ConnectionContext {
+    use futures_util::StreamExt as _;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Driven>();
+    tokio::spawn(async move {
+        let mut running = futures_util::stream::FuturesUnordered::new();
+        loop {
+            tokio::select! {
+                f = rx.recv() => match f {
+                    Some(f) => running.push(f),
+                    None => break,
+                },
+                Some(()) = running.next(), if !running.is_empty() => {}
+            }
+        }
+        while running.next().await.is_some() {}
+    });
+    ConnectionContext::new(tx)
+}
+
 /// Whether the executor can run functions now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExecutorStatus {
@@ -102,6 +143,9 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
         call: HttpCall,
         conn: &'a ConnectionContext,
     ) -> BoxFuture<'a, Result<HttpResponse, InvokeError>>;
+
+    /// Runs a non-HTTP invocation.
+    fn call(&self, call: TriggerCall) -> BoxFuture<'_, Result<TriggerOutcome, InvokeError>>;
 
     /// An invocation of `function` ran past its timeout: recover (e.g. restart the process
     /// the request was dispatched to; `dispatched` is the token of [`HttpCall::dispatched`],

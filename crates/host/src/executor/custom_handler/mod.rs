@@ -28,7 +28,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
 use self::process::{Control, Launch, State};
-use super::{BoxFuture, ConnectionContext, Executor, HttpCall, InvokeError, strip_hop_by_hop};
+use super::{
+    BoxFuture, ConnectionContext, Executor, HttpCall, InvokeError, TriggerCall, TriggerOutcome,
+    strip_hop_by_hop,
+};
 use crate::app::{App, Function};
 use crate::http::body::{Body, CollectError, LimitedBody, collect_limited};
 use crate::http::response::HttpResponse;
@@ -378,7 +381,64 @@ impl CustomHandler {
     }
 }
 
+impl CustomHandler {
+    /// Calls a non-HTTP function with the JSON invocation protocol.
+    async fn invoke_trigger(&self, call: TriggerCall) -> Result<TriggerOutcome, InvokeError> {
+        let function = call.function.clone();
+        let payload = payload::trigger_invocation(
+            &function,
+            &call.value,
+            &call.metadata,
+            chrono::Utc::now(),
+            Uuid::new_v4(),
+        );
+        let uri: Uri = format!("/{}", function.name)
+            .parse()
+            .map_err(|e| InvokeError::Failed(format!("bad function name: {e}")))?;
+        let mut req = Request::post(uri)
+            .body(Body::Full(Some(Bytes::from(payload))))
+            .map_err(|e| InvokeError::Failed(e.to_string()))?;
+        let headers = req.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1"));
+        self.add_host_headers(headers, call.invocation_id);
+        let conn = super::detached_context();
+        let resp = self.send(&conn, req, &call.dispatched).await?;
+        let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| {
+                InvokeError::Failed(format!("cannot read the custom handler's answer: {e}"))
+            })?
+            .to_bytes();
+        let result =
+            result::parse(status, content_type.as_deref(), &bytes).map_err(InvokeError::Failed)?;
+        for line in &result.logs {
+            crate::logging::user_log(&function, call.invocation_id, line);
+        }
+        let mut outputs = result.outputs.unwrap_or_default();
+        if let Some(v) = result.return_value {
+            outputs.insert("$return".into(), v);
+        }
+        Ok(TriggerOutcome { outputs })
+    }
+}
+
 impl Executor for CustomHandler {
+    fn call(&self, call: TriggerCall) -> BoxFuture<'_, Result<TriggerOutcome, InvokeError>> {
+        Box::pin(self.invoke_trigger(call))
+    }
+
     fn status(&self) -> super::ExecutorStatus {
         match &*self.state.borrow() {
             State::Starting => super::ExecutorStatus::Starting,

@@ -194,6 +194,38 @@ pub fn http_invocation(function: &Function, req: &HttpRequestView<'_>) -> Vec<u8
     serde_json::to_vec(&payload).unwrap_or_default()
 }
 
+/// The invocation request body of a non-HTTP trigger: the trigger's value under its binding
+/// name, and its metadata with `sys` (scalars double-encoded, as for HTTP).
+pub fn trigger_invocation(
+    function: &Function,
+    value: &Value,
+    metadata: &Map<String, Value>,
+    now: chrono::DateTime<chrono::Utc>,
+    rand: uuid::Uuid,
+) -> Vec<u8> {
+    let trigger = function.config.trigger_binding().name.clone();
+    let mut data = Map::new();
+    data.insert(trigger, value.clone());
+    let mut md = BindingData::default();
+    for (k, v) in metadata {
+        match v {
+            Value::Null | Value::Array(_) => {}
+            Value::Object(o) => md.set(k, Value::Object(o.clone())),
+            scalar => md.set(k, double_encoded(&token_text(scalar))),
+        }
+    }
+    let mut sys = Map::new();
+    sys.insert("MethodName".into(), Value::String(function.name.clone()));
+    sys.insert("UtcNow".into(), Value::String(utc_now_text(now)));
+    sys.insert("RandGuid".into(), Value::String(rand.to_string()));
+    md.set("sys", Value::Object(sys));
+    let payload = serde_json::json!({
+        "Data": Value::Object(data),
+        "Metadata": Value::Object(md.0.into_iter().collect()),
+    });
+    serde_json::to_vec(&payload).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

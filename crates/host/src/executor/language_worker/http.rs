@@ -397,6 +397,30 @@ fn body_of(t: &TypedData) -> Result<OutBody, String> {
     })
 }
 
+/// A worker's output value as JSON, for output bindings: text as strings, JSON parsed,
+/// bytes as base64.
+pub fn json_of(t: &TypedData) -> Value {
+    use base64::Engine as _;
+    match t {
+        TypedData::None | TypedData::Unsupported(_) | TypedData::Http(_) => Value::Null,
+        TypedData::String(s) => Value::String(s.clone()),
+        TypedData::Json(j) => serde_json::from_str(j).unwrap_or_else(|_| Value::String(j.clone())),
+        TypedData::Bytes(b) | TypedData::Stream(b) => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(b))
+        }
+        TypedData::Int(i) => Value::from(*i),
+        TypedData::Double(d) => Value::from(*d),
+        TypedData::CollectionBytes(v) => Value::Array(
+            v.iter()
+                .map(|b| Value::String(base64::engine::general_purpose::STANDARD.encode(b)))
+                .collect(),
+        ),
+        TypedData::CollectionString(v) => Value::from(v.clone()),
+        TypedData::CollectionDouble(v) => Value::from(v.clone()),
+        TypedData::CollectionSint64(v) => Value::from(v.clone()),
+    }
+}
+
 /// The protocol name of a value's kind, for errors.
 fn kind(t: &TypedData) -> &'static str {
     match t {

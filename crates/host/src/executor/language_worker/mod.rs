@@ -26,7 +26,10 @@ use uuid::Uuid;
 
 use self::channel::{Control, Live, Pending, Setup, State};
 pub use self::discover::{WorkerLaunch, WorkerOptions};
-use super::{BoxFuture, ConnectionContext, Executor, ExecutorStatus, HttpCall, InvokeError};
+use super::{
+    BoxFuture, ConnectionContext, Executor, ExecutorStatus, HttpCall, InvokeError, TriggerCall,
+    TriggerOutcome,
+};
 use crate::app::{App, Function};
 use crate::http::body::{CollectError, collect_limited};
 use crate::http::response::HttpResponse;
@@ -404,6 +407,96 @@ impl LanguageWorker {
     }
 }
 
+impl LanguageWorker {
+    /// Runs a non-HTTP invocation: the trigger's value as JSON, its metadata as strings and
+    /// JSON, as the host converts binding data.
+    async fn invoke_trigger(&self, call: TriggerCall) -> Result<TriggerOutcome, InvokeError> {
+        let function = call.function.clone();
+        let live = self.ready().await?;
+        if let Some(reason) = live.load_errors.get(&function.name) {
+            return Err(InvokeError::Failed(format!(
+                "the worker could not load function {}: {reason}",
+                function.name
+            )));
+        }
+        let function_id = live
+            .ids
+            .get(&function.name.to_ascii_lowercase())
+            .cloned()
+            .ok_or_else(|| {
+                InvokeError::Failed(format!(
+                    "the worker did not load function {}",
+                    function.name
+                ))
+            })?;
+        let trigger = function.config.trigger_binding().name.clone();
+        let trigger_metadata = call
+            .metadata
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| {
+                let data = match v {
+                    serde_json::Value::String(s) => TypedData::String(s.clone()),
+                    other => TypedData::Json(other.to_string()),
+                };
+                (k.clone(), data)
+            })
+            .collect();
+        let invocation_id = call.invocation_id.to_string();
+        let invocation = Invocation {
+            invocation_id: invocation_id.clone(),
+            function_id,
+            input_data: vec![ParameterBinding {
+                name: trigger,
+                data: TypedData::Json(call.value.to_string()),
+            }],
+            trigger_metadata,
+            ..Invocation::default()
+        };
+        let (answer, answered) = oneshot::channel();
+        let pending = Pending {
+            function: function.clone(),
+            invocation_id: call.invocation_id,
+            answer,
+        };
+        if live.register(invocation_id.clone(), pending).is_err() {
+            return Err(InvokeError::Unavailable(
+                "the language worker went away before the invocation started".into(),
+            ));
+        }
+        struct Forget<'a>(&'a Live, &'a str);
+        impl Drop for Forget<'_> {
+            fn drop(&mut self) {
+                self.0.forget(self.1);
+            }
+        }
+        let _forget = Forget(&live, &invocation_id);
+        call.dispatched.store(live.generation, Ordering::Release);
+        if live
+            .outbound
+            .send(ToWorker::Invocation(Box::new(invocation)))
+            .is_err()
+        {
+            return Err(InvokeError::Failed(
+                "the language worker's stream is closed".into(),
+            ));
+        }
+        let response = answered
+            .await
+            .map_err(|_| InvokeError::Failed("the language worker went away".into()))?
+            .map_err(InvokeError::Failed)?;
+        check(&response)?;
+        let mut outputs = serde_json::Map::new();
+        for p in &response.output_data {
+            outputs.insert(p.name.clone(), http::json_of(&p.data));
+        }
+        if let Some(v) = &response.return_value {
+            outputs.insert("$return".into(), http::json_of(v));
+        }
+        Ok(TriggerOutcome { outputs })
+    }
+}
+
 /// Fails unless the worker reports success.
 fn check(response: &stratus_proto::msg::InvocationResponse) -> Result<(), InvokeError> {
     match response.result.status {
@@ -424,6 +517,10 @@ fn check(response: &stratus_proto::msg::InvocationResponse) -> Result<(), Invoke
 }
 
 impl Executor for LanguageWorker {
+    fn call(&self, call: TriggerCall) -> BoxFuture<'_, Result<TriggerOutcome, InvokeError>> {
+        Box::pin(self.invoke_trigger(call))
+    }
+
     fn status(&self) -> ExecutorStatus {
         let mut any_down = None;
         for s in &self.slots {

@@ -1,0 +1,1 @@
+// The test worker runs the 'log' behaviour for this timer function.
