@@ -17,6 +17,7 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     pub max_request_body_size: Option<u64>,
     pub workers_dir: Option<PathBuf>,
+    pub timer_lease_seconds: Option<u64>,
 }
 
 /// How logs are written to stderr.
@@ -67,6 +68,8 @@ pub struct Config {
     pub max_request_body_size: Option<u64>,
     /// Directory of language workers (`<language>/worker.config.json`).
     pub workers_dir: Option<PathBuf>,
+    /// How long a timer listener's lease lasts without renewal (default 60 s).
+    pub timer_lease: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +120,7 @@ pub const ENV_ENCRYPTION_KEY_FILE: &str = "STRATUS_ENCRYPTION_KEY_FILE";
 pub const ENV_LOG_FORMAT: &str = "STRATUS_LOG_FORMAT";
 pub const ENV_MAX_REQUEST_BODY_SIZE: &str = "STRATUS_MAX_REQUEST_BODY_SIZE";
 pub const ENV_WORKERS_DIR: &str = "STRATUS_WORKERS_DIR";
+pub const ENV_TIMER_LEASE_SECONDS: &str = "STRATUS_TIMER_LEASE_SECONDS";
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -200,7 +204,22 @@ impl Config {
             .get(ENV_WORKERS_DIR)
             .map(PathBuf::from)
             .or(file.workers_dir);
+        let timer_lease_seconds = match env.get(ENV_TIMER_LEASE_SECONDS) {
+            Some(v) => Some(
+                v.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| ConfigError::Env {
+                        name: ENV_TIMER_LEASE_SECONDS,
+                        value: v.clone(),
+                        problem: "expected a number of seconds, at least 1".into(),
+                    })?,
+            ),
+            None => file.timer_lease_seconds,
+        };
         Ok(Config {
+            timer_lease: std::time::Duration::from_secs(timer_lease_seconds.unwrap_or(60).max(1)),
             data_dir,
             database_url,
             encryption_key,

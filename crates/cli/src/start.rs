@@ -259,7 +259,8 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
                 leases: Arc::new(store.leases()),
                 clock: Arc::new(SystemClock),
                 instance: format!("{}-{}", crate::app::machine_name(), std::process::id()),
-                lease_retry: Duration::from_secs(15),
+                lease_ttl: config.timer_lease,
+                lease_retry: (config.timer_lease / 4).min(Duration::from_secs(15)),
             };
             timer::start(timers, &ctx, timers_stopped)
         }

@@ -6,4 +6,5 @@ mod language_workers;
 mod routing;
 mod samples;
 mod support;
+mod timers;
 mod worker_protocol;

@@ -16,7 +16,8 @@ use crate::app::{App, Function};
 use crate::clock::Clock;
 use crate::executor::Executor;
 
-/// How long a listener lease lasts; it is renewed at a quarter of that.
+/// How long a listener lease lasts by default (the host's singleton lease); it is renewed
+/// at a quarter of that.
 pub const LEASE_TTL: Duration = Duration::from_secs(60);
 
 /// A timer function, ready to run.
@@ -40,6 +41,8 @@ pub struct TimerContext {
     pub clock: Arc<dyn Clock>,
     /// This process, as a lease holder.
     pub instance: String,
+    /// How long a listener lease lasts without renewal.
+    pub lease_ttl: Duration,
     /// How often a process that does not hold a listener's lease tries again.
     pub lease_retry: Duration,
 }
@@ -187,7 +190,7 @@ impl Listener {
             let held = self
                 .ctx
                 .leases
-                .acquire(&lock, &self.ctx.instance, ms(now), LEASE_TTL.as_millis() as i64)
+                .acquire(&lock, &self.ctx.instance, ms(now), i64::try_from(self.ctx.lease_ttl.as_millis()).unwrap_or(i64::MAX))
                 .await
                 .unwrap_or_else(|e| {
                     tracing::warn!(function = %self.timer.function.name, "cannot take the timer's lease: {e}");
@@ -213,7 +216,7 @@ impl Listener {
     /// Fires on schedule while the lease holds; true when the lease was lost, false on stop.
     async fn serve(&self, lock: &str, stop: &mut tokio::sync::watch::Receiver<bool>) -> bool {
         let name = timer_name(&self.timer.function);
-        let renew_every = chrono::Duration::from_std(LEASE_TTL / 4).unwrap_or_default();
+        let renew_every = chrono::Duration::from_std(self.ctx.lease_ttl / 4).unwrap_or_default();
         let mut renew_at = self.ctx.clock.now() + renew_every;
 
         let mut status = if self.timer.use_monitor {
@@ -250,7 +253,7 @@ impl Listener {
                         lock,
                         &self.ctx.instance,
                         ms(now),
-                        LEASE_TTL.as_millis() as i64,
+                        i64::try_from(self.ctx.lease_ttl.as_millis()).unwrap_or(i64::MAX),
                     )
                     .await
                     .unwrap_or(false);
@@ -493,6 +496,7 @@ mod tests {
                 leases: self.state.clone(),
                 clock: Arc::new(self.clock.clone()),
                 instance: instance.into(),
+                lease_ttl: LEASE_TTL,
                 lease_retry: Duration::from_secs(15),
             };
             Listener {

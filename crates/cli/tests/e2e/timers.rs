@@ -1,0 +1,99 @@
+//! Timers across processes: two `stratus start` of one app on one PostgreSQL database fire
+//! each occurrence once between them, and the survivor takes over when the holder dies.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{Options, Stratus, eventually, signal, test_app};
+
+/// A database of its own on the machine's PostgreSQL, dropped at the end.
+struct Database {
+    admin: String,
+    name: String,
+}
+
+impl Database {
+    fn create() -> Database {
+        let admin = std::env::var("STRATUS_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+        let name = format!("stratus_timers_{}", std::process::id());
+        let db = Database { admin, name };
+        db.psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name));
+        db.psql(&format!("CREATE DATABASE {}", db.name));
+        db
+    }
+
+    fn psql(&self, sql: &str) {
+        #[allow(clippy::disallowed_methods, reason = "the test prepares its database")]
+        let out = std::process::Command::new("psql")
+            .arg(&self.admin)
+            .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+            .output()
+            .expect("psql (PostgreSQL's client) is needed");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn url(&self) -> String {
+        let base = self
+            .admin
+            .rsplit_once('/')
+            .map_or(self.admin.as_str(), |(b, _)| b);
+        format!("{base}/{}", self.name)
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        self.psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
+}
+
+fn ticks(s: &Stratus) -> usize {
+    s.logs().matches("timer tick IsPastDue=False").count()
+}
+
+#[test]
+fn two_processes_fire_each_occurrence_once_and_the_survivor_takes_over() {
+    let db = Database::create();
+    let opts = || {
+        Options::default()
+            .env("STRATUS_DATABASE_URL", &db.url())
+            .env("STRATUS_TIMER_LEASE_SECONDS", "3")
+    };
+    let app = test_app("timer-cluster");
+    let mut a = Stratus::start(&app, opts());
+    let mut b = Stratus::start(&app, opts());
+    // Every two seconds, for about eight seconds: four or so firings in all, from one holder.
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(8));
+    let (ta, tb) = (ticks(&a), ticks(&b));
+    let window = started.elapsed().as_secs_f64();
+    let expected = (window / 2.0).floor() as usize;
+    assert!(
+        (expected.saturating_sub(1)..=expected + 1).contains(&(ta + tb)),
+        "{ta} + {tb} firings in {window:.1} s\n{}\n{}",
+        a.logs(),
+        b.logs()
+    );
+    assert!(ta == 0 || tb == 0, "both processes fired: {ta} and {tb}");
+
+    // The holder dies without a word; the other takes its lease over once it expires.
+    let (holder, survivor) = if ta > 0 { (&mut a, &b) } else { (&mut b, &a) };
+    signal(holder.child.id(), "KILL");
+    let _ = holder.child.wait();
+    let before = ticks(survivor);
+    let killed = Instant::now();
+    eventually(Duration::from_secs(15), || {
+        (ticks(survivor) >= before + 2).then_some(())
+    });
+    assert!(
+        killed.elapsed() < Duration::from_secs(10),
+        "taken over within the lease (3 s) and a retry"
+    );
+}
