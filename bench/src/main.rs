@@ -43,7 +43,7 @@ fn args() -> Args {
             "--only" => a.only = it.next(),
             "-h" | "--help" => {
                 println!(
-                    "stratus-bench [--duration SECONDS] [--rounds N] [--only throughput|latency|cold]"
+                    "stratus-bench [--duration SECONDS] [--rounds N] [--only throughput|latency|cold|timers]"
                 );
                 std::process::exit(0);
             }
@@ -424,6 +424,87 @@ fn cold(name: &str, n: usize, mut make: impl FnMut(u16) -> (Command, &'static st
     median(times)
 }
 
+/// Percentile (0..=100) of sorted values.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// How late a thread of this process wakes for whole seconds: the machine's own timer
+/// lateness, the baseline of the timer trigger's.
+fn wakeup_lateness(seconds: u64) -> Vec<f64> {
+    let mut out = Vec::new();
+    for _ in 0..seconds {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        let next = Duration::from_secs(now.as_secs() + 1);
+        std::thread::sleep(next - now);
+        let woke = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        out.push((woke - next).as_secs_f64() * 1000.0);
+    }
+    out
+}
+
+/// Timer firing accuracy: a timer every second behind `stratus start`; each invocation's
+/// arrival at the handler against its scheduled second.
+fn timers(a: &Args, data: &Path) -> serde_json::Value {
+    let seconds = (a.duration * 3).max(20);
+    println!("\n## timer lateness: a timer every second for {seconds} s\n");
+    let log = data.join("timer.log");
+    let port = free_port();
+    let mut cmd = stratus_cmd(
+        &repo().join("bench/apps/timer"),
+        port,
+        false,
+        &data.join("t"),
+    );
+    cmd.env("TIMER_LOG", &log);
+    let p = spawn("timer", cmd);
+    std::thread::sleep(Duration::from_secs(seconds));
+    drop(p);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let mut late: Vec<f64> = text
+        .lines()
+        .filter_map(|l| l.trim().parse::<f64>().ok())
+        .map(|t| (t - t.floor()) * 1000.0)
+        .collect();
+    late.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    let mut base = wakeup_lateness(seconds.min(10));
+    base.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    println!("| what | firings | p50 | p99 | max |\n|---|---|---|---|---|");
+    for (name, v) in [
+        ("timer trigger (to handler)", &late),
+        ("thread wake-up (baseline)", &base),
+    ] {
+        println!(
+            "| {name} | {} | {:.2} ms | {:.2} ms | {:.2} ms |",
+            v.len(),
+            percentile(v, 50.0),
+            percentile(v, 99.0),
+            v.last().copied().unwrap_or(f64::NAN)
+        );
+    }
+    let p99 = percentile(&late, 99.0);
+    println!(
+        "\nTarget: lateness p99 under 20 ms: {}",
+        if p99 < 20.0 { "met" } else { "NOT met" }
+    );
+    serde_json::json!({
+        "firings": late.len(),
+        "seconds": seconds,
+        "p50_ms": percentile(&late, 50.0),
+        "p99_ms": p99,
+        "baseline_p50_ms": percentile(&base, 50.0),
+        "baseline_p99_ms": percentile(&base, 99.0),
+    })
+}
+
 fn main() {
     let a = args();
     let data = std::env::temp_dir().join(format!("stratus-bench-{}", std::process::id()));
@@ -431,7 +512,14 @@ fn main() {
     let mut results = serde_json::Map::new();
     println!("# Stratus benchmark ({})", std::env::consts::ARCH);
 
-    if a.only.as_deref().is_none_or(|o| o != "cold") {
+    if a.only.as_deref() == Some("timers") {
+        results.insert("timers".into(), timers(&a, &data));
+    }
+
+    if a.only
+        .as_deref()
+        .is_none_or(|o| o != "cold" && o != "timers")
+    {
         let ports: Vec<u16> = (0..12).map(|_| free_port()).collect();
         let python = worker_python();
         let native = repo().join("bench/apps/native");
@@ -510,6 +598,10 @@ fn main() {
             results.insert("latency".into(), run_profile(&targets, "latency", 1, 4, &a));
         }
         drop(procs);
+    }
+
+    if a.only.as_deref().is_none() {
+        results.insert("timers".into(), timers(&a, &data));
     }
 
     if a.only.as_deref().is_none_or(|o| o == "cold") {
