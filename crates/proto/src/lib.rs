@@ -23,4 +23,4 @@ mod pb {
 
 pub use client::{ClientError, WorkerSide};
 pub use msg::{FromWorker, ToWorker};
-pub use server::{Expected, RpcServer, ServerError, WorkerStream};
+pub use server::{Expected, Inbound, RpcServer, ServerError, WorkerStream};

@@ -34,9 +34,40 @@ pub struct WorkerStream {
     /// The `request_id` of its `StartStream` (the `--requestId` it was given).
     pub request_id: String,
     /// Messages from the worker; ends when the stream does.
-    pub inbound: mpsc::UnboundedReceiver<FromWorker>,
+    pub inbound: Inbound,
     /// Messages to the worker; dropping it ends the stream.
     pub outbound: mpsc::UnboundedSender<ToWorker>,
+}
+
+/// The worker's half of a stream, decoded as it is read (on the reader's own task).
+pub struct Inbound {
+    stream: Streaming<pb::StreamingMessage>,
+}
+
+impl std::fmt::Debug for Inbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Inbound")
+    }
+}
+
+impl Inbound {
+    /// The next message from the worker; None once the stream has ended or failed.
+    pub async fn recv(&mut self) -> Option<FromWorker> {
+        loop {
+            match self.stream.message().await {
+                Ok(Some(m)) => {
+                    if let Some(m) = convert::decode(m) {
+                        return Some(m);
+                    }
+                }
+                Ok(None) => return None,
+                Err(e) => {
+                    tracing::debug!("a language worker stream failed: {e}");
+                    return None;
+                }
+            }
+        }
+    }
 }
 
 type Waiting = Arc<Mutex<HashMap<String, oneshot::Sender<WorkerStream>>>>;
@@ -162,30 +193,11 @@ impl FunctionRpc for Service {
             tracing::warn!(%worker_id, "a language worker that was not started by this host connected");
             return Err(Status::permission_denied("unknown worker id"));
         };
-        let (in_tx, in_rx) = mpsc::unbounded_channel();
         let (out_tx, out_rx) = mpsc::unbounded_channel::<ToWorker>();
-        tokio::spawn(async move {
-            loop {
-                match inbound.message().await {
-                    Ok(Some(m)) => {
-                        if let Some(m) = convert::decode(m)
-                            && in_tx.send(m).is_err()
-                        {
-                            break;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::debug!("a language worker stream failed: {e}");
-                        break;
-                    }
-                }
-            }
-        });
         let stream = WorkerStream {
             worker_id,
             request_id,
-            inbound: in_rx,
+            inbound: Inbound { stream: inbound },
             outbound: out_tx,
         };
         if waiter.send(stream).is_err() {
