@@ -362,9 +362,10 @@ async fn a_worker_indexed_app_runs_every_behaviour() {
     assert_eq!(r.return_value, None);
     // ... and after it.
     host.send(http_request("fn-streamer", "s-1"));
-    tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(
-        host.stream.inbound.is_empty(),
+        tokio::time::timeout(Duration::from_millis(100), host.stream.inbound.recv())
+            .await
+            .is_err(),
         "answered before the request"
     );
     get(&addr, "s-1").await;
