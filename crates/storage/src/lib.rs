@@ -1,0 +1,9 @@
+//! The Azure Storage REST surface Stratus serves, so that the official SDKs and the Functions
+//! host's own storage clients talk to Stratus unchanged: storage connection strings
+//! (development storage included) and Shared Key request signing.
+
+pub mod connection;
+pub mod shared_key;
+
+pub use connection::{ConnectionString, DEV_ACCOUNT, DEV_ACCOUNT_KEY};
+pub use shared_key::{AuthError, verify};
