@@ -4,6 +4,7 @@
 
 pub mod connection;
 pub mod shared_key;
+pub mod xml;
 
 pub use connection::{ConnectionString, DEV_ACCOUNT, DEV_ACCOUNT_KEY};
 pub use shared_key::{AuthError, verify};
