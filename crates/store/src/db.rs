@@ -92,6 +92,56 @@ const MIGRATIONS: &[Migration] = &[
             PRIMARY KEY (app, timer)
         );",
     },
+    Migration {
+        version: 3,
+        name: "storage queues",
+        // A queue gets a new id each time it is created, so messages left behind by a put
+        // that raced a queue deletion never show up in a queue created later with that name.
+        // `get` scans `queue_messages_ready` in order (queue, visible time, sequence) and stops
+        // after the batch; `queue_messages_expiry` serves `purge_expired`.
+        sqlite: "CREATE TABLE queues (
+            queue_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            account TEXT NOT NULL,
+            name TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            UNIQUE (account, name)
+        );
+        CREATE TABLE queue_messages (
+            seq INTEGER PRIMARY KEY,
+            queue_id INTEGER NOT NULL,
+            message_id TEXT NOT NULL,
+            pop_receipt TEXT NOT NULL,
+            body TEXT NOT NULL,
+            inserted_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            visible_at INTEGER NOT NULL,
+            dequeue_count INTEGER NOT NULL
+        );
+        CREATE UNIQUE INDEX queue_messages_id ON queue_messages (message_id);
+        CREATE INDEX queue_messages_ready ON queue_messages (queue_id, visible_at, seq, expires_at);
+        CREATE INDEX queue_messages_expiry ON queue_messages (expires_at);",
+        // Names sort and compare bytewise (COLLATE \"C\"), as on SQLite.
+        postgres: "CREATE TABLE queues (
+            queue_id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            account TEXT COLLATE \"C\" NOT NULL,
+            name TEXT COLLATE \"C\" NOT NULL,
+            metadata TEXT NOT NULL,
+            UNIQUE (account, name)
+        );
+        CREATE TABLE queue_messages (
+            message_id TEXT COLLATE \"C\" PRIMARY KEY,
+            seq BIGINT GENERATED ALWAYS AS IDENTITY,
+            queue_id BIGINT NOT NULL,
+            pop_receipt TEXT COLLATE \"C\" NOT NULL,
+            body TEXT NOT NULL,
+            inserted_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            visible_at BIGINT NOT NULL,
+            dequeue_count BIGINT NOT NULL
+        );
+        CREATE INDEX queue_messages_ready ON queue_messages (queue_id, visible_at, seq, expires_at);
+        CREATE INDEX queue_messages_expiry ON queue_messages (expires_at);",
+    },
 ];
 
 impl Backend {

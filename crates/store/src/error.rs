@@ -25,6 +25,16 @@ pub enum Error {
         path: String,
         source: std::io::Error,
     },
+    #[error("queue \"{queue}\" does not exist in account \"{account}\"")]
+    QueueNotFound { account: String, queue: String },
+    #[error("the message is {size} bytes long; the limit is {limit} bytes")]
+    MessageTooLarge { size: usize, limit: usize },
+    #[error("message {id} does not exist in queue \"{queue}\"")]
+    MessageNotFound { queue: String, id: String },
+    #[error("the pop receipt does not match message {id} of queue \"{queue}\"")]
+    PopReceiptMismatch { queue: String, id: String },
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -12,6 +12,7 @@ mod error;
 pub mod files;
 pub mod keys;
 pub mod leases;
+pub mod queues;
 pub mod timers;
 
 pub use crypto::EncryptionKey;
@@ -19,6 +20,10 @@ pub use error::{Error, Result};
 pub use files::FileKeys;
 pub use keys::{AppKeys, KeyScope, NamedKey, SqlKeys, Upsert};
 pub use leases::{Lease, SqlLeases};
+pub use queues::{
+    CreateQueue, DeleteMessage, Message, PeekedMessage, QueueInfo, QueueProperties, SqlQueues,
+    Updated,
+};
 pub use timers::{SqlTimers, TimerStatus};
 
 use db::Backend;
@@ -57,6 +62,13 @@ impl Store {
     /// Timer schedule status.
     pub fn timers(&self) -> SqlTimers {
         SqlTimers {
+            backend: self.backend.clone(),
+        }
+    }
+
+    /// The built-in queue service's queues and messages.
+    pub fn queues(&self) -> SqlQueues {
+        SqlQueues {
             backend: self.backend.clone(),
         }
     }

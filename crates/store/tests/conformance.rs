@@ -3,7 +3,10 @@
 //! PostgreSQL is reached at `STRATUS_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); each run creates and drops its own database.
 
-use stratus_store::{EncryptionKey, KeyScope, Store, Upsert};
+use stratus_store::{
+    CreateQueue, DeleteMessage, EncryptionKey, Error, KeyScope, PeekedMessage, QueueInfo,
+    SqlQueues, Store, Upsert,
+};
 
 fn key() -> EncryptionKey {
     EncryptionKey::from_base64(&EncryptionKey::generate().unwrap()).unwrap()
@@ -15,6 +18,15 @@ async fn suite(store: &Store) {
     apps_are_separate(store).await;
     leases_are_exclusive_until_they_expire(store).await;
     timer_status_round_trips(store).await;
+    queues_create_list_and_carry_metadata(store).await;
+    messages_round_trip(store).await;
+    received_messages_stay_invisible_until_their_timeout(store).await;
+    messages_expire(store).await;
+    clearing_empties_a_queue(store).await;
+    messages_are_limited_to_64_kib(store).await;
+    accounts_and_queue_generations_are_separate(store).await;
+    competing_consumers_get_each_message_once(store).await;
+    batches_are_sent_and_deleted_at_once(store).await;
 }
 
 async fn leases_are_exclusive_until_they_expire(store: &Store) {
@@ -225,7 +237,781 @@ async fn apps_are_separate(store: &Store) {
     );
 }
 
-#[tokio::test]
+// ---- Storage queues ----
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+fn meta(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn is_queue_not_found(e: &Error) -> bool {
+    matches!(e, Error::QueueNotFound { .. })
+}
+
+async fn queues_create_list_and_carry_metadata(store: &Store) {
+    let queues = store.queues();
+    let acct = "acct-create";
+    let m1 = meta(&[("Color", "red"), ("size", "L")]);
+    assert_eq!(
+        queues.create_queue(acct, "jobs", &m1).await.unwrap(),
+        CreateQueue::Created
+    );
+    assert_eq!(
+        queues
+            .create_queue(acct, "jobs", &meta(&[("SIZE", "L"), ("color", "red")]))
+            .await
+            .unwrap(),
+        CreateQueue::Exists {
+            same_metadata: true
+        },
+        "names compare without case, in any order"
+    );
+    assert_eq!(
+        queues
+            .create_queue(acct, "jobs", &meta(&[("Color", "blue")]))
+            .await
+            .unwrap(),
+        CreateQueue::Exists {
+            same_metadata: false
+        }
+    );
+    assert_eq!(
+        queues.create_queue(acct, "jobs", &[]).await.unwrap(),
+        CreateQueue::Exists {
+            same_metadata: false
+        }
+    );
+    assert_eq!(
+        queues
+            .create_queue("acct-create-2", "jobs", &[])
+            .await
+            .unwrap(),
+        CreateQueue::Created,
+        "queues are per account"
+    );
+
+    let props = queues.get_metadata(acct, "jobs", 0).await.unwrap().unwrap();
+    assert_eq!(props.metadata, m1, "kept as given");
+    assert_eq!(props.approximate_message_count, 0);
+    let m2 = meta(&[("owner", "ops")]);
+    queues.set_metadata(acct, "jobs", &m2).await.unwrap();
+    assert_eq!(
+        queues
+            .get_metadata(acct, "jobs", 0)
+            .await
+            .unwrap()
+            .unwrap()
+            .metadata,
+        m2
+    );
+    assert!(is_queue_not_found(
+        &queues.set_metadata(acct, "nope", &m2).await.unwrap_err()
+    ));
+    assert_eq!(queues.get_metadata(acct, "nope", 0).await.unwrap(), None);
+
+    // Listing: name (byte) order, prefix, paging with markers.
+    let acct = "acct-list";
+    for name in ["qa", "q-b", "q0", "other", "q1"] {
+        queues
+            .create_queue(acct, name, &meta(&[("n", name)]))
+            .await
+            .unwrap();
+    }
+    let names = |page: &[QueueInfo]| page.iter().map(|q| q.name.clone()).collect::<Vec<_>>();
+    let (all, next) = queues.list_queues(acct, "", None, 5000).await.unwrap();
+    assert_eq!(names(&all), ["other", "q-b", "q0", "q1", "qa"]);
+    assert_eq!(next, None);
+    assert_eq!(all[1].metadata, meta(&[("n", "q-b")]));
+    let (page, next) = queues.list_queues(acct, "q", None, 2).await.unwrap();
+    assert_eq!(names(&page), ["q-b", "q0"]);
+    let next = next.expect("more to come");
+    let (page, next) = queues.list_queues(acct, "q", Some(&next), 2).await.unwrap();
+    assert_eq!(names(&page), ["q1", "qa"]);
+    assert_eq!(next, None, "exactly a page left");
+    let (page, _) = queues.list_queues(acct, "q0", None, 10).await.unwrap();
+    assert_eq!(names(&page), ["q0"]);
+    let (page, _) = queues.list_queues(acct, "z", None, 10).await.unwrap();
+    assert!(page.is_empty());
+    let (page, _) = queues.list_queues("acct-none", "", None, 10).await.unwrap();
+    assert!(page.is_empty());
+
+    assert!(queues.delete_queue(acct, "q0").await.unwrap());
+    assert!(!queues.delete_queue(acct, "q0").await.unwrap());
+    let (all, _) = queues.list_queues(acct, "", None, 10).await.unwrap();
+    assert_eq!(names(&all), ["other", "q-b", "q1", "qa"]);
+}
+
+async fn messages_round_trip(store: &Store) {
+    let queues = store.queues();
+    let acct = "acct-msgs";
+    let t0 = 1_000_000;
+    assert!(is_queue_not_found(
+        &queues
+            .put(acct, "inbox", "x", 0, None, t0)
+            .await
+            .unwrap_err()
+    ));
+    queues.create_queue(acct, "inbox", &[]).await.unwrap();
+
+    let m1 = queues
+        .put(acct, "inbox", "hello <world> & ünïcode", 0, None, t0)
+        .await
+        .unwrap();
+    assert_eq!(m1.text, "hello <world> & ünïcode");
+    assert_eq!(
+        (
+            m1.insertion_ms,
+            m1.expiration_ms,
+            m1.next_visible_ms,
+            m1.dequeue_count
+        ),
+        (t0, t0 + 7 * DAY_MS, t0, 0)
+    );
+    assert_eq!(m1.id.len(), 36);
+    assert!(!m1.pop_receipt.is_empty());
+    let m2 = queues.put(acct, "inbox", "two", 0, None, t0).await.unwrap();
+    let m3 = queues
+        .put(acct, "inbox", "three", 0, None, t0)
+        .await
+        .unwrap();
+    let later = queues
+        .put(acct, "inbox", "later", 10_000, None, t0)
+        .await
+        .unwrap();
+    assert_eq!(later.next_visible_ms, t0 + 10_000);
+    assert_ne!(m1.id, m2.id);
+
+    // Peek: visible messages in order, nothing changes.
+    let peeked = queues.peek(acct, "inbox", 32, t0).await.unwrap();
+    let ids = |v: &[PeekedMessage]| v.iter().map(|m| m.id.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        ids(&peeked),
+        [m1.id.as_str(), m2.id.as_str(), m3.id.as_str()]
+    );
+    assert_eq!(peeked[0].text, m1.text);
+    assert_eq!(peeked[0].dequeue_count, 0);
+    assert_eq!(
+        (peeked[0].insertion_ms, peeked[0].expiration_ms),
+        (t0, t0 + 7 * DAY_MS)
+    );
+    assert_eq!(
+        ids(&queues.peek(acct, "inbox", 1, t0).await.unwrap()),
+        [m1.id.as_str()]
+    );
+    assert_eq!(
+        queues.peek(acct, "inbox", 32, t0).await.unwrap(),
+        peeked,
+        "peeking changes nothing"
+    );
+    assert_eq!(
+        ids(&queues.peek(acct, "inbox", 32, t0 + 10_000).await.unwrap()),
+        [
+            m1.id.as_str(),
+            m2.id.as_str(),
+            m3.id.as_str(),
+            later.id.as_str()
+        ],
+        "visible once its initial visibility timeout has passed"
+    );
+
+    // Get: the oldest visible ones, invisible for the timeout, counted, with new receipts.
+    let got = queues.get(acct, "inbox", 2, 30_000, t0 + 1).await.unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!((&got[0].id, &got[1].id), (&m1.id, &m2.id));
+    assert_eq!(got[0].text, m1.text);
+    for g in &got {
+        assert_eq!(g.dequeue_count, 1);
+        assert_eq!(g.next_visible_ms, t0 + 1 + 30_000);
+        assert_eq!(g.insertion_ms, t0);
+        assert_eq!(g.expiration_ms, t0 + 7 * DAY_MS);
+    }
+    assert_ne!(got[0].pop_receipt, m1.pop_receipt);
+    assert_ne!(got[0].pop_receipt, got[1].pop_receipt);
+    assert_eq!(
+        ids(&queues.peek(acct, "inbox", 32, t0 + 1).await.unwrap()),
+        [m3.id.as_str()]
+    );
+    assert_eq!(
+        queues
+            .get_metadata(acct, "inbox", t0 + 1)
+            .await
+            .unwrap()
+            .unwrap()
+            .approximate_message_count,
+        4,
+        "invisible messages count"
+    );
+
+    // Delete needs the latest receipt.
+    assert_eq!(
+        queues
+            .delete(acct, "inbox", &m1.id, &m1.pop_receipt)
+            .await
+            .unwrap(),
+        DeleteMessage::PopReceiptMismatch
+    );
+    assert_eq!(
+        queues
+            .delete(acct, "inbox", &m1.id, &got[0].pop_receipt)
+            .await
+            .unwrap(),
+        DeleteMessage::Deleted
+    );
+    assert_eq!(
+        queues
+            .delete(acct, "inbox", &m1.id, &got[0].pop_receipt)
+            .await
+            .unwrap(),
+        DeleteMessage::NotFound
+    );
+    assert!(is_queue_not_found(
+        &queues
+            .delete(acct, "missing", &m1.id, &got[0].pop_receipt)
+            .await
+            .unwrap_err()
+    ));
+    // A message of another queue is not found through this one.
+    queues.create_queue(acct, "other", &[]).await.unwrap();
+    assert_eq!(
+        queues
+            .delete(acct, "other", &m2.id, &got[1].pop_receipt)
+            .await
+            .unwrap(),
+        DeleteMessage::NotFound
+    );
+
+    // Update: new text and visibility, new receipt; the old one stops working.
+    let up = queues
+        .update(
+            acct,
+            "inbox",
+            &m2.id,
+            &got[1].pop_receipt,
+            Some("two, edited"),
+            0,
+            t0 + 2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(up.next_visible_ms, t0 + 2);
+    assert_ne!(up.pop_receipt, got[1].pop_receipt);
+    assert!(matches!(
+        queues
+            .update(acct, "inbox", &m2.id, &got[1].pop_receipt, None, 0, t0 + 3)
+            .await
+            .unwrap_err(),
+        Error::PopReceiptMismatch { .. }
+    ));
+    assert!(matches!(
+        queues
+            .update(
+                acct,
+                "inbox",
+                "no-such-id",
+                &up.pop_receipt,
+                None,
+                0,
+                t0 + 3
+            )
+            .await
+            .unwrap_err(),
+        Error::MessageNotFound { .. }
+    ));
+    assert!(is_queue_not_found(
+        &queues
+            .update(acct, "missing", &m2.id, &up.pop_receipt, None, 0, t0 + 3)
+            .await
+            .unwrap_err()
+    ));
+    // Order: by the time messages became visible, then by insertion.
+    let peeked = queues.peek(acct, "inbox", 32, t0 + 3).await.unwrap();
+    assert_eq!(ids(&peeked), [m3.id.as_str(), m2.id.as_str()]);
+    assert_eq!(peeked[1].text, "two, edited");
+    assert_eq!(
+        peeked[1].dequeue_count, 1,
+        "updates do not count as dequeues"
+    );
+    // Updating only the visibility keeps the text.
+    let up2 = queues
+        .update(acct, "inbox", &m2.id, &up.pop_receipt, None, 5_000, t0 + 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&queues.peek(acct, "inbox", 32, t0 + 3).await.unwrap()),
+        [m3.id.as_str()]
+    );
+    let got = queues
+        .get(acct, "inbox", 32, 1_000, t0 + 10_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        got.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
+        [m2.id.as_str(), m3.id.as_str(), later.id.as_str()],
+        "a batch comes in insertion order"
+    );
+    assert_eq!(got[0].text, "two, edited");
+    assert_eq!(got[0].dequeue_count, 2);
+    assert_ne!(got[0].pop_receipt, up2.pop_receipt);
+    for m in &got {
+        assert_eq!(
+            queues
+                .delete(acct, "inbox", &m.id, &m.pop_receipt)
+                .await
+                .unwrap(),
+            DeleteMessage::Deleted
+        );
+    }
+    assert!(
+        queues
+            .get(acct, "inbox", 32, 1_000, t0 + 100_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(is_queue_not_found(
+        &queues.get(acct, "missing", 1, 1_000, t0).await.unwrap_err()
+    ));
+    assert!(is_queue_not_found(
+        &queues.peek(acct, "missing", 1, t0).await.unwrap_err()
+    ));
+    // A sent message can be deleted or updated with the receipt the put returned.
+    let m = queues
+        .put(acct, "inbox", "short-lived", 0, None, t0)
+        .await
+        .unwrap();
+    let up = queues
+        .update(acct, "inbox", &m.id, &m.pop_receipt, None, 0, t0)
+        .await
+        .unwrap();
+    assert_eq!(
+        queues
+            .delete(acct, "inbox", &m.id, &up.pop_receipt)
+            .await
+            .unwrap(),
+        DeleteMessage::Deleted
+    );
+}
+
+async fn received_messages_stay_invisible_until_their_timeout(store: &Store) {
+    let queues = store.queues();
+    let acct = "acct-visibility";
+    let t0 = 2_000_000;
+    queues.create_queue(acct, "q", &[]).await.unwrap();
+    let sent = queues.put(acct, "q", "m", 0, None, t0).await.unwrap();
+    let first = queues.get(acct, "q", 1, 10_000, t0).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].dequeue_count, 1);
+    assert!(
+        queues
+            .get(acct, "q", 1, 10_000, t0 + 9_999)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        queues
+            .peek(acct, "q", 1, t0 + 9_999)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let second = queues
+        .get(acct, "q", 32, 10_000, t0 + 10_000)
+        .await
+        .unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].id, sent.id);
+    assert_eq!(second[0].dequeue_count, 2);
+    assert_eq!(second[0].next_visible_ms, t0 + 20_000);
+    assert_ne!(second[0].pop_receipt, first[0].pop_receipt);
+    assert_eq!(
+        queues
+            .delete(acct, "q", &sent.id, &first[0].pop_receipt)
+            .await
+            .unwrap(),
+        DeleteMessage::PopReceiptMismatch,
+        "the old receipt no longer deletes it"
+    );
+    // A message that came back but was not received again keeps its receipt.
+    assert_eq!(
+        queues.peek(acct, "q", 1, t0 + 20_000).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        queues
+            .delete(acct, "q", &sent.id, &second[0].pop_receipt)
+            .await
+            .unwrap(),
+        DeleteMessage::Deleted
+    );
+}
+
+async fn messages_expire(store: &Store) {
+    let queues = store.queues();
+    let acct = "acct-ttl";
+    let t0 = 3_000_000;
+    queues.create_queue(acct, "q", &[]).await.unwrap();
+    let short = queues
+        .put(acct, "q", "short", 0, Some(1_000), t0)
+        .await
+        .unwrap();
+    assert_eq!(short.expiration_ms, t0 + 1_000);
+    let forever = queues
+        .put(acct, "q", "forever", 0, Some(-1), t0)
+        .await
+        .unwrap();
+    assert_eq!(forever.expiration_ms, i64::MAX);
+    let default = queues.put(acct, "q", "week", 0, None, t0).await.unwrap();
+    assert_eq!(default.expiration_ms, t0 + 7 * DAY_MS);
+
+    let count = |now| {
+        let queues = queues.clone();
+        async move {
+            queues
+                .get_metadata(acct, "q", now)
+                .await
+                .unwrap()
+                .unwrap()
+                .approximate_message_count
+        }
+    };
+    assert_eq!(count(t0 + 999).await, 3);
+    assert_eq!(queues.peek(acct, "q", 32, t0 + 999).await.unwrap().len(), 3);
+    assert_eq!(count(t0 + 1_000).await, 2, "expired messages do not count");
+    let texts = |now| {
+        let queues = queues.clone();
+        async move {
+            queues
+                .peek(acct, "q", 32, now)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| m.text)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(texts(t0 + 1_000).await, ["forever", "week"]);
+    // An expired message is never received, nor updated.
+    let got = queues.get(acct, "q", 32, 0, t0 + 1_000).await.unwrap();
+    assert_eq!(
+        got.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["forever", "week"]
+    );
+    assert!(matches!(
+        queues
+            .update(
+                acct,
+                "q",
+                &short.id,
+                &short.pop_receipt,
+                None,
+                0,
+                t0 + 1_000
+            )
+            .await
+            .unwrap_err(),
+        Error::MessageNotFound { .. }
+    ));
+    assert_eq!(texts(t0 + 7 * DAY_MS).await, ["forever"]);
+    assert_eq!(count(t0 + 7 * DAY_MS).await, 1);
+    // Purging reclaims the space of expired messages (of every queue).
+    // (Only this test's message expires this early: each test has its own times.)
+    assert_eq!(queues.purge_expired(t0 + 1_000).await.unwrap(), 1);
+    assert_eq!(queues.purge_expired(t0 + 1_000).await.unwrap(), 0);
+    assert_eq!(count(t0).await, 2);
+    assert_eq!(
+        queues
+            .delete(acct, "q", &short.id, &short.pop_receipt)
+            .await
+            .unwrap(),
+        DeleteMessage::NotFound
+    );
+    assert_eq!(texts(i64::MAX - 1).await, ["forever"]);
+}
+
+async fn clearing_empties_a_queue(store: &Store) {
+    let queues = store.queues();
+    let acct = "acct-clear";
+    let t0 = 4_000_000;
+    queues.create_queue(acct, "q", &[]).await.unwrap();
+    queues.create_queue(acct, "keep", &[]).await.unwrap();
+    for i in 0..3 {
+        queues
+            .put(acct, "q", &format!("m{i}"), 0, None, t0)
+            .await
+            .unwrap();
+    }
+    queues.put(acct, "keep", "k", 0, None, t0).await.unwrap();
+    queues.get(acct, "q", 1, 60_000, t0).await.unwrap();
+    assert_eq!(
+        queues.clear(acct, "q").await.unwrap(),
+        3,
+        "invisible ones too"
+    );
+    assert!(
+        queues
+            .peek(acct, "q", 32, t0 + 60_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        queues
+            .get_metadata(acct, "q", t0)
+            .await
+            .unwrap()
+            .unwrap()
+            .approximate_message_count,
+        0
+    );
+    assert_eq!(queues.clear(acct, "q").await.unwrap(), 0);
+    assert!(is_queue_not_found(
+        &queues.clear(acct, "missing").await.unwrap_err()
+    ));
+    assert_eq!(queues.peek(acct, "keep", 32, t0).await.unwrap().len(), 1);
+}
+
+async fn messages_are_limited_to_64_kib(store: &Store) {
+    let queues = store.queues();
+    let acct = "acct-size";
+    let t0 = 5_000_000;
+    queues.create_queue(acct, "q", &[]).await.unwrap();
+    let largest = "a".repeat(64 * 1024);
+    let m = queues.put(acct, "q", &largest, 0, None, t0).await.unwrap();
+    assert_eq!(
+        queues.get(acct, "q", 1, 1_000, t0).await.unwrap()[0].text,
+        largest
+    );
+    let too_large = "a".repeat(64 * 1024 + 1);
+    let err = queues
+        .put(acct, "q", &too_large, 0, None, t0)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::MessageTooLarge {
+                size: 65537,
+                limit: 65536
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("65537") && err.to_string().contains("65536"));
+    // Bytes count, not characters.
+    let wide = "é".repeat(32 * 1024 + 1);
+    assert!(matches!(
+        queues.put(acct, "q", &wide, 0, None, t0).await.unwrap_err(),
+        Error::MessageTooLarge { size: 65538, .. }
+    ));
+    let got = queues.get(acct, "q", 1, 1_000, t0 + 1_000).await.unwrap();
+    assert!(matches!(
+        queues
+            .update(
+                acct,
+                "q",
+                &m.id,
+                &got[0].pop_receipt,
+                Some(&too_large),
+                0,
+                t0 + 1_000
+            )
+            .await
+            .unwrap_err(),
+        Error::MessageTooLarge { .. }
+    ));
+}
+
+async fn accounts_and_queue_generations_are_separate(store: &Store) {
+    let queues = store.queues();
+    let t0 = 6_000_000;
+    for acct in ["acct-a", "acct-b"] {
+        queues.create_queue(acct, "shared", &[]).await.unwrap();
+        queues.put(acct, "shared", acct, 0, None, t0).await.unwrap();
+    }
+    let a = queues.peek("acct-a", "shared", 32, t0).await.unwrap();
+    assert_eq!(
+        a.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["acct-a"]
+    );
+    // Deleting a queue deletes its messages; a new queue of that name starts empty.
+    assert!(queues.delete_queue("acct-a", "shared").await.unwrap());
+    assert!(is_queue_not_found(
+        &queues.peek("acct-a", "shared", 32, t0).await.unwrap_err()
+    ));
+    queues.create_queue("acct-a", "shared", &[]).await.unwrap();
+    assert!(
+        queues
+            .peek("acct-a", "shared", 32, t0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        queues.peek("acct-b", "shared", 32, t0).await.unwrap().len(),
+        1
+    );
+}
+
+async fn competing_consumers_get_each_message_once(store: &Store) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const MESSAGES: usize = 300;
+    let queues = store.queues();
+    let acct = "acct-compete";
+    let t0 = 7_000_000;
+    queues.create_queue(acct, "work", &[]).await.unwrap();
+    let mut sent = Vec::new();
+    for i in 0..MESSAGES {
+        sent.push(
+            queues
+                .put(acct, "work", &format!("job {i}"), 0, None, t0)
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let received = Arc::new(AtomicUsize::new(0));
+    let mut consumers = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let queues = queues.clone();
+        let received = received.clone();
+        consumers.spawn(async move {
+            let mut mine = Vec::new();
+            let started = std::time::Instant::now();
+            while received.load(Ordering::SeqCst) < MESSAGES {
+                let got = queues.get(acct, "work", 8, 600_000, t0).await.unwrap();
+                if got.is_empty() {
+                    // Others hold the rest; a guard against hanging, not a schedule.
+                    assert!(
+                        started.elapsed() < std::time::Duration::from_secs(60),
+                        "the queue never drained"
+                    );
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                received.fetch_add(got.len(), Ordering::SeqCst);
+                for m in got {
+                    assert_eq!(m.dequeue_count, 1, "received once");
+                    assert_eq!(
+                        queues
+                            .delete(acct, "work", &m.id, &m.pop_receipt)
+                            .await
+                            .unwrap(),
+                        DeleteMessage::Deleted
+                    );
+                    mine.push(m.id);
+                }
+            }
+            mine
+        });
+    }
+    let mut all = Vec::new();
+    let mut per_consumer = Vec::new();
+    while let Some(mine) = consumers.join_next().await {
+        let mine = mine.unwrap();
+        per_consumer.push(mine.len());
+        all.extend(mine);
+    }
+    assert_eq!(all.len(), MESSAGES, "no message twice ({per_consumer:?})");
+    all.sort();
+    sent.sort();
+    assert_eq!(all, sent, "every message once");
+    assert!(
+        queues
+            .peek(acct, "work", 32, t0 + DAY_MS)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn batches_are_sent_and_deleted_at_once(store: &Store) {
+    let queues = store.queues();
+    let acct = "acct-batch";
+    let t0 = 8_000_000;
+    assert!(is_queue_not_found(
+        &queues
+            .put_many(acct, "q", &["a"], 0, None, t0)
+            .await
+            .unwrap_err()
+    ));
+    queues.create_queue(acct, "q", &[]).await.unwrap();
+    assert!(
+        queues
+            .put_many(acct, "q", &[], 0, None, t0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let too_large = "a".repeat(64 * 1024 + 1);
+    assert!(matches!(
+        queues
+            .put_many(acct, "q", &["fine", &too_large], 0, None, t0)
+            .await
+            .unwrap_err(),
+        Error::MessageTooLarge { .. }
+    ));
+    assert!(
+        queues.peek(acct, "q", 32, t0).await.unwrap().is_empty(),
+        "all or nothing"
+    );
+    let texts: Vec<String> = (0..40).map(|i| format!("m{i} \"quoted\" ü")).collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let sent = queues
+        .put_many(acct, "q", &texts, 1_000, Some(60_000), t0)
+        .await
+        .unwrap();
+    assert_eq!(sent.len(), 40);
+    assert_eq!(sent[3].text, texts[3]);
+    assert_eq!(
+        (sent[3].next_visible_ms, sent[3].expiration_ms),
+        (t0 + 1_000, t0 + 60_000)
+    );
+    assert!(queues.peek(acct, "q", 32, t0).await.unwrap().is_empty());
+    let got = queues.get(acct, "q", 32, 30_000, t0 + 1_000).await.unwrap();
+    assert_eq!(
+        got.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        texts[..32],
+        "in the order given"
+    );
+    let mut acks: Vec<(&str, &str)> = got
+        .iter()
+        .map(|m| (m.id.as_str(), m.pop_receipt.as_str()))
+        .collect();
+    acks[1].1 = &sent[1].pop_receipt; // stale
+    acks.push(("no-such-id", "x"));
+    let deleted = queues.delete_many(acct, "q", &acks).await.unwrap();
+    assert_eq!(deleted.len(), 33);
+    assert!(!deleted[1] && !deleted[32]);
+    assert_eq!(deleted.iter().filter(|d| **d).count(), 31);
+    assert_eq!(
+        queues
+            .get_metadata(acct, "q", t0 + 1_000)
+            .await
+            .unwrap()
+            .unwrap()
+            .approximate_message_count,
+        9
+    );
+    assert_eq!(
+        queues.delete_many(acct, "q", &acks).await.unwrap(),
+        vec![false; 33]
+    );
+    assert!(is_queue_not_found(
+        &queues
+            .delete_many(acct, "missing", &acks)
+            .await
+            .unwrap_err()
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("store.db").display());
@@ -245,30 +1031,59 @@ async fn sqlite() {
     assert!(other.keys().load("app3").await.is_err());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres() {
-    let admin_url = std::env::var("STRATUS_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-    let db = format!("stratus_test_{}", std::process::id());
-    let admin = sqlx_admin(&admin_url).await;
-    admin(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).await;
-    admin(&format!("CREATE DATABASE {db}")).await;
-    let base = admin_url
-        .rsplit_once('/')
-        .map(|(b, _)| b)
-        .unwrap_or(&admin_url);
-    let url = format!("{base}/{db}");
+    let db = TestDatabase::create("suite").await;
     let k = key();
-    let store = Store::open(&url, k.clone())
+    let store = Store::open(&db.url, k.clone())
         .await
         .expect("PostgreSQL must be running for the store suite");
     suite(&store).await;
     // A second process opening the same database concurrently must not break migrations.
-    let (a, b) = tokio::join!(Store::open(&url, k.clone()), Store::open(&url, k));
+    let (a, b) = tokio::join!(Store::open(&db.url, k.clone()), Store::open(&db.url, k));
     a.unwrap().close().await;
     b.unwrap().close().await;
     store.close().await;
-    admin(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).await;
+    db.drop().await;
+}
+
+/// A PostgreSQL database of its own for one test, dropped by `drop`.
+struct TestDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl TestDatabase {
+    async fn create(tag: &str) -> TestDatabase {
+        let admin_url = std::env::var("STRATUS_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+        let name = format!("stratus_test_{}_{tag}", std::process::id());
+        {
+            let admin = sqlx_admin(&admin_url).await;
+            admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+            admin(&format!("CREATE DATABASE {name}")).await;
+        }
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap_or(&admin_url);
+        let url = format!("{base}/{name}");
+        TestDatabase {
+            admin_url,
+            name,
+            url,
+        }
+    }
+
+    async fn drop(self) {
+        let admin = sqlx_admin(&self.admin_url).await;
+        admin(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .await;
+    }
 }
 
 /// Runs administrative statements (CREATE/DROP DATABASE) on the admin database.
@@ -291,4 +1106,201 @@ async fn sqlx_admin(
             let _ = conn.close().await;
         })
     }
+}
+
+/// Ad-hoc measurement, not a test: `cargo test -p stratus-store --release --test conformance
+/// -- --ignored --nocapture --test-threads 1 throughput`. Prints messages per second for each
+/// way of sending and acknowledging.
+async fn queue_throughput(store: &Store) {
+    use std::time::Instant;
+
+    const MESSAGES: usize = 10_000;
+    let queues = store.queues();
+    let now = 1_000_000;
+    let text = "x".repeat(200);
+    let mut report = Vec::new();
+    for (label, queue, produce, consume) in [
+        ("put", "put", Some(Sending::One), None),
+        ("get 32 + delete each", "put", None, Some(Ack::Each)),
+        (
+            "put + get 32 + delete each",
+            "e2e",
+            Some(Sending::One),
+            Some(Ack::Each),
+        ),
+        (
+            "put + get 32 + delete_many",
+            "e2e-acks",
+            Some(Sending::One),
+            Some(Ack::Batch),
+        ),
+        (
+            "put_many 32 + get 32 + delete_many",
+            "e2e-batches",
+            Some(Sending::Batch),
+            Some(Ack::Batch),
+        ),
+    ] {
+        queues.create_queue("acct-bench", queue, &[]).await.unwrap();
+        let start = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        if let Some(how) = produce {
+            tasks.spawn(produce_messages(
+                queues.clone(),
+                queue,
+                text.clone(),
+                MESSAGES,
+                how,
+                now,
+            ));
+        }
+        if let Some(how) = consume {
+            tasks.spawn(consume_messages(queues.clone(), queue, MESSAGES, how, now));
+        }
+        tasks.join_all().await;
+        let rate = MESSAGES as f64 / start.elapsed().as_secs_f64();
+        report.push(format!("{label}: {rate:.0}/s"));
+    }
+    println!(
+        "{} ({MESSAGES} messages of {} bytes; 8 producers, 4 consumers): {}",
+        store.engine(),
+        text.len(),
+        report.join("; ")
+    );
+}
+
+#[derive(Clone, Copy)]
+enum Sending {
+    One,
+    Batch,
+}
+
+#[derive(Clone, Copy)]
+enum Ack {
+    /// Each message of a batch deleted on its own, all at once (as the batch's invocations
+    /// complete).
+    Each,
+    /// The batch acknowledged with one `delete_many`.
+    Batch,
+}
+
+/// Sends `total` messages from 8 producers.
+async fn produce_messages(
+    queues: SqlQueues,
+    queue: &'static str,
+    text: String,
+    total: usize,
+    how: Sending,
+    now: i64,
+) {
+    const PRODUCERS: usize = 8;
+    let mut tasks = tokio::task::JoinSet::new();
+    for p in 0..PRODUCERS {
+        let queues = queues.clone();
+        let text = text.clone();
+        tasks.spawn(async move {
+            let mine = total / PRODUCERS + usize::from(p < total % PRODUCERS);
+            let mut sent = 0;
+            while sent < mine {
+                match how {
+                    Sending::One => {
+                        queues
+                            .put("acct-bench", queue, &text, 0, None, now)
+                            .await
+                            .unwrap();
+                        sent += 1;
+                    }
+                    Sending::Batch => {
+                        let batch = vec![text.as_str(); (mine - sent).min(32)];
+                        queues
+                            .put_many("acct-bench", queue, &batch, 0, None, now)
+                            .await
+                            .unwrap();
+                        sent += batch.len();
+                    }
+                }
+            }
+        });
+    }
+    tasks.join_all().await;
+}
+
+/// Receives and deletes `total` messages with 4 consumers.
+async fn consume_messages(
+    queues: SqlQueues,
+    queue: &'static str,
+    total: usize,
+    how: Ack,
+    now: i64,
+) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const CONSUMERS: usize = 4;
+    let received = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..CONSUMERS {
+        let queues = queues.clone();
+        let received = received.clone();
+        tasks.spawn(async move {
+            while received.load(Ordering::SeqCst) < total {
+                let got = queues
+                    .get("acct-bench", queue, 32, 600_000, now)
+                    .await
+                    .unwrap();
+                if got.is_empty() {
+                    // The trigger backs off after an empty poll (100 ms at first); a
+                    // shorter pause keeps the measurement from idling.
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                    continue;
+                }
+                received.fetch_add(got.len(), Ordering::SeqCst);
+                match how {
+                    Ack::Each => {
+                        let mut deletes = tokio::task::JoinSet::new();
+                        for m in got {
+                            let queues = queues.clone();
+                            deletes.spawn(async move {
+                                queues
+                                    .delete("acct-bench", queue, &m.id, &m.pop_receipt)
+                                    .await
+                                    .unwrap()
+                            });
+                        }
+                        deletes.join_all().await;
+                    }
+                    Ack::Batch => {
+                        let acks: Vec<_> = got
+                            .iter()
+                            .map(|m| (m.id.as_str(), m.pop_receipt.as_str()))
+                            .collect();
+                        queues
+                            .delete_many("acct-bench", queue, &acks)
+                            .await
+                            .unwrap();
+                    }
+                }
+            }
+        });
+    }
+    tasks.join_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement; run with --ignored --nocapture"]
+async fn queue_throughput_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("store.db").display());
+    let store = Store::open(&url, key()).await.unwrap();
+    queue_throughput(&store).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement; run with --ignored --nocapture"]
+async fn queue_throughput_postgres() {
+    let db = TestDatabase::create("throughput").await;
+    let store = Store::open(&db.url, key()).await.unwrap();
+    queue_throughput(&store).await;
+    store.close().await;
+    db.drop().await;
 }
