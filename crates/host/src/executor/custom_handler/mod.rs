@@ -343,7 +343,30 @@ impl CustomHandler {
             body: &body,
         };
         let payload = payload::http_invocation(&function, &view);
+        let result = self
+            .post_invocation(
+                &function,
+                call.invocation_id,
+                payload,
+                conn,
+                &call.dispatched,
+            )
+            .await?;
+        result::http_response(function.http_output.as_deref(), &result).map_err(InvokeError::Failed)
+    }
+}
 
+impl CustomHandler {
+    /// `POST /{FunctionName}` with an invocation payload; the handler's answer, its `Logs`
+    /// already written to the function's log.
+    async fn post_invocation(
+        &self,
+        function: &Function,
+        invocation_id: Uuid,
+        payload: Vec<u8>,
+        conn: &ConnectionContext,
+        dispatched: &AtomicU64,
+    ) -> Result<result::HandlerResult, InvokeError> {
         let uri: Uri = format!("/{}", function.name)
             .parse()
             .map_err(|e| InvokeError::Failed(format!("bad function name: {e}")))?;
@@ -356,8 +379,8 @@ impl CustomHandler {
             HeaderValue::from_static("application/json; charset=utf-8"),
         );
         headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1"));
-        self.add_host_headers(headers, call.invocation_id);
-        let resp = self.send(conn, req, &call.dispatched).await?;
+        self.add_host_headers(headers, invocation_id);
+        let resp = self.send(conn, req, dispatched).await?;
         let status = resp.status();
         let content_type = resp
             .headers()
@@ -375,13 +398,11 @@ impl CustomHandler {
         let result =
             result::parse(status, content_type.as_deref(), &bytes).map_err(InvokeError::Failed)?;
         for line in &result.logs {
-            crate::logging::user_log(&function, call.invocation_id, line);
+            crate::logging::user_log(function, invocation_id, line);
         }
-        result::http_response(function.http_output.as_deref(), &result).map_err(InvokeError::Failed)
+        Ok(result)
     }
-}
 
-impl CustomHandler {
     /// Calls a non-HTTP function with the JSON invocation protocol.
     async fn invoke_trigger(&self, call: TriggerCall) -> Result<TriggerOutcome, InvokeError> {
         let function = call.function.clone();
@@ -392,40 +413,16 @@ impl CustomHandler {
             chrono::Utc::now(),
             Uuid::new_v4(),
         );
-        let uri: Uri = format!("/{}", function.name)
-            .parse()
-            .map_err(|e| InvokeError::Failed(format!("bad function name: {e}")))?;
-        let mut req = Request::post(uri)
-            .body(Body::Full(Some(Bytes::from(payload))))
-            .map_err(|e| InvokeError::Failed(e.to_string()))?;
-        let headers = req.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json; charset=utf-8"),
-        );
-        headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1"));
-        self.add_host_headers(headers, call.invocation_id);
         let conn = super::detached_context();
-        let resp = self.send(&conn, req, &call.dispatched).await?;
-        let status = resp.status();
-        let content_type = resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| {
-                InvokeError::Failed(format!("cannot read the custom handler's answer: {e}"))
-            })?
-            .to_bytes();
-        let result =
-            result::parse(status, content_type.as_deref(), &bytes).map_err(InvokeError::Failed)?;
-        for line in &result.logs {
-            crate::logging::user_log(&function, call.invocation_id, line);
-        }
+        let result = self
+            .post_invocation(
+                &function,
+                call.invocation_id,
+                payload,
+                &conn,
+                &call.dispatched,
+            )
+            .await?;
         let mut outputs = result.outputs.unwrap_or_default();
         if let Some(v) = result.return_value {
             outputs.insert("$return".into(), v);

@@ -215,22 +215,7 @@ impl LanguageWorker {
     ) -> Result<HttpResponse, InvokeError> {
         let function = call.function.clone();
         let live = self.ready().await?;
-        if let Some(reason) = live.load_errors.get(&function.name) {
-            return Err(InvokeError::Failed(format!(
-                "the worker could not load function {}: {reason}",
-                function.name
-            )));
-        }
-        let function_id = live
-            .ids
-            .get(&function.name.to_ascii_lowercase())
-            .cloned()
-            .ok_or_else(|| {
-                InvokeError::Failed(format!(
-                    "the worker did not load function {}",
-                    function.name
-                ))
-            })?;
+        let function_id = loaded(&live, &function)?;
         let caps = live.capabilities.clone();
         let caps = &caps;
         let (parts, body) = call.request.into_parts();
@@ -282,7 +267,7 @@ impl LanguageWorker {
             (rpc, metadata)
         };
         let invocation_id = call.invocation_id.to_string();
-        let mut invocation = Invocation {
+        let invocation = Invocation {
             invocation_id: invocation_id.clone(),
             function_id,
             input_data: vec![ParameterBinding {
@@ -292,60 +277,15 @@ impl LanguageWorker {
             trigger_metadata,
             ..Invocation::default()
         };
-        let (answer, mut answered) = oneshot::channel();
-        let mut pending = Pending {
-            function: function.clone(),
-            invocation_id: call.invocation_id,
-            answer,
-        };
-        let mut live = live;
-        // The worker may have gone since it was chosen: take the next one, once.
-        for attempt in 0..2 {
-            match live.register(invocation_id.clone(), pending) {
-                Ok(()) => break,
-                Err(back) if attempt == 0 => {
-                    pending = back;
-                    live = self.ready().await?;
-                    if let Some(id) = live.ids.get(&function.name.to_ascii_lowercase()) {
-                        invocation.function_id = id.clone();
-                    }
-                }
-                Err(_) => {
-                    return Err(InvokeError::Unavailable(
-                        "the language worker went away before the invocation started".into(),
-                    ));
-                }
-            }
-        }
-        // Forget the invocation if this future is dropped (timeout, client gone), unless it
-        // was handed over to a task that still waits for the worker's answer.
-        struct Forget {
-            live: Arc<Live>,
-            id: String,
-            armed: bool,
-        }
-        impl Drop for Forget {
-            fn drop(&mut self) {
-                if self.armed {
-                    self.live.forget(&self.id);
-                }
-            }
-        }
-        let mut forget = Forget {
-            live: live.clone(),
-            id: invocation_id.clone(),
-            armed: true,
-        };
-        call.dispatched.store(live.generation, Ordering::Release);
-        if live
-            .outbound
-            .send(ToWorker::Invocation(Box::new(invocation)))
-            .is_err()
-        {
-            return Err(InvokeError::Failed(
-                "the language worker's stream is closed".into(),
-            ));
-        }
+        let (live, mut forget, mut answered) = self
+            .dispatch(
+                live,
+                &function,
+                call.invocation_id,
+                invocation,
+                &call.dispatched,
+            )
+            .await?;
         if let (Some(base), Some(body)) = (&caps.http_uri, streamed) {
             let target = stream::Target {
                 base,
@@ -413,22 +353,7 @@ impl LanguageWorker {
     async fn invoke_trigger(&self, call: TriggerCall) -> Result<TriggerOutcome, InvokeError> {
         let function = call.function.clone();
         let live = self.ready().await?;
-        if let Some(reason) = live.load_errors.get(&function.name) {
-            return Err(InvokeError::Failed(format!(
-                "the worker could not load function {}: {reason}",
-                function.name
-            )));
-        }
-        let function_id = live
-            .ids
-            .get(&function.name.to_ascii_lowercase())
-            .cloned()
-            .ok_or_else(|| {
-                InvokeError::Failed(format!(
-                    "the worker did not load function {}",
-                    function.name
-                ))
-            })?;
+        let function_id = loaded(&live, &function)?;
         let trigger = function.config.trigger_binding().name.clone();
         let trigger_metadata = call
             .metadata
@@ -442,9 +367,8 @@ impl LanguageWorker {
                 (k.clone(), data)
             })
             .collect();
-        let invocation_id = call.invocation_id.to_string();
         let invocation = Invocation {
-            invocation_id: invocation_id.clone(),
+            invocation_id: call.invocation_id.to_string(),
             function_id,
             input_data: vec![ParameterBinding {
                 name: trigger,
@@ -453,34 +377,15 @@ impl LanguageWorker {
             trigger_metadata,
             ..Invocation::default()
         };
-        let (answer, answered) = oneshot::channel();
-        let pending = Pending {
-            function: function.clone(),
-            invocation_id: call.invocation_id,
-            answer,
-        };
-        if live.register(invocation_id.clone(), pending).is_err() {
-            return Err(InvokeError::Unavailable(
-                "the language worker went away before the invocation started".into(),
-            ));
-        }
-        struct Forget<'a>(&'a Live, &'a str);
-        impl Drop for Forget<'_> {
-            fn drop(&mut self) {
-                self.0.forget(self.1);
-            }
-        }
-        let _forget = Forget(&live, &invocation_id);
-        call.dispatched.store(live.generation, Ordering::Release);
-        if live
-            .outbound
-            .send(ToWorker::Invocation(Box::new(invocation)))
-            .is_err()
-        {
-            return Err(InvokeError::Failed(
-                "the language worker's stream is closed".into(),
-            ));
-        }
+        let (_live, _forget, answered) = self
+            .dispatch(
+                live,
+                &function,
+                call.invocation_id,
+                invocation,
+                &call.dispatched,
+            )
+            .await?;
         let response = answered
             .await
             .map_err(|_| InvokeError::Failed("the language worker went away".into()))?
@@ -495,6 +400,93 @@ impl LanguageWorker {
         }
         Ok(TriggerOutcome { outputs })
     }
+
+    /// Registers an invocation with a live worker (the next one, once, if that one is gone
+    /// meanwhile) and sends it; the worker that took it, a guard that forgets it when
+    /// dropped, and where its answer arrives.
+    async fn dispatch(
+        &self,
+        live: Arc<Live>,
+        function: &Arc<Function>,
+        invocation_id: uuid::Uuid,
+        mut invocation: Invocation,
+        dispatched: &std::sync::atomic::AtomicU64,
+    ) -> Result<(Arc<Live>, Forget, oneshot::Receiver<channel::Answer>), InvokeError> {
+        let id = invocation_id.to_string();
+        let (answer, answered) = oneshot::channel();
+        let mut pending = Pending {
+            function: function.clone(),
+            invocation_id,
+            answer,
+        };
+        let mut live = live;
+        for attempt in 0..2 {
+            match live.register(id.clone(), pending) {
+                Ok(()) => break,
+                Err(back) if attempt == 0 => {
+                    pending = back;
+                    live = self.ready().await?;
+                    invocation.function_id = loaded(&live, function)?;
+                }
+                Err(_) => {
+                    return Err(InvokeError::Unavailable(
+                        "the language worker went away before the invocation started".into(),
+                    ));
+                }
+            }
+        }
+        let forget = Forget {
+            live: live.clone(),
+            id,
+            armed: true,
+        };
+        dispatched.store(live.generation, Ordering::Release);
+        if live
+            .outbound
+            .send(ToWorker::Invocation(Box::new(invocation)))
+            .is_err()
+        {
+            return Err(InvokeError::Failed(
+                "the language worker's stream is closed".into(),
+            ));
+        }
+        Ok((live, forget, answered))
+    }
+}
+
+/// Forgets an invocation when dropped (timeout, client gone), unless it was handed over to a
+/// task that still waits for the worker's answer.
+struct Forget {
+    live: Arc<Live>,
+    id: String,
+    armed: bool,
+}
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        if self.armed {
+            self.live.forget(&self.id);
+        }
+    }
+}
+
+/// The id `live` knows `function` by, unless it could not load it.
+fn loaded(live: &Live, function: &Function) -> Result<String, InvokeError> {
+    if let Some(reason) = live.load_errors.get(&function.name) {
+        return Err(InvokeError::Failed(format!(
+            "the worker could not load function {}: {reason}",
+            function.name
+        )));
+    }
+    live.ids
+        .get(&function.name.to_ascii_lowercase())
+        .cloned()
+        .ok_or_else(|| {
+            InvokeError::Failed(format!(
+                "the worker did not load function {}",
+                function.name
+            ))
+        })
 }
 
 /// Fails unless the worker reports success.
