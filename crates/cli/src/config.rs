@@ -18,6 +18,7 @@ pub struct FileConfig {
     pub max_request_body_size: Option<u64>,
     pub workers_dir: Option<PathBuf>,
     pub timer_lease_seconds: Option<u64>,
+    pub queue_listen: Option<String>,
 }
 
 /// How logs are written to stderr.
@@ -70,6 +71,9 @@ pub struct Config {
     pub workers_dir: Option<PathBuf>,
     /// How long a timer listener's lease lasts without renewal (default 60 s).
     pub timer_lease: std::time::Duration,
+    /// Where the built-in queue service listens (`127.0.0.1:10001`, development storage's
+    /// address), or None when it is off.
+    pub queue_listen: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +125,7 @@ pub const ENV_LOG_FORMAT: &str = "STRATUS_LOG_FORMAT";
 pub const ENV_MAX_REQUEST_BODY_SIZE: &str = "STRATUS_MAX_REQUEST_BODY_SIZE";
 pub const ENV_WORKERS_DIR: &str = "STRATUS_WORKERS_DIR";
 pub const ENV_TIMER_LEASE_SECONDS: &str = "STRATUS_TIMER_LEASE_SECONDS";
+pub const ENV_QUEUE_LISTEN: &str = "STRATUS_QUEUE_LISTEN";
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -218,7 +223,13 @@ impl Config {
             ),
             None => file.timer_lease_seconds,
         };
+        let queue_listen = env
+            .get(ENV_QUEUE_LISTEN)
+            .or(file.queue_listen)
+            .unwrap_or_else(|| "127.0.0.1:10001".to_string());
+        let queue_listen = (!queue_listen.eq_ignore_ascii_case("off")).then_some(queue_listen);
         Ok(Config {
+            queue_listen,
             timer_lease: std::time::Duration::from_secs(timer_lease_seconds.unwrap_or(60).max(1)),
             data_dir,
             database_url,

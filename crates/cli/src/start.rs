@@ -210,14 +210,46 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
     let (keys, mut store, place) = crate::app::open_keys(&app, &config)
         .await
         .map_err(ExitError::Other)?;
-    if !timers.is_empty() && store.is_none() {
-        // Timer status and leases live in the store, whatever keeps the keys.
+    if (!timers.is_empty() || config.queue_listen.is_some()) && store.is_none() {
+        // Timer status, leases and queues live in the store, whatever keeps the keys.
         store = Some(
             crate::app::open_store(&config)
                 .await
                 .map_err(ExitError::Other)?,
         );
     }
+    let (stop_queues, queues_stopped) = tokio::sync::oneshot::channel::<()>();
+    let queue_task = match (&config.queue_listen, &store) {
+        (Some(addr), Some(store)) => match tokio::net::TcpListener::bind(addr.as_str()).await {
+            Ok(listener) => {
+                let service = stratus_storage::queue_api::QueueService {
+                    queues: store.queues(),
+                    accounts: vec![(
+                        stratus_storage::DEV_ACCOUNT.to_string(),
+                        stratus_storage::DEV_ACCOUNT_KEY.to_string(),
+                    )],
+                };
+                println!(
+                    "Queue service (Azure Storage Queue API, development storage account) on http://{addr}/{}",
+                    stratus_storage::DEV_ACCOUNT
+                );
+                Some(tokio::spawn(stratus_storage::serve::serve(
+                    listener,
+                    service,
+                    async {
+                        let _ = queues_stopped.await;
+                    },
+                )))
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "the queue service cannot listen on {addr} ({e}): it is off; set STRATUS_QUEUE_LISTEN to another address"
+                );
+                None
+            }
+        },
+        _ => None,
+    };
     println!(
         "Stratus {} (Azure Functions host {} compatible)",
         env!("CARGO_PKG_VERSION"),
@@ -291,6 +323,10 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
     )
     .await;
     let _ = stop_timers.send(true);
+    let _ = stop_queues.send(());
+    if let Some(t) = queue_task {
+        let _ = t.await;
+    }
     for t in timer_tasks {
         let _ = t.await;
     }

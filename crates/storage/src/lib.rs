@@ -3,6 +3,8 @@
 //! (development storage included) and Shared Key request signing.
 
 pub mod connection;
+pub mod queue_api;
+pub mod serve;
 pub mod shared_key;
 pub mod xml;
 

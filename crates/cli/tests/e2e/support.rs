@@ -42,6 +42,8 @@ pub fn stratus_command() -> std::process::Command {
     // Workers read these to decide they run on Azure's own machines.
     c.env_remove("RUST_LOG")
         .env_remove("CONTAINER_NAME")
+        // Tests that want the queue service give it a port of its own.
+        .env("STRATUS_QUEUE_LISTEN", "off")
         .env_remove("WEBSITE_INSTANCE_ID")
         .env("STRATUS_ALLOW_WORLD_READABLE_SECRETS", "1");
     c

@@ -1,0 +1,84 @@
+//! Serving the Queue service over HTTP on a listener of its own (development storage's
+//! `127.0.0.1:10001` by default).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use crate::queue_api::{QueueRequest, QueueService};
+
+/// Largest request body read (a message is at most 64 KiB of text, escaped in XML).
+const BODY_LIMIT: usize = 1 << 20;
+
+/// Milliseconds since the epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+async fn answer(
+    service: Arc<QueueService>,
+    req: hyper::Request<Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, BODY_LIMIT).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            let mut r = hyper::Response::new(Full::new(Bytes::from(crate::xml::error(
+                "RequestBodyTooLarge",
+                "The request body is too large.",
+            ))));
+            *r.status_mut() = http::StatusCode::PAYLOAD_TOO_LARGE;
+            return Ok(r);
+        }
+    };
+    let request = QueueRequest {
+        method: &parts.method,
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        body: &body,
+        now_ms: now_ms(),
+    };
+    let resp = service.handle(&request).await;
+    Ok(resp.map(Full::new))
+}
+
+/// Serves `service` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    service: QueueService,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let service = Arc::new(service);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("queue service: accept failed: {e}");
+                    continue;
+                }
+            },
+            () = &mut shutdown => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = service.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| answer(service.clone(), req));
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
+            {
+                tracing::debug!("queue service connection: {e}");
+            }
+        });
+    }
+}
