@@ -7,7 +7,7 @@ use std::time::Duration;
 use stratus_host::clock::SystemClock;
 use stratus_host::executor::custom_handler::CustomHandler;
 use stratus_host::executor::language_worker::{LanguageWorker, WorkerOptions};
-use stratus_host::triggers::timer;
+use stratus_host::triggers::{queue, timer};
 use stratus_host::{App, AuthMode, Cors, Executor, Host, HostOptions};
 
 use crate::config::{Config, ConfigFlags};
@@ -200,7 +200,9 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
     }
     // Timer functions: a schedule that does not parse fails its function alone.
     let time_zone = timer::time_zone(&app).map_err(cannot)?;
-    let (timers, timer_errors) = timer::timer_functions(&app);
+    let (timers, mut timer_errors) = timer::timer_functions(&app);
+    let (queue_functions, queue_errors) = queue::queue_functions(&app);
+    timer_errors.extend(queue_errors);
     for (name, message) in timer_errors {
         tracing::error!("The '{name}' function is in error: {message}");
         app.fail_function(&name, message);
@@ -210,7 +212,9 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
     let (keys, mut store, place) = crate::app::open_keys(&app, &config)
         .await
         .map_err(ExitError::Other)?;
-    if (!timers.is_empty() || config.queue_listen.is_some()) && store.is_none() {
+    if (!timers.is_empty() || !queue_functions.is_empty() || config.queue_listen.is_some())
+        && store.is_none()
+    {
         // Timer status, leases and queues live in the store, whatever keeps the keys.
         store = Some(
             crate::app::open_store(&config)
@@ -298,6 +302,20 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
         }
         _ => Vec::new(),
     };
+    let queue_listeners = match &store {
+        Some(store) if !queue_functions.is_empty() => {
+            let ctx = queue::QueueContext {
+                account: stratus_storage::DEV_ACCOUNT.to_string(),
+                queues: store.queues(),
+                executor: executor.clone(),
+                function_timeout: host.app.config.function_timeout,
+                clock: Arc::new(SystemClock),
+                options: queue::QueueOptions::from_app(&host.app),
+            };
+            queue::start(queue_functions, &ctx, stop_timers.subscribe())
+        }
+        _ => Vec::new(),
+    };
     let (stop_keys, keys_stopped) = tokio::sync::oneshot::channel::<()>();
     let watcher = tokio::spawn(keys.clone().watch(Duration::from_secs(2), async move {
         let _ = keys_stopped.await;
@@ -323,6 +341,9 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
     )
     .await;
     let _ = stop_timers.send(true);
+    for t in queue_listeners {
+        let _ = t.await;
+    }
     let _ = stop_queues.send(());
     if let Some(t) = queue_task {
         let _ = t.await;

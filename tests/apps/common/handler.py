@@ -3,6 +3,7 @@
 JSON invocation protocol (POST /<FunctionName>):
 - crash: exits the process at once;
 - a timer (Data.myTimer): logs what the TimerInfo said;
+- a queue message (Data.msg): "fail" fails, anything else is logged;
 - slow: sleeps Query.ms milliseconds;
 - anything else: returns the function name, method, route values and the whole payload.
 Forwarded requests (/api/...): /api/slow?ms=, /api/crash, /api/size, otherwise a report of the request.
@@ -79,7 +80,16 @@ class Handler(BaseHTTPRequestHandler):
                     f"AdjustForDST={timer.get('Schedule', {}).get('AdjustForDST')} "
                     f"monitored={status is not None} sys={payload.get('Metadata', {}).get('sys', {}).get('MethodName')}")
             return self.reply(200, compact({"Outputs": {}, "Logs": [line], "ReturnValue": None}))
-        req = payload.get("Data", {}).get("req", {})
+        data = payload.get("Data", {})
+        if "msg" in data:
+            # A queue message: "fail" fails the invocation; anything else is logged.
+            text = data["msg"]
+            if text == "fail":
+                return self.reply(500, b"failing on purpose", "text/plain")
+            dequeue = payload.get("Metadata", {}).get("DequeueCount")
+            line = f"queue {function} got {text} dequeue={dequeue}"
+            return self.reply(200, compact({"Outputs": {}, "Logs": [line], "ReturnValue": None}))
+        req = data.get("req", {})
         if function == "crash":
             os._exit(3)
         if function == "slow":

@@ -37,3 +37,66 @@ fn the_python_queue_sdk_works_against_the_queue_service() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("all checks passed"));
 }
+
+fn sdk_python() -> String {
+    #[allow(clippy::disallowed_methods, reason = "tests prepare their tools")]
+    let env = std::process::Command::new(repo().join("tests/workers/storage-sdk-env"))
+        .output()
+        .expect("cannot run tests/workers/storage-sdk-env");
+    assert!(
+        env.status.success(),
+        "{}",
+        String::from_utf8_lossy(&env.stderr)
+    );
+    String::from_utf8(env.stdout).unwrap().trim().to_string()
+}
+
+fn tool(python: &str, args: &[&str]) -> String {
+    #[allow(clippy::disallowed_methods, reason = "the test runs the SDK client")]
+    let out = std::process::Command::new(python)
+        .arg(repo().join("tests/sdk/queue_tool.py"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn queue_triggers_process_messages_sent_with_the_sdk_and_poison_failures() {
+    let python = sdk_python();
+    let port = free_port();
+    let p = port.to_string();
+    let s = Stratus::start(
+        &crate::support::test_app("queues"),
+        Options::default().env("STRATUS_QUEUE_LISTEN", &format!("127.0.0.1:{port}")),
+    );
+    // base64, the extension's default encoding, as the SDK's own policy writes it.
+    tool(&python, &["send", &p, "jobs", "hello queue", "base64"]);
+    s.wait_log("queue work got hello queue dequeue=");
+    s.wait_log("Executing 'Functions.work' (Reason='New queue message detected on 'jobs'.'");
+    // A failing function: retried, then moved to the poison queue after maxDequeueCount (2).
+    tool(&python, &["send", &p, "jobs", "fail", "base64"]);
+    // Plain text where base64 is expected: explained, and poisoned the same way.
+    tool(&python, &["send", &p, "jobs", "not base64!"]);
+    s.wait_log("set extensions.queues.messageEncoding to \"none\"");
+    let poisoned = crate::support::eventually(std::time::Duration::from_secs(20), || {
+        let list: Vec<String> =
+            serde_json::from_str(&tool(&python, &["peek", &p, "jobs-poison"])).unwrap();
+        (list.len() == 2).then_some(list)
+    });
+    assert!(
+        poisoned.contains(&"not base64!".to_string()),
+        "{poisoned:?}"
+    );
+    s.wait_log("Message has reached MaxDequeueCount of 2. Moving message to queue 'jobs-poison'.");
+    let left: Vec<String> = serde_json::from_str(&tool(&python, &["peek", &p, "jobs"])).unwrap();
+    assert!(
+        left.is_empty(),
+        "processed and poisoned messages left the queue: {left:?}"
+    );
+}

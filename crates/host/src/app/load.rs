@@ -13,7 +13,7 @@ use stratus_model::{
 use super::{App, Function, FunctionErrors};
 
 /// Binding types the host can serve.
-pub const SUPPORTED_BINDINGS: &[&str] = &["httpTrigger", "http", "timerTrigger"];
+pub const SUPPORTED_BINDINGS: &[&str] = &["httpTrigger", "http", "timerTrigger", "queueTrigger"];
 
 /// Why an app cannot start at all.
 #[derive(Debug, thiserror::Error)]
@@ -378,7 +378,7 @@ mod tests {
         write(
             root,
             "Queue/function.json",
-            r#"{"bindings":[{"type":"queueTrigger","name":"m","queueName":"q"}]}"#,
+            r#"{"bindings":[{"type":"blobTrigger","name":"m","path":"c/{name}"}]}"#,
         );
         write(
             root,
@@ -404,7 +404,7 @@ mod tests {
             "{errs:?}"
         );
         assert!(
-            errs[2].contains("'queueTrigger' are not supported"),
+            errs[2].contains("'blobTrigger' are not supported"),
             "{errs:?}"
         );
         assert!(app.routes.find("GET", "/api/good").is_some());

@@ -1,6 +1,7 @@
 //! Non-HTTP triggers: the invocation pipeline they share (logs, `functionTimeout`, the
 //! executor), timers, and the state they keep (`state`).
 
+pub mod queue;
 pub mod state;
 pub mod timer;
 

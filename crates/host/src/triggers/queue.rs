@@ -1,0 +1,393 @@
+//! The queue trigger over the built-in queue service, with the Azure queue extension's
+//! semantics: batches, polling back-off, a message deleted only after its function succeeded,
+//! released for another try on failure, moved to `<queue>-poison` after `maxDequeueCount`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{Map, Value};
+use stratus_store::SqlQueues;
+use stratus_store::queues::Message;
+
+use crate::app::{App, Function};
+use crate::clock::Clock;
+use crate::executor::Executor;
+
+/// How long a received message stays invisible while its function runs (the host's
+/// 10-minute lease on messages it processes).
+const PROCESSING_VISIBILITY: Duration = Duration::from_secs(600);
+/// The shortest wait between polls of an empty queue.
+const MIN_POLL: Duration = Duration::from_millis(100);
+
+/// `extensions.queues` of host.json, with the extension's defaults.
+#[derive(Debug, Clone)]
+pub struct QueueOptions {
+    pub batch_size: usize,
+    pub new_batch_threshold: usize,
+    pub max_polling_interval: Duration,
+    pub visibility_timeout: Duration,
+    pub max_dequeue_count: i64,
+    /// `messageEncoding`: base64 (the default) or none.
+    pub base64: bool,
+}
+
+fn num(o: &Map<String, Value>, key: &str) -> Option<i64> {
+    let (_, v) = o.iter().find(|(k, _)| k.eq_ignore_ascii_case(key))?;
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn text<'a>(o: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    o.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .and_then(|(_, v)| v.as_str())
+}
+
+fn span(o: &Map<String, Value>, key: &str) -> Option<Duration> {
+    let t = text(o, key)?;
+    stratus_model::timespan::parse(t)
+        .ok()
+        .filter(|t| !t.negative)
+        .map(|t| t.duration)
+}
+
+impl QueueOptions {
+    /// Reads `extensions.queues` from the host.json document.
+    pub fn from_app(app: &App) -> QueueOptions {
+        let empty = Map::new();
+        let q = app
+            .config
+            .raw
+            .as_object()
+            .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("extensions")))
+            .and_then(|(_, e)| e.as_object())
+            .and_then(|e| e.iter().find(|(k, _)| k.eq_ignore_ascii_case("queues")))
+            .and_then(|(_, q)| q.as_object())
+            .unwrap_or(&empty);
+        let batch_size = num(q, "batchSize").unwrap_or(16).clamp(1, 32) as usize;
+        QueueOptions {
+            batch_size,
+            new_batch_threshold: num(q, "newBatchThreshold")
+                .map_or(batch_size / 2, |n| n.max(0) as usize),
+            max_polling_interval: span(q, "maxPollingInterval").unwrap_or(Duration::from_secs(60)),
+            visibility_timeout: span(q, "visibilityTimeout").unwrap_or(Duration::ZERO),
+            max_dequeue_count: num(q, "maxDequeueCount").unwrap_or(5).max(1),
+            base64: !text(q, "messageEncoding").is_some_and(|e| e.eq_ignore_ascii_case("none")),
+        }
+    }
+}
+
+/// A queue-triggered function, ready to listen.
+#[derive(Debug, Clone)]
+pub struct QueueFunction {
+    pub function: Arc<Function>,
+    pub queue: String,
+}
+
+/// The queue functions of `app`; the ones whose queue or connection cannot be served are
+/// returned with their error (file, field, and what to do).
+pub fn queue_functions(app: &App) -> (Vec<QueueFunction>, Vec<(String, String)>) {
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    for f in &app.functions {
+        let trigger = f.config.trigger_binding();
+        if !trigger.is_type("queueTrigger") {
+            continue;
+        }
+        let file = format!("{}/function.json", f.name);
+        let at = f.config.trigger_path();
+        let Some(name) = text(&trigger.raw, "queueName") else {
+            errors.push((
+                f.name.clone(),
+                format!("{file}: {at}.queueName: expected the queue's name, found nothing"),
+            ));
+            continue;
+        };
+        let name = match app.settings.resolve_names(name) {
+            Ok(n) => n.to_ascii_lowercase(),
+            Err(e) => {
+                errors.push((f.name.clone(), format!("{file}: {at}.queueName: {e}")));
+                continue;
+            }
+        };
+        let connection = text(&trigger.raw, "connection").unwrap_or("AzureWebJobsStorage");
+        let value = app
+            .settings
+            .get(connection)
+            .or_else(|| app.settings.get(&format!("AzureWebJobs{connection}")));
+        if let Some(v) = value
+            && !v.trim().is_empty()
+        {
+            let local = stratus_storage_like_is_local(v);
+            if !local {
+                errors.push((
+                    f.name.clone(),
+                    format!(
+                        "{file}: {at}.connection: the setting \"{connection}\" names an Azure Storage account; \
+                         queue triggers on real Azure Storage are not supported yet: use UseDevelopmentStorage=true \
+                         (Stratus's own queue service)"
+                    ),
+                ));
+                continue;
+            }
+        }
+        found.push(QueueFunction {
+            function: f.clone(),
+            queue: name,
+        });
+    }
+    (found, errors)
+}
+
+/// Whether a storage connection string points at this machine (development storage).
+fn stratus_storage_like_is_local(conn: &str) -> bool {
+    let lower = conn.to_ascii_lowercase();
+    if lower.contains("usedevelopmentstorage=true") {
+        return true;
+    }
+    let endpoint = conn
+        .split(';')
+        .find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            k.trim()
+                .eq_ignore_ascii_case("QueueEndpoint")
+                .then(|| v.trim().to_ascii_lowercase())
+        })
+        .unwrap_or_default();
+    endpoint.contains("://127.0.0.1")
+        || endpoint.contains("://localhost")
+        || endpoint.contains("://[::1]")
+}
+
+/// What every queue listener of an app shares.
+#[derive(Debug, Clone)]
+pub struct QueueContext {
+    pub account: String,
+    pub queues: SqlQueues,
+    pub executor: Arc<dyn Executor>,
+    pub function_timeout: Option<Duration>,
+    pub clock: Arc<dyn Clock>,
+    pub options: QueueOptions,
+}
+
+fn ms(clock: &dyn Clock) -> i64 {
+    clock.now().timestamp_millis()
+}
+
+fn rfc3339(ms: i64) -> Value {
+    match chrono::DateTime::from_timestamp_millis(ms) {
+        Some(t) if ms != stratus_store::queues::NEVER_EXPIRES => {
+            Value::String(t.format("%Y-%m-%dT%H:%M:%S%.3f+00:00").to_string())
+        }
+        _ => Value::String("9999-12-31T23:59:59+00:00".into()),
+    }
+}
+
+/// The message as the function sees it (decoded), or why it cannot be decoded.
+fn decode(m: &Message, base64: bool) -> Result<String, String> {
+    if !base64 {
+        return Ok(m.text.clone());
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(m.text.trim())
+        .map_err(|_| {
+            "the message is not valid base64, which the queue trigger expects by default; \
+             send base64 (e.g. the Python SDK's TextBase64EncodePolicy) or set \
+             extensions.queues.messageEncoding to \"none\" in host.json"
+                .to_string()
+        })?;
+    String::from_utf8(bytes).map_err(|_| "the decoded message is not UTF-8 text".to_string())
+}
+
+/// Trigger metadata of a queue message, as the extension's binding data names it.
+fn metadata(m: &Message, text: &str) -> Map<String, Value> {
+    let mut md = Map::new();
+    if let Ok(Value::Object(o)) = serde_json::from_str::<Value>(text) {
+        for (k, v) in o {
+            md.insert(k, v);
+        }
+    }
+    md.insert("QueueTrigger".into(), Value::String(text.to_string()));
+    md.insert("DequeueCount".into(), Value::from(m.dequeue_count));
+    md.insert("Id".into(), Value::String(m.id.clone()));
+    md.insert("PopReceipt".into(), Value::String(m.pop_receipt.clone()));
+    md.insert("InsertionTime".into(), rfc3339(m.insertion_ms));
+    md.insert("ExpirationTime".into(), rfc3339(m.expiration_ms));
+    md.insert("NextVisibleTime".into(), rfc3339(m.next_visible_ms));
+    md
+}
+
+/// One queue function's listener.
+#[derive(Debug)]
+pub struct Listener {
+    pub target: QueueFunction,
+    pub ctx: QueueContext,
+}
+
+impl Listener {
+    /// Polls until `stop` turns true, processing each batch before taking the next.
+    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut wait = MIN_POLL;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let got = self
+                .ctx
+                .queues
+                .get(
+                    &self.ctx.account,
+                    &self.target.queue,
+                    self.ctx.options.batch_size,
+                    PROCESSING_VISIBILITY.as_millis() as i64,
+                    ms(self.ctx.clock.as_ref()),
+                )
+                .await;
+            let batch = match got {
+                Ok(b) => b,
+                Err(stratus_store::Error::QueueNotFound { .. }) => Vec::new(),
+                Err(e) => {
+                    tracing::warn!(function = %self.target.function.name, "cannot read queue {}: {e}", self.target.queue);
+                    Vec::new()
+                }
+            };
+            if batch.is_empty() {
+                let until =
+                    self.ctx.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();
+                tokio::select! {
+                    () = self.ctx.clock.sleep_until(until) => {}
+                    _ = stop.changed() => return,
+                }
+                wait = (wait * 2).min(self.ctx.options.max_polling_interval.max(MIN_POLL));
+                continue;
+            }
+            wait = MIN_POLL;
+            futures_util::future::join_all(batch.into_iter().map(|m| self.process(m))).await;
+        }
+    }
+
+    async fn process(&self, m: Message) {
+        let function = self.target.function.clone();
+        let opts = &self.ctx.options;
+        let outcome = match decode(&m, opts.base64) {
+            Ok(text) => {
+                let md = metadata(&m, &text);
+                super::invoke(
+                    &self.ctx.executor,
+                    self.ctx.function_timeout,
+                    function.clone(),
+                    Value::String(text),
+                    md,
+                    &format!("New queue message detected on '{}'.", self.target.queue),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+            }
+            Err(why) => {
+                tracing::error!(function = %function.name, message_id = %m.id, "{why}");
+                Err(why)
+            }
+        };
+        let queues = &self.ctx.queues;
+        let account = &self.ctx.account;
+        let queue = &self.target.queue;
+        let result = match outcome {
+            Ok(()) => queues
+                .delete(account, queue, &m.id, &m.pop_receipt)
+                .await
+                .map(|_| ()),
+            Err(_) if m.dequeue_count >= opts.max_dequeue_count => {
+                let poison = format!("{queue}-poison");
+                tracing::warn!(function = %function.name, message_id = %m.id,
+                    "Message has reached MaxDequeueCount of {}. Moving message to queue '{poison}'.", opts.max_dequeue_count);
+                let now = ms(self.ctx.clock.as_ref());
+                let _ = queues.create_queue(account, &poison, &[]).await;
+                match queues.put(account, &poison, &m.text, 0, None, now).await {
+                    Ok(_) => queues
+                        .delete(account, queue, &m.id, &m.pop_receipt)
+                        .await
+                        .map(|_| ()),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(_) => {
+                let now = ms(self.ctx.clock.as_ref());
+                queues
+                    .update(
+                        account,
+                        queue,
+                        &m.id,
+                        &m.pop_receipt,
+                        None,
+                        opts.visibility_timeout.as_millis() as i64,
+                        now,
+                    )
+                    .await
+                    .map(|_| ())
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(function = %function.name, message_id = %m.id, "cannot settle the queue message: {e}");
+        }
+    }
+}
+
+/// Starts a listener per queue function; they stop when `stop` turns true.
+pub fn start(
+    targets: Vec<QueueFunction>,
+    ctx: &QueueContext,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    targets
+        .into_iter()
+        .map(|target| {
+            let listener = Listener {
+                target,
+                ctx: ctx.clone(),
+            };
+            tokio::spawn(listener.run(stop.clone()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_decode_as_configured() {
+        let m = Message {
+            id: "i".into(),
+            pop_receipt: "p".into(),
+            text: "aGVsbG8=".into(),
+            insertion_ms: 0,
+            expiration_ms: stratus_store::queues::NEVER_EXPIRES,
+            next_visible_ms: 0,
+            dequeue_count: 1,
+        };
+        assert_eq!(decode(&m, true).unwrap(), "hello");
+        assert_eq!(decode(&m, false).unwrap(), "aGVsbG8=");
+        let plain = Message {
+            text: "not base64!".into(),
+            ..m.clone()
+        };
+        assert!(
+            decode(&plain, true)
+                .unwrap_err()
+                .contains("messageEncoding")
+        );
+        let md = metadata(&m, "{\"job\":7}");
+        assert_eq!(md["job"], 7);
+        assert_eq!(md["DequeueCount"], 1);
+        assert_eq!(md["ExpirationTime"], "9999-12-31T23:59:59+00:00");
+        assert!(stratus_storage_like_is_local("UseDevelopmentStorage=true"));
+        assert!(!stratus_storage_like_is_local(
+            "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=k;EndpointSuffix=core.windows.net"
+        ));
+    }
+}
