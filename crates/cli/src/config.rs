@@ -19,6 +19,7 @@ pub struct FileConfig {
     pub workers_dir: Option<PathBuf>,
     pub timer_lease_seconds: Option<u64>,
     pub queue_listen: Option<String>,
+    pub queue_message_lease_seconds: Option<u64>,
 }
 
 /// How logs are written to stderr.
@@ -74,6 +75,8 @@ pub struct Config {
     /// Where the built-in queue service listens (`127.0.0.1:10001`, development storage's
     /// address), or None when it is off.
     pub queue_listen: Option<String>,
+    /// How long a queue message being processed stays invisible (renewed meanwhile).
+    pub queue_message_lease: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +129,7 @@ pub const ENV_MAX_REQUEST_BODY_SIZE: &str = "STRATUS_MAX_REQUEST_BODY_SIZE";
 pub const ENV_WORKERS_DIR: &str = "STRATUS_WORKERS_DIR";
 pub const ENV_TIMER_LEASE_SECONDS: &str = "STRATUS_TIMER_LEASE_SECONDS";
 pub const ENV_QUEUE_LISTEN: &str = "STRATUS_QUEUE_LISTEN";
+pub const ENV_QUEUE_MESSAGE_LEASE_SECONDS: &str = "STRATUS_QUEUE_MESSAGE_LEASE_SECONDS";
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -228,7 +232,24 @@ impl Config {
             .or(file.queue_listen)
             .unwrap_or_else(|| "127.0.0.1:10001".to_string());
         let queue_listen = (!queue_listen.eq_ignore_ascii_case("off")).then_some(queue_listen);
+        let queue_message_lease_seconds = match env.get(ENV_QUEUE_MESSAGE_LEASE_SECONDS) {
+            Some(v) => Some(
+                v.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| ConfigError::Env {
+                        name: ENV_QUEUE_MESSAGE_LEASE_SECONDS,
+                        value: v.clone(),
+                        problem: "expected a number of seconds, at least 1".into(),
+                    })?,
+            ),
+            None => file.queue_message_lease_seconds,
+        };
         Ok(Config {
+            queue_message_lease: std::time::Duration::from_secs(
+                queue_message_lease_seconds.unwrap_or(600).max(1),
+            ),
             queue_listen,
             timer_lease: std::time::Duration::from_secs(timer_lease_seconds.unwrap_or(60).max(1)),
             data_dir,

@@ -311,6 +311,7 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
                 function_timeout: host.app.config.function_timeout,
                 clock: Arc::new(SystemClock),
                 options: queue::QueueOptions::from_app(&host.app),
+                message_lease: config.queue_message_lease,
             };
             queue::start(queue_functions, &ctx, stop_timers.subscribe())
         }

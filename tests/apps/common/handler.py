@@ -3,7 +3,7 @@
 JSON invocation protocol (POST /<FunctionName>):
 - crash: exits the process at once;
 - a timer (Data.myTimer): logs what the TimerInfo said;
-- a queue message (Data.msg): "fail" fails, anything else is logged;
+- a queue message (Data.msg): "fail" fails, "sleep:<ms>" sleeps first, anything else is logged;
 - slow: sleeps Query.ms milliseconds;
 - anything else: returns the function name, method, route values and the whole payload.
 Forwarded requests (/api/...): /api/slow?ms=, /api/crash, /api/size, otherwise a report of the request.
@@ -86,6 +86,8 @@ class Handler(BaseHTTPRequestHandler):
             text = data["msg"]
             if text == "fail":
                 return self.reply(500, b"failing on purpose", "text/plain")
+            if text.startswith("sleep:"):
+                time.sleep(int(text[6:]) / 1000)
             dequeue = payload.get("Metadata", {}).get("DequeueCount")
             line = f"queue {function} got {text} dequeue={dequeue}"
             return self.reply(200, compact({"Outputs": {}, "Logs": [line], "ReturnValue": None}))

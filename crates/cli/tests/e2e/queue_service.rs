@@ -100,3 +100,51 @@ fn queue_triggers_process_messages_sent_with_the_sdk_and_poison_failures() {
         "processed and poisoned messages left the queue: {left:?}"
     );
 }
+
+#[test]
+fn messages_being_processed_when_the_process_dies_are_processed_after_restart() {
+    let python = sdk_python();
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let p = port.to_string();
+    let opts = || {
+        Options::default()
+            .env("STRATUS_QUEUE_LISTEN", &format!("127.0.0.1:{port}"))
+            .env("STRATUS_DATA_DIR", data.path().to_str().unwrap())
+            .env("STRATUS_QUEUE_MESSAGE_LEASE_SECONDS", "2")
+    };
+    let app = crate::support::test_app("queues");
+    let mut first = Stratus::start(&app, opts());
+    for i in 0..3 {
+        tool(
+            &python,
+            &["send", &p, "jobs", &format!("sleep:{}", 8000 + i), "base64"],
+        );
+    }
+    // All three are in flight (the function sleeps eight seconds); then the process dies.
+    crate::support::eventually(std::time::Duration::from_secs(10), || {
+        (first.logs().matches("Executing 'Functions.work'").count() >= 3).then_some(())
+    });
+    crate::support::signal(first.child.id(), "KILL");
+    let _ = first.child.wait();
+    assert!(
+        !first.logs().contains("queue work got sleep:"),
+        "nothing finished before the kill:\n{}",
+        first.logs()
+    );
+
+    // A new process on the same store gets them back once their lease (2 s) runs out.
+    let second = Stratus::start(&app, opts());
+    for i in 0..3 {
+        second.wait_log_within(
+            &format!("queue work got sleep:{} dequeue=", 8000 + i),
+            std::time::Duration::from_secs(30),
+        );
+    }
+    let poisoned: Vec<String> =
+        serde_json::from_str(&tool(&python, &["peek", &p, "jobs-poison"])).unwrap();
+    assert!(
+        poisoned.is_empty(),
+        "a crash is not a failure: {poisoned:?}"
+    );
+}

@@ -210,7 +210,12 @@ impl Stratus {
 
     /// Waits until the console output contains `needle` (logs are written in batches).
     pub fn wait_log(&self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        self.wait_log_within(needle, Duration::from_secs(5));
+    }
+
+    /// Like [`Stratus::wait_log`], for up to `limit`.
+    pub fn wait_log_within(&self, needle: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
         while !self.logs().contains(needle) {
             assert!(
                 Instant::now() < deadline,

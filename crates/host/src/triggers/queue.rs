@@ -14,9 +14,9 @@ use crate::app::{App, Function};
 use crate::clock::Clock;
 use crate::executor::Executor;
 
-/// How long a received message stays invisible while its function runs (the host's
-/// 10-minute lease on messages it processes).
-const PROCESSING_VISIBILITY: Duration = Duration::from_secs(600);
+/// How long a received message stays invisible while its function runs, by default (the
+/// host's 10-minute lease on messages it processes); renewed at half of that.
+pub const MESSAGE_LEASE: Duration = Duration::from_secs(600);
 /// The shortest wait between polls of an empty queue.
 const MIN_POLL: Duration = Duration::from_millis(100);
 
@@ -172,6 +172,9 @@ pub struct QueueContext {
     pub function_timeout: Option<Duration>,
     pub clock: Arc<dyn Clock>,
     pub options: QueueOptions,
+    /// How long a message being processed stays invisible; renewed while its function runs,
+    /// so a process that dies gives its messages back after at most this long.
+    pub message_lease: Duration,
 }
 
 fn ms(clock: &dyn Clock) -> i64 {
@@ -229,64 +232,122 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Polls until `stop` turns true, processing each batch before taking the next.
+    /// Polls until `stop` turns true. A new batch is taken whenever the messages in flight
+    /// drop to `newBatchThreshold`, as the extension does; an empty queue is polled with a
+    /// back-off up to `maxPollingInterval`.
     pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        use futures_util::StreamExt as _;
+        let this = &self;
+        let mut running = futures_util::stream::FuturesUnordered::new();
         let mut wait = MIN_POLL;
+        // Set when whoever stops the listener is gone (as good as being told to stop).
+        let mut stop_now = false;
         loop {
             if *stop.borrow() {
+                // Let the invocations in flight finish (their messages are settled).
+                while running.next().await.is_some() {}
                 return;
             }
-            let got = self
-                .ctx
-                .queues
-                .get(
-                    &self.ctx.account,
-                    &self.target.queue,
-                    self.ctx.options.batch_size,
-                    PROCESSING_VISIBILITY.as_millis() as i64,
-                    ms(self.ctx.clock.as_ref()),
-                )
-                .await;
-            let batch = match got {
-                Ok(b) => b,
-                Err(stratus_store::Error::QueueNotFound { .. }) => Vec::new(),
-                Err(e) => {
-                    tracing::warn!(function = %self.target.function.name, "cannot read queue {}: {e}", self.target.queue);
-                    Vec::new()
+            if running.len() > this.ctx.options.new_batch_threshold {
+                tokio::select! {
+                    _ = running.next() => {}
+                    r = stop.changed() => if r.is_err() { stop_now = true },
                 }
-            };
+                if stop_now {
+                    while running.next().await.is_some() {}
+                    return;
+                }
+                continue;
+            }
+            let batch = this.fetch().await;
             if batch.is_empty() {
                 let until =
-                    self.ctx.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();
+                    this.ctx.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();
                 tokio::select! {
-                    () = self.ctx.clock.sleep_until(until) => {}
-                    _ = stop.changed() => return,
+                    () = this.ctx.clock.sleep_until(until) => {
+                        wait = (wait * 2).min(this.ctx.options.max_polling_interval.max(MIN_POLL));
+                    }
+                    Some(()) = running.next(), if !running.is_empty() => {}
+                    r = stop.changed() => if r.is_err() { stop_now = true },
                 }
-                wait = (wait * 2).min(self.ctx.options.max_polling_interval.max(MIN_POLL));
+                if stop_now {
+                    while running.next().await.is_some() {}
+                    return;
+                }
                 continue;
             }
             wait = MIN_POLL;
-            futures_util::future::join_all(batch.into_iter().map(|m| self.process(m))).await;
+            for m in batch {
+                running.push(this.process(m));
+            }
+        }
+    }
+
+    /// The next batch of visible messages (none when the queue does not exist yet).
+    async fn fetch(&self) -> Vec<Message> {
+        let got = self
+            .ctx
+            .queues
+            .get(
+                &self.ctx.account,
+                &self.target.queue,
+                self.ctx.options.batch_size,
+                self.ctx.message_lease.as_millis() as i64,
+                ms(self.ctx.clock.as_ref()),
+            )
+            .await;
+        match got {
+            Ok(b) => b,
+            Err(stratus_store::Error::QueueNotFound { .. }) => Vec::new(),
+            Err(e) => {
+                tracing::warn!(function = %self.target.function.name, "cannot read queue {}: {e}", self.target.queue);
+                Vec::new()
+            }
         }
     }
 
     async fn process(&self, m: Message) {
         let function = self.target.function.clone();
+        let mut receipt = m.pop_receipt.clone();
         let opts = &self.ctx.options;
         let outcome = match decode(&m, opts.base64) {
             Ok(text) => {
                 let md = metadata(&m, &text);
-                super::invoke(
+                let reason = format!("New queue message detected on '{}'.", self.target.queue);
+                let invocation = super::invoke(
                     &self.ctx.executor,
                     self.ctx.function_timeout,
                     function.clone(),
                     Value::String(text),
                     md,
-                    &format!("New queue message detected on '{}'.", self.target.queue),
-                )
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+                    &reason,
+                );
+                tokio::pin!(invocation);
+                // Keep the message invisible while the function runs.
+                let half =
+                    chrono::Duration::from_std(self.ctx.message_lease / 2).unwrap_or_default();
+                loop {
+                    let renew_at = self.ctx.clock.now() + half;
+                    tokio::select! {
+                        r = &mut invocation => break r.map(|_| ()).map_err(|e| e.to_string()),
+                        () = self.ctx.clock.sleep_until(renew_at) => {
+                            let now = ms(self.ctx.clock.as_ref());
+                            match self.ctx.queues.update(
+                                &self.ctx.account,
+                                &self.target.queue,
+                                &m.id,
+                                &receipt,
+                                None,
+                                self.ctx.message_lease.as_millis() as i64,
+                                now,
+                            ).await {
+                                Ok(u) => receipt = u.pop_receipt,
+                                Err(e) => tracing::warn!(function = %function.name, message_id = %m.id,
+                                    "cannot renew the message's visibility: {e}"),
+                            }
+                        }
+                    }
+                }
             }
             Err(why) => {
                 tracing::error!(function = %function.name, message_id = %m.id, "{why}");
@@ -322,7 +383,7 @@ impl Listener {
                         account,
                         queue,
                         &m.id,
-                        &m.pop_receipt,
+                        &receipt,
                         None,
                         opts.visibility_timeout.as_millis() as i64,
                         now,
