@@ -131,6 +131,24 @@ pub const ENV_TIMER_LEASE_SECONDS: &str = "STRATUS_TIMER_LEASE_SECONDS";
 pub const ENV_QUEUE_LISTEN: &str = "STRATUS_QUEUE_LISTEN";
 pub const ENV_QUEUE_MESSAGE_LEASE_SECONDS: &str = "STRATUS_QUEUE_MESSAGE_LEASE_SECONDS";
 
+/// A number of seconds (at least 1) from the environment variable `name`, if set.
+fn env_seconds(env: &dyn Env, name: &'static str) -> Result<Option<u64>, ConfigError> {
+    match env.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .map(Some)
+            .ok_or(ConfigError::Env {
+                name,
+                value: v,
+                problem: "expected a number of seconds, at least 1".into(),
+            }),
+    }
+}
+
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.into(),
@@ -213,39 +231,15 @@ impl Config {
             .get(ENV_WORKERS_DIR)
             .map(PathBuf::from)
             .or(file.workers_dir);
-        let timer_lease_seconds = match env.get(ENV_TIMER_LEASE_SECONDS) {
-            Some(v) => Some(
-                v.trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| ConfigError::Env {
-                        name: ENV_TIMER_LEASE_SECONDS,
-                        value: v.clone(),
-                        problem: "expected a number of seconds, at least 1".into(),
-                    })?,
-            ),
-            None => file.timer_lease_seconds,
-        };
+        let timer_lease_seconds =
+            env_seconds(env, ENV_TIMER_LEASE_SECONDS)?.or(file.timer_lease_seconds);
         let queue_listen = env
             .get(ENV_QUEUE_LISTEN)
             .or(file.queue_listen)
             .unwrap_or_else(|| "127.0.0.1:10001".to_string());
         let queue_listen = (!queue_listen.eq_ignore_ascii_case("off")).then_some(queue_listen);
-        let queue_message_lease_seconds = match env.get(ENV_QUEUE_MESSAGE_LEASE_SECONDS) {
-            Some(v) => Some(
-                v.trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| ConfigError::Env {
-                        name: ENV_QUEUE_MESSAGE_LEASE_SECONDS,
-                        value: v.clone(),
-                        problem: "expected a number of seconds, at least 1".into(),
-                    })?,
-            ),
-            None => file.queue_message_lease_seconds,
-        };
+        let queue_message_lease_seconds =
+            env_seconds(env, ENV_QUEUE_MESSAGE_LEASE_SECONDS)?.or(file.queue_message_lease_seconds);
         Ok(Config {
             queue_message_lease: std::time::Duration::from_secs(
                 queue_message_lease_seconds.unwrap_or(600).max(1),

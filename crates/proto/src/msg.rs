@@ -252,6 +252,27 @@ pub enum TypedData {
     Unsupported(&'static str),
 }
 
+impl TypedData {
+    /// The protocol's name of the value's kind (`none` when nothing is set).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TypedData::None => "none",
+            TypedData::String(_) => "string",
+            TypedData::Json(_) => "json",
+            TypedData::Bytes(_) => "bytes",
+            TypedData::Stream(_) => "stream",
+            TypedData::Http(_) => "http",
+            TypedData::Int(_) => "int",
+            TypedData::Double(_) => "double",
+            TypedData::CollectionBytes(_) => "collection_bytes",
+            TypedData::CollectionString(_) => "collection_string",
+            TypedData::CollectionDouble(_) => "collection_double",
+            TypedData::CollectionSint64(_) => "collection_sint64",
+            TypedData::Unsupported(name) => name,
+        }
+    }
+}
+
 /// `RpcHttp`: an HTTP request as the host hands it to a worker, or a response as a
 /// worker returns it.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -10,21 +10,7 @@ use crate::behaviour::Function;
 
 /// The protocol's name of a value's kind (`none` when nothing is set).
 pub fn kind(t: &TypedData) -> &'static str {
-    match t {
-        TypedData::None => "none",
-        TypedData::String(_) => "string",
-        TypedData::Json(_) => "json",
-        TypedData::Bytes(_) => "bytes",
-        TypedData::Stream(_) => "stream",
-        TypedData::Http(_) => "http",
-        TypedData::Int(_) => "int",
-        TypedData::Double(_) => "double",
-        TypedData::CollectionBytes(_) => "collection_bytes",
-        TypedData::CollectionString(_) => "collection_string",
-        TypedData::CollectionDouble(_) => "collection_double",
-        TypedData::CollectionSint64(_) => "collection_sint64",
-        TypedData::Unsupported(name) => name,
-    }
+    t.kind()
 }
 
 /// `{"kind": ..., "value": ...}`: text as it came, bytes in base64; no value for `none`

@@ -393,7 +393,7 @@ fn body_of(t: &TypedData) -> Result<OutBody, String> {
         },
         TypedData::Int(i) => OutBody::Text(i.to_string()),
         TypedData::Double(d) => OutBody::Text(d.to_string()),
-        other => return Err(format!("Unknown RpcDataType: {}", kind(other))),
+        other => return Err(format!("Unknown RpcDataType: {}", other.kind())),
     })
 }
 
@@ -418,25 +418,6 @@ pub fn json_of(t: &TypedData) -> Value {
         TypedData::CollectionString(v) => Value::from(v.clone()),
         TypedData::CollectionDouble(v) => Value::from(v.clone()),
         TypedData::CollectionSint64(v) => Value::from(v.clone()),
-    }
-}
-
-/// The protocol name of a value's kind, for errors.
-fn kind(t: &TypedData) -> &'static str {
-    match t {
-        TypedData::None => "none",
-        TypedData::String(_) => "string",
-        TypedData::Json(_) => "json",
-        TypedData::Bytes(_) => "bytes",
-        TypedData::Stream(_) => "stream",
-        TypedData::Http(_) => "http",
-        TypedData::Int(_) => "int",
-        TypedData::Double(_) => "double",
-        TypedData::CollectionBytes(_) => "collection_bytes",
-        TypedData::CollectionString(_) => "collection_string",
-        TypedData::CollectionDouble(_) => "collection_double",
-        TypedData::CollectionSint64(_) => "collection_sint64",
-        TypedData::Unsupported(name) => name,
     }
 }
 
