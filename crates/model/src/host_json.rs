@@ -282,20 +282,11 @@ fn parse_custom_handler(o: Obj<'_>, legacy: bool) -> Result<CustomHandlerConfig>
         .to_string();
     Ok(CustomHandlerConfig {
         default_executable_path,
-        default_worker_path: d
-            .str("defaultWorkerPath")?
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
+        default_worker_path: d.non_empty("defaultWorkerPath")?,
         arguments: d.strings("arguments")?.unwrap_or_default(),
         worker_arguments: d.strings("workerArguments")?.unwrap_or_default(),
-        working_directory: d
-            .str("workingDirectory")?
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
-        worker_directory: d
-            .str("workerDirectory")?
-            .filter(|s| !s.is_empty())
-            .map(str::to_string),
+        working_directory: d.non_empty("workingDirectory")?,
+        worker_directory: d.non_empty("workerDirectory")?,
         enable_forwarding_http_request: legacy
             || o.bool("enableForwardingHttpRequest")?.unwrap_or(false),
         legacy_http_worker: legacy,

@@ -103,6 +103,11 @@ impl<'a> Obj<'a> {
         }
     }
 
+    /// A string member that counts only when it is not empty.
+    pub fn non_empty(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.str(key)?.filter(|s| !s.is_empty()).map(str::to_string))
+    }
+
     /// A member read as text the way .NET configuration does: strings, numbers and booleans.
     pub fn scalar(&self, key: &str) -> Result<Option<String>> {
         match self.get(key) {

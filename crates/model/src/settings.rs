@@ -16,6 +16,15 @@ impl AppSettings {
         Self::default()
     }
 
+    /// Settings from (name, value) pairs, later ones winning.
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        let mut s = Self::new();
+        for (k, v) in pairs {
+            s.set(k, v);
+        }
+        s
+    }
+
     /// Adds a setting unless one with that name (any case) is already present; returns whether it was added.
     pub fn insert_if_absent(&mut self, name: &str, value: &str) -> bool {
         if self.get(name).is_some() {
@@ -180,11 +189,7 @@ mod tests {
     use super::*;
 
     fn settings(pairs: &[(&str, &str)]) -> AppSettings {
-        let mut s = AppSettings::new();
-        for (k, v) in pairs {
-            s.set(k, v);
-        }
-        s
+        AppSettings::from_pairs(pairs)
     }
 
     #[test]

@@ -115,16 +115,10 @@ impl WorkerConfig {
             language,
             extensions: d.strings("extensions")?.unwrap_or_default(),
             default_executable_path,
-            default_worker_path: d
-                .str("defaultWorkerPath")?
-                .filter(|s| !s.is_empty())
-                .map(str::to_string),
+            default_worker_path: d.non_empty("defaultWorkerPath")?,
             arguments: d.strings("arguments")?.unwrap_or_default(),
             worker_arguments: d.strings("workerArguments")?.unwrap_or_default(),
-            default_runtime_version: d
-                .str("defaultRuntimeVersion")?
-                .filter(|s| !s.is_empty())
-                .map(str::to_string),
+            default_runtime_version: d.non_empty("defaultRuntimeVersion")?,
             worker_indexing: d.bool("workerIndexing")?.unwrap_or(false),
             is_disabled: d.bool("isDisabled")?.unwrap_or(false),
             process,

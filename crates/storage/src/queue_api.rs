@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
-use stratus_store::queues::{CreateQueue, DeleteMessage, MAX_BATCH};
+use stratus_store::queues::{CreateQueue, DeleteMessage, MAX_BATCH, Message};
 use stratus_store::{Error as StoreError, SqlQueues};
 
 use crate::shared_key::{self, Signed};
@@ -470,18 +470,9 @@ impl QueueService {
                 req.now_ms,
             )
             .await?;
-        let listed = xml::ListedMessage {
-            id: &m.id,
-            insertion_time: xml::rfc1123(m.insertion_ms),
-            expiration_time: expiration(m.expiration_ms),
-            pop_receipt: Some(&m.pop_receipt),
-            time_next_visible: Some(xml::rfc1123(m.next_visible_ms)),
-            dequeue_count: None,
-            text: None,
-        };
         Ok(xml_response(
             StatusCode::CREATED,
-            xml::messages_list(&[listed]),
+            xml::messages_list(&[listed(&m, false)]),
         ))
     }
 
@@ -516,19 +507,21 @@ impl QueueService {
             .queues
             .get(account, queue, count, vt * 1000, req.now_ms)
             .await?;
-        let listed: Vec<xml::ListedMessage<'_>> = msgs
-            .iter()
-            .map(|m| xml::ListedMessage {
-                id: &m.id,
-                insertion_time: xml::rfc1123(m.insertion_ms),
-                expiration_time: expiration(m.expiration_ms),
-                pop_receipt: Some(&m.pop_receipt),
-                time_next_visible: Some(xml::rfc1123(m.next_visible_ms)),
-                dequeue_count: Some(m.dequeue_count),
-                text: Some(&m.text),
-            })
-            .collect();
+        let listed: Vec<xml::ListedMessage<'_>> = msgs.iter().map(|m| listed(m, true)).collect();
         Ok(xml_response(StatusCode::OK, xml::messages_list(&listed)))
+    }
+}
+
+/// A sent or received message as the service lists it (received ones with their content).
+fn listed(m: &Message, received: bool) -> xml::ListedMessage<'_> {
+    xml::ListedMessage {
+        id: &m.id,
+        insertion_time: xml::rfc1123(m.insertion_ms),
+        expiration_time: expiration(m.expiration_ms),
+        pop_receipt: Some(&m.pop_receipt),
+        time_next_visible: Some(xml::rfc1123(m.next_visible_ms)),
+        dequeue_count: received.then_some(m.dequeue_count),
+        text: received.then_some(m.text.as_str()),
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod custom_handler;
 pub mod language_worker;
+pub(crate) mod supervision;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -463,12 +463,9 @@ impl Executor for CustomHandler {
         if dispatched == 0 {
             return;
         }
-        let _ = self.control.send(Control::Restart {
-            reason: format!(
-                "A function timeout has occurred. Restarting worker process executing invocationId '{invocation_id}'."
-            ),
-            generation: dispatched,
-        });
+        let _ = self
+            .control
+            .send(Control::timeout_restart(invocation_id, dispatched));
     }
 
     fn start(self: Arc<Self>) -> BoxFuture<'static, ()> {

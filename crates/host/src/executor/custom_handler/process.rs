@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stratus_sandbox::{LineSink, Process, ProcessSpec, Stream};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
+
+pub use super::super::supervision::Control;
+use super::super::supervision::backoff;
 use tokio::time::Instant;
 
 /// What callers can see of the handler.
@@ -22,17 +25,6 @@ pub enum State {
     Stopped,
 }
 
-/// Requests to the supervisor.
-#[derive(Debug)]
-pub enum Control {
-    /// Kill and start again (after a function timeout), if the process of `generation` still runs.
-    Restart {
-        reason: String,
-        generation: u64,
-    },
-    Stop(oneshot::Sender<()>),
-}
-
 /// Everything needed to start the handler, except the port (chosen at each start).
 #[derive(Debug, Clone)]
 pub struct Launch {
@@ -40,13 +32,6 @@ pub struct Launch {
     /// The `%...%`-expanded arguments are fixed; the port goes in the environment.
     pub initialization_timeout: Duration,
     pub app_root: String,
-}
-
-/// Back-off between restarts: doubles from 100 ms up to 10 s; a handler that ran for a
-/// minute starts over from 100 ms.
-fn backoff(failures: u32) -> Duration {
-    let ms = 100u64.saturating_mul(1 << failures.min(7));
-    Duration::from_millis(ms.min(10_000))
 }
 
 fn free_port() -> std::io::Result<u16> {
@@ -303,16 +288,4 @@ pub fn console_sink() -> LineSink {
             tracing::error!(target: "stratus::function", category = "Host.Function.Console", "{line}")
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        assert_eq!(backoff(0), Duration::from_millis(100));
-        assert_eq!(backoff(1), Duration::from_millis(200));
-        assert_eq!(backoff(20), Duration::from_secs(10));
-    }
 }

@@ -112,16 +112,8 @@ pub enum State {
     Stopped,
 }
 
-/// Requests to a worker's supervisor.
-#[derive(Debug)]
-pub enum Control {
-    /// Kill and start again, if the worker of `generation` still runs.
-    Restart {
-        reason: String,
-        generation: u64,
-    },
-    Stop(oneshot::Sender<()>),
-}
+pub use super::super::supervision::Control;
+use super::super::supervision::backoff;
 
 /// What every start of a worker needs.
 #[derive(Debug)]
@@ -139,11 +131,6 @@ pub struct Setup {
     pub generations: std::sync::atomic::AtomicU64,
     pub load_timeout: Duration,
     pub log_levels: HashMap<String, LogLevel>,
-}
-
-fn backoff(failures: u32) -> Duration {
-    let ms = 100u64.saturating_mul(1 << failures.min(7));
-    Duration::from_millis(ms.min(10_000))
 }
 
 /// Keeps the last lines a process wrote, to explain an early exit.
@@ -575,6 +562,31 @@ fn interrupt(c: Option<Control>) -> Interrupt {
     }
 }
 
+/// Runs `work` while answering control messages (restarts of a process that no longer runs
+/// are ignored); None when told to stop, which is acknowledged.
+async fn unless_stopped<T>(
+    work: impl std::future::Future<Output = T>,
+    control: &mut mpsc::UnboundedReceiver<Control>,
+    state: &watch::Sender<State>,
+) -> Option<T> {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            r = &mut work => return Some(r),
+            c = control.recv() => match interrupt(c) {
+                Interrupt::Ignore => {}
+                Interrupt::Stop(ack) => {
+                    state.send_replace(State::Stopped);
+                    if let Some(ack) = ack {
+                        let _ = ack.send(());
+                    }
+                    return None;
+                }
+            },
+        }
+    }
+}
+
 /// Runs one worker slot until told to stop: start, serve, restart with back-off.
 /// `generations` is shared by the slots, so a process is named by its generation alone.
 pub async fn supervise(
@@ -592,21 +604,8 @@ pub async fn supervise(
             + 1;
         state.send_replace(State::Starting);
         let starting = start_once(&setup, &server, generation);
-        tokio::pin!(starting);
-        let started = loop {
-            tokio::select! {
-                r = &mut starting => break r,
-                c = control.recv() => match interrupt(c) {
-                    Interrupt::Ignore => {}
-                    Interrupt::Stop(ack) => {
-                        state.send_replace(State::Stopped);
-                        if let Some(ack) = ack {
-                            let _ = ack.send(());
-                        }
-                        return;
-                    }
-                },
-            }
+        let Some(started) = unless_stopped(starting, &mut control, &state).await else {
+            return;
         };
         let reason = match started {
             Ok((live, mut process, mut stream)) => {
@@ -666,22 +665,11 @@ pub async fn supervise(
         failures = failures.saturating_add(1);
         tracing::error!(target: WORKER_TARGET, worker = %language,
             "{reason}; starting it again in {} ms", wait.as_millis());
-        let sleep = tokio::time::sleep(wait);
-        tokio::pin!(sleep);
-        loop {
-            tokio::select! {
-                () = &mut sleep => break,
-                c = control.recv() => match interrupt(c) {
-                    Interrupt::Ignore => {}
-                    Interrupt::Stop(ack) => {
-                        state.send_replace(State::Stopped);
-                        if let Some(ack) = ack {
-                            let _ = ack.send(());
-                        }
-                        return;
-                    }
-                },
-            }
+        if unless_stopped(tokio::time::sleep(wait), &mut control, &state)
+            .await
+            .is_none()
+        {
+            return;
         }
     }
 }

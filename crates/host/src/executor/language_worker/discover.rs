@@ -254,11 +254,7 @@ mod tests {
     use super::*;
 
     fn settings(pairs: &[(&str, &str)]) -> AppSettings {
-        let mut s = AppSettings::new();
-        for (k, v) in pairs {
-            s.set(k, v);
-        }
-        s
+        AppSettings::from_pairs(pairs)
     }
 
     #[test]

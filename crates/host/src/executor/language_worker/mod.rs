@@ -556,12 +556,9 @@ impl Executor for LanguageWorker {
                         invocation_id: invocation_id.to_string(),
                     });
                 }
-                let _ = s.control.send(Control::Restart {
-                    reason: format!(
-                        "A function timeout has occurred. Restarting worker process executing invocationId '{invocation_id}'."
-                    ),
-                    generation: dispatched,
-                });
+                let _ = s
+                    .control
+                    .send(Control::timeout_restart(invocation_id, dispatched));
             }
         }
     }
