@@ -3,6 +3,8 @@
 // Azure Functions calls it in two ways, and it answers both:
 // - forwarded HTTP (enableForwardingHttpRequest: true): the client's own request, e.g. GET /api/hello;
 // - the JSON invocation protocol: POST /<FunctionName> with {"Data": ..., "Metadata": ...}.
+//   Timer and queue functions (nightly, work) and HTTP functions with a queue output (enqueue)
+//   always come this way, even with forwarding on.
 "use strict";
 
 const http = require("http");
@@ -12,6 +14,37 @@ const PRODUCTS = /^\/api\/products\/([A-Za-z]+)(?:\/(-?\d+))?\/?$/i;
 
 const greet = (name) => `${GREETING}, ${name || "world"}!`;
 const product = (category, id) => ({ category, id: id === undefined || id === null || id === "" ? null : Number(id) });
+
+// The occurrence a timer run is for (TimerInfo.ScheduleStatus.Next), else the time now.
+function scheduledTime(timer) {
+  if (typeof timer === "string") {
+    try {
+      timer = JSON.parse(timer);
+    } catch {
+      timer = null;
+    }
+  }
+  const status = timer && typeof timer === "object" ? timer.ScheduleStatus : null;
+  const occurrence = status && typeof status === "object" ? status.Next : null;
+  return typeof occurrence === "string" && occurrence ? occurrence : new Date().toISOString();
+}
+
+const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+
+// A queue message as a JSON object, or null when it is not one. The message may arrive as an
+// object, as its JSON text, or as that text JSON-encoded once more; each layer is unwrapped.
+function queueObject(value) {
+  for (let i = 0; i < 3; i++) {
+    if (isObject(value)) return value;
+    if (typeof value !== "string") return null;
+    try {
+      value = JSON.parse(value);
+    } catch {
+      return null;
+    }
+  }
+  return isObject(value) ? value : null;
+}
 
 function reply(res, status, body, contentType, headers) {
   const buf = Buffer.isBuffer(body) ? body : Buffer.from(body || "");
@@ -44,9 +77,48 @@ function forwarded(req, res, url, body) {
 
 function invocation(res, fn, raw) {
   const request = JSON.parse(raw.toString("utf8") || "{}");
-  const r = (request.Data && request.Data.req) || {};
+  const data = request.Data || {};
+  const r = data.req || {};
   let result;
   switch (fn.toLowerCase()) {
+    case "nightly": {
+      // Timer (binding "timer"): fan three jobs out to queue `jobs` through output "msg".
+      const batch = scheduledTime(data.timer);
+      result = {
+        Outputs: { msg: [1, 2, 3].map((job) => ({ job, batch })) },
+        Logs: ["fanned out 3 jobs"],
+        ReturnValue: null,
+      };
+      break;
+    }
+    case "work": {
+      // Queue trigger (binding "msg" on `jobs`): a failure makes the host retry the message,
+      // then move it to `jobs-poison` after maxDequeueCount.
+      const job = queueObject(data.msg);
+      if (job === null) return reply(res, 500, "work: the message is not a JSON object", "text/plain");
+      if (job.poison === true) return reply(res, 500, "work: a poison message", "text/plain");
+      const id = job.job === undefined ? null : job.job;
+      result = {
+        Outputs: { result: { job: id, done: true, by: "node-handler" } },
+        Logs: [`finished job ${id}`],
+        ReturnValue: null,
+      };
+      break;
+    }
+    case "enqueue": {
+      // Not forwarded (it has a queue output): the body text becomes one message on `jobs`.
+      let body = r.Body;
+      if (body === undefined || body === null) body = "";
+      else if (typeof body !== "string") body = JSON.stringify(body);
+      result = {
+        Outputs: {
+          res: { statusCode: 202, body: "queued", headers: { "Content-Type": "text/plain; charset=utf-8" } },
+          msg: body,
+        },
+        Logs: ["queued 1 message"],
+      };
+      break;
+    }
     case "hello": {
       let who = (r.Query || {}).name;
       if (who === undefined && r.Body) {

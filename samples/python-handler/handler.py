@@ -3,12 +3,15 @@
 Azure Functions calls it in two ways, and it answers both:
 - forwarded HTTP (enableForwardingHttpRequest: true): the client's own request, e.g. GET /api/hello;
 - the JSON invocation protocol: POST /<FunctionName> with {"Data": ..., "Metadata": ...}.
+  Timer and queue functions (nightly, work) and HTTP functions with a queue output (enqueue)
+  always come this way, even with forwarding on.
 """
 
 import base64
 import json
 import os
 import re
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,6 +29,40 @@ def compact(value):
 
 def product(category, product_id):
     return {"category": category, "id": int(product_id) if product_id not in (None, "") else None}
+
+
+def scheduled_time(timer):
+    """The occurrence a timer run is for (TimerInfo.ScheduleStatus.Next), else the UTC time now."""
+    if isinstance(timer, str):
+        try:
+            timer = json.loads(timer)
+        except ValueError:
+            timer = None
+    status = timer.get("ScheduleStatus") if isinstance(timer, dict) else None
+    occurrence = status.get("Next") if isinstance(status, dict) else None
+    if isinstance(occurrence, str) and occurrence:
+        return occurrence
+    return datetime.now(timezone.utc).isoformat()
+
+
+def queue_object(value):
+    """A queue message as a JSON object, or None when it is not one.
+
+    The message may arrive as an object, as its JSON text, or as that text JSON-encoded
+    once more (a JSON string holding the JSON text); each layer is unwrapped.
+    """
+    for _ in range(3):
+        if isinstance(value, dict):
+            return value
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if not isinstance(value, str):
+            return None
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dict) else None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -95,9 +132,45 @@ class Handler(BaseHTTPRequestHandler):
     # The JSON invocation protocol.
     def invocation(self, function, raw):
         request = json.loads(raw or b"{}")
-        req = request.get("Data", {}).get("req", {})
+        data = request.get("Data") or {}
+        req = data.get("req") or {}
         name = function.lower()
-        if name == "hello":
+        if name == "nightly":
+            # Timer (binding "timer"): fan three jobs out to queue `jobs` through output "msg".
+            batch = scheduled_time(data.get("timer"))
+            result = {
+                "Outputs": {"msg": [{"job": i, "batch": batch} for i in range(1, 4)]},
+                "Logs": ["fanned out 3 jobs"],
+                "ReturnValue": None,
+            }
+        elif name == "work":
+            # Queue trigger (binding "msg" on `jobs`): a failure makes the host retry the
+            # message, then move it to `jobs-poison` after maxDequeueCount.
+            job = queue_object(data.get("msg"))
+            if job is None:
+                return self.reply(500, b"work: the message is not a JSON object", "text/plain")
+            if job.get("poison") is True:
+                return self.reply(500, b"work: a poison message", "text/plain")
+            result = {
+                "Outputs": {"result": {"job": job.get("job"), "done": True, "by": "python-handler"}},
+                "Logs": [f"finished job {job.get('job')}"],
+                "ReturnValue": None,
+            }
+        elif name == "enqueue":
+            # Not forwarded (it has a queue output): the body text becomes one message on `jobs`.
+            body = req.get("Body")
+            if body is None:
+                body = ""
+            elif not isinstance(body, str):
+                body = compact(body)
+            result = {
+                "Outputs": {
+                    "res": {"statusCode": 202, "body": "queued", "headers": {"Content-Type": "text/plain; charset=utf-8"}},
+                    "msg": body,
+                },
+                "Logs": ["queued 1 message"],
+            }
+        elif name == "hello":
             who = req.get("Query", {}).get("name")
             if who is None and req.get("Body"):
                 try:

@@ -1,7 +1,9 @@
-"""The Python v2 sample app: HTTP functions declared with decorators on one FunctionApp."""
+"""The Python v2 sample app: HTTP, timer and queue functions declared with decorators on one FunctionApp."""
 
 import json
 import logging
+import typing
+from datetime import datetime, timezone
 
 import azure.functions as func
 
@@ -83,3 +85,41 @@ def cookies(req: func.HttpRequest) -> func.HttpResponse:
     resp = func.HttpResponse("cookies set", headers={"Set-Cookie": "session=abc123; Path=/; HttpOnly"})
     resp.headers.add("Set-Cookie", "theme=dark; Path=/; Max-Age=3600")
     return resp
+
+
+@app.timer_trigger(arg_name="timer", schedule="0 0 2 * * *", run_on_startup=False)
+@app.queue_output(arg_name="msg", queue_name="jobs", connection="AzureWebJobsStorage")
+def nightly(timer: func.TimerRequest, msg: func.Out[typing.List[str]]) -> None:
+    """A 02:00 batch that fans three jobs out to queue `jobs` in one output list."""
+    # The occurrence this run is for, when the host says; else the time now.
+    batch = (timer.schedule_status or {}).get("Next") or datetime.now(timezone.utc).isoformat()
+    # A list sets one queue message per element.
+    msg.set([json.dumps({"job": i, "batch": batch}, separators=(",", ":")) for i in range(1, 4)])
+    logging.info("fanned out 3 jobs")
+
+
+@app.queue_trigger(arg_name="msg", queue_name="jobs", connection="AzureWebJobsStorage")
+@app.queue_output(arg_name="result", queue_name="results", connection="AzureWebJobsStorage")
+def work(msg: func.QueueMessage, result: func.Out[str]) -> None:
+    """The `jobs` worker: raises on poison or non-JSON messages, else reports to `results`."""
+    text = msg.get_body().decode("utf-8")
+    try:
+        job = json.loads(text)
+    except ValueError:
+        job = None
+    # Raising fails the invocation: the host retries the message, then moves it to
+    # `jobs-poison` once it has been dequeued maxDequeueCount times.
+    if not isinstance(job, dict):
+        raise ValueError(f"work: the message is not a JSON object: {text!r}")
+    if job.get("poison") is True:
+        raise RuntimeError(f"work: a poison message (dequeue count {msg.dequeue_count})")
+    result.set(json.dumps({"job": job.get("job"), "done": True, "by": "python-v2"}, separators=(",", ":")))
+    logging.info("finished job %s", job.get("job"))
+
+
+@app.route(route="enqueue", methods=["POST"])
+@app.queue_output(arg_name="msg", queue_name="jobs", connection="AzureWebJobsStorage")
+def enqueue(req: func.HttpRequest, msg: func.Out[str]) -> func.HttpResponse:
+    """Writes the request body text to queue `jobs` as one message and answers 202."""
+    msg.set(req.get_body().decode("utf-8", "replace"))
+    return func.HttpResponse("queued", status_code=202, mimetype="text/plain")

@@ -19,7 +19,7 @@ def conn(port, key=KEY):
 
 def main(port):
     svc = QueueServiceClient.from_connection_string(conn(port))
-    q = svc.get_queue_client("jobs")
+    q = svc.get_queue_client("sdk-jobs")
     q.create_queue(metadata={"team": "a"})
     try:
         # Same metadata: the service answers 204, which the SDK reports as "already exists".
@@ -60,7 +60,7 @@ def main(port):
         assert e.error_code == "MessageNotFound", e.error_code
 
     names = [x.name for x in svc.list_queues(include_metadata=True)]
-    assert "jobs" in names, names
+    assert "sdk-jobs" in names, names
     q.clear_messages()
     assert q.get_queue_properties().approximate_message_count == 0
     q.delete_queue()
@@ -72,7 +72,7 @@ def main(port):
 
     wrong = QueueServiceClient.from_connection_string(conn(port, key="d3Jvbmcga2V5"))
     try:
-        wrong.get_queue_client("jobs").create_queue()
+        wrong.get_queue_client("sdk-jobs").create_queue()
         raise AssertionError("a wrong key must be refused")
     except ClientAuthenticationError as e:
         assert e.error_code == "AuthenticationFailed", e.error_code

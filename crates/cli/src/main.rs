@@ -6,6 +6,7 @@ mod config;
 mod keys;
 mod log_format;
 mod log_writer;
+mod queue;
 mod secrets;
 mod start;
 mod telemetry;
@@ -28,6 +29,8 @@ enum Command {
     Start(start::StartArgs),
     /// Read and change the app's function keys.
     Keys(keys::KeysArgs),
+    /// Put, peek, list and clear queue messages on a running queue service.
+    Queue(queue::QueueArgs),
 }
 
 /// How a command failed, and the exit code that says so.
@@ -71,6 +74,7 @@ fn log_format(cli: &Cli) -> config::LogFormat {
     let flags = match &cli.command {
         Command::Start(a) => &a.config,
         Command::Keys(a) => &a.config,
+        Command::Queue(a) => &a.config,
     };
     config::Config::resolve(flags, &config::ProcessEnv)
         .map(|c| c.log_format)
@@ -94,6 +98,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Start(args) => start::run(args, &telemetry).await,
             Command::Keys(args) => keys::run(args).await,
+            Command::Queue(args) => queue::run(args).await,
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use stratus_host::bindings::OutputSink;
 use stratus_host::clock::SystemClock;
 use stratus_host::executor::custom_handler::CustomHandler;
 use stratus_host::executor::language_worker::{LanguageWorker, WorkerOptions};
@@ -212,7 +213,11 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
     let (keys, mut store, place) = crate::app::open_keys(&app, &config)
         .await
         .map_err(ExitError::Other)?;
-    if (!timers.is_empty() || !queue_functions.is_empty() || config.queue_listen.is_some())
+    let has_outputs = app.functions.iter().any(|f| !f.outputs.is_empty());
+    if (!timers.is_empty()
+        || !queue_functions.is_empty()
+        || has_outputs
+        || config.queue_listen.is_some())
         && store.is_none()
     {
         // Timer status, leases and queues live in the store, whatever keeps the keys.
@@ -269,6 +274,17 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
         }
     }
 
+    let queue_options = queue::QueueOptions::from_app(&app);
+    let signals = queue::QueueSignals::default();
+    let outputs = store.as_ref().map(|store| {
+        Arc::new(OutputSink {
+            queues: store.queues(),
+            account: stratus_storage::DEV_ACCOUNT.to_string(),
+            base64: queue_options.base64,
+            clock: Arc::new(SystemClock),
+            signals: signals.clone(),
+        })
+    });
     let drain = app
         .config
         .function_timeout
@@ -281,6 +297,7 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
             auth,
             body_limit: config.max_request_body_size,
             cors,
+            outputs,
         },
     );
     let (stop_timers, timers_stopped) = tokio::sync::watch::channel(false);
@@ -289,8 +306,7 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
             let ctx = timer::TimerContext {
                 host_id: host.app.host_id.clone(),
                 tz: time_zone,
-                executor: executor.clone(),
-                function_timeout: host.app.config.function_timeout,
+                invoker: host.invoker.clone(),
                 status: Arc::new(store.timers()),
                 leases: Arc::new(store.leases()),
                 clock: Arc::new(SystemClock),
@@ -307,10 +323,10 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
             let ctx = queue::QueueContext {
                 account: stratus_storage::DEV_ACCOUNT.to_string(),
                 queues: store.queues(),
-                executor: executor.clone(),
-                function_timeout: host.app.config.function_timeout,
+                invoker: host.invoker.clone(),
+                signals: signals.clone(),
                 clock: Arc::new(SystemClock),
-                options: queue::QueueOptions::from_app(&host.app),
+                options: queue_options.clone(),
                 message_lease: config.queue_message_lease,
             };
             queue::start(queue_functions, &ctx, stop_timers.subscribe())

@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod bindings;
 pub mod clock;
 pub mod executor;
 pub mod http;
@@ -50,6 +51,8 @@ pub struct HostOptions {
     /// Request body limit; None uses `FUNCTIONS_REQUEST_BODY_SIZE_LIMIT` or 100 MB.
     pub body_limit: Option<u64>,
     pub cors: Cors,
+    /// Where output bindings are written (None when no store is open).
+    pub outputs: Option<Arc<bindings::OutputSink>>,
 }
 
 /// An app being served.
@@ -68,6 +71,8 @@ pub struct Host {
     /// Timer functions by lower-cased name (for admin invoke's `TimerInfo`).
     pub(crate) timers: std::collections::HashMap<String, triggers::timer::TimerFunction>,
     pub(crate) time_zone: chrono_tz::Tz,
+    /// Runs admin invocations; writes the output bindings of HTTP ones too.
+    pub invoker: triggers::Invoker,
 }
 
 impl Host {
@@ -111,7 +116,14 @@ impl Host {
             .map(|t| (t.function.name.to_ascii_lowercase(), t))
             .collect();
         let time_zone = triggers::timer::time_zone(&app).unwrap_or(chrono_tz::Tz::UTC);
+        let invoker = triggers::Invoker {
+            executor: executor.clone(),
+            timeout: app.config.function_timeout,
+            outputs: options.outputs,
+            clock: Arc::new(clock::SystemClock),
+        };
         Arc::new(Host {
+            invoker,
             timers,
             time_zone,
             app,

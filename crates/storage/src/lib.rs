@@ -2,6 +2,7 @@
 //! host's own storage clients talk to Stratus unchanged: storage connection strings
 //! (development storage included) and Shared Key request signing.
 
+pub mod client;
 pub mod connection;
 pub mod queue_api;
 pub mod serve;

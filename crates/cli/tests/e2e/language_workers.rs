@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::sample_queues::{check_pipeline, with_queue_service};
 use crate::samples::run_cases;
 use crate::support::{Options, Stratus, eventually, repo, sample, stratus_command, test_app};
 
@@ -35,7 +36,8 @@ fn with_python() -> Options {
 
 #[test]
 fn python_v1_sample_on_the_real_worker() {
-    let s = Stratus::start(&sample("python-v1"), with_python());
+    let (opts, queue_port) = with_queue_service(with_python());
+    let s = Stratus::start(&sample("python-v1"), opts);
     let failures = run_cases(&s, "python-v1.json", "python-v1");
     assert!(
         failures.is_empty(),
@@ -48,6 +50,8 @@ fn python_v1_sample_on_the_real_worker() {
     s.wait_log("logs: information from logs");
     s.wait_log("logs: a warning from logs");
     s.wait_log("python worker (1 process)");
+    // Timer, queue trigger (the worker's QueueMessage) and queue outputs on the worker.
+    check_pipeline(&s, queue_port, "python-v1");
 }
 
 #[test]
@@ -135,15 +139,16 @@ fn current_workers() -> PathBuf {
 #[ignore = "needs Microsoft's current Python worker: set STRATUS_CURRENT_WORKERS_DIR"]
 fn python_v2_sample_on_the_current_worker() {
     let workers = current_workers();
-    let s = Stratus::start(
-        &sample("python-v2"),
+    let (opts, queue_port) = with_queue_service(
         Options::default()
             .arg("--workers-dir")
             .arg(workers.to_str().unwrap()),
     );
+    let s = Stratus::start(&sample("python-v2"), opts);
     let failures = run_cases(&s, "python-v2.json", "python-v2");
     assert!(failures.is_empty(), "{}\n{}", failures.join("\n"), s.logs());
     s.wait_log("logs: information from logs");
+    check_pipeline(&s, queue_port, "python-v2");
 }
 
 #[test]
@@ -177,12 +182,13 @@ fn node_v4_sample_on_the_current_worker() {
         .status()
         .expect("npm is needed");
     assert!(installed.success());
-    let s = Stratus::start(
-        app.path(),
+    let (opts, queue_port) = with_queue_service(
         Options::default()
             .arg("--workers-dir")
             .arg(workers.to_str().unwrap()),
     );
+    let s = Stratus::start(app.path(), opts);
     let failures = run_cases(&s, "node-v4.json", "node-v4");
     assert!(failures.is_empty(), "{}\n{}", failures.join("\n"), s.logs());
+    check_pipeline(&s, queue_port, "node-v4");
 }

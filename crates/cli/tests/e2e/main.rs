@@ -5,6 +5,7 @@ mod behaviour;
 mod language_workers;
 mod queue_service;
 mod routing;
+mod sample_queues;
 mod samples;
 mod support;
 mod timers;

@@ -51,18 +51,11 @@ pub async fn invoke(
     } else {
         Value::String(input)
     };
-    let executor = host.executor.clone();
-    let timeout = host.app.config.function_timeout;
+    let invoker = host.invoker.clone();
     tokio::spawn(async move {
-        let _ = crate::triggers::invoke(
-            &executor,
-            timeout,
-            function,
-            value,
-            Map::new(),
-            crate::logging::HTTP_REASON,
-        )
-        .await;
+        let _ = invoker
+            .invoke(function, value, Map::new(), crate::logging::HTTP_REASON)
+            .await;
     });
     Ok(empty(StatusCode::ACCEPTED))
 }

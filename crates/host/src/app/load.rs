@@ -13,7 +13,13 @@ use stratus_model::{
 use super::{App, Function, FunctionErrors};
 
 /// Binding types the host can serve.
-pub const SUPPORTED_BINDINGS: &[&str] = &["httpTrigger", "http", "timerTrigger", "queueTrigger"];
+pub const SUPPORTED_BINDINGS: &[&str] = &[
+    "httpTrigger",
+    "http",
+    "timerTrigger",
+    "queueTrigger",
+    "queue",
+];
 
 /// Why an app cannot start at all.
 #[derive(Debug, thiserror::Error)]
@@ -204,7 +210,7 @@ fn load_function(
         }
         None => primary_script(dir),
     };
-    Ok(function(name, dir, fc, script_file, config, settings))
+    function(name, &file, dir, fc, script_file, config, settings)
 }
 
 fn check_bindings(file: &str, fc: &FunctionConfig) -> Result<(), String> {
@@ -226,12 +232,15 @@ fn check_bindings(file: &str, fc: &FunctionConfig) -> Result<(), String> {
 
 fn function(
     name: &str,
+    file: &str,
     dir: &Path,
     fc: FunctionConfig,
     script_file: Option<PathBuf>,
     config: &HostConfig,
     settings: &AppSettings,
-) -> Function {
+) -> Result<Function, String> {
+    let outputs = crate::bindings::outputs_of(file, &fc, settings)?;
+    let retry = fc.retry.clone().or_else(|| config.retry.clone());
     let http_output = fc
         .bindings
         .iter()
@@ -241,7 +250,7 @@ fn function(
     let user_log_level = config
         .log_levels
         .level_for(&format!("Function.{name}.User"));
-    Function {
+    Ok(Function {
         name: name.to_string(),
         short_name: format!("Functions.{name}"),
         disabled: settings.is_function_disabled(name),
@@ -251,7 +260,9 @@ fn function(
         invocation_log_level,
         user_log_level,
         http_output,
-    }
+        outputs,
+        retry,
+    })
 }
 
 /// A function a language worker found in the app (worker indexing), from its name and its
@@ -281,7 +292,7 @@ pub fn indexed_function(
     let fc = FunctionConfig::parse(name, &file, serde_json::Value::Object(doc))
         .map_err(|e| e.to_string())?;
     check_bindings(&file, &fc)?;
-    Ok(function(name, root, fc, script_file, config, settings))
+    function(name, &file, root, fc, script_file, config, settings)
 }
 
 /// The host's primary-script rule: the only file besides function.json, else `run.*`,

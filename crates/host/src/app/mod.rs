@@ -28,6 +28,10 @@ pub struct Function {
     pub user_log_level: LogLevel,
     /// Name of the `http` output binding (`res`, `$return`, ...), for HTTP functions.
     pub http_output: Option<String>,
+    /// Output bindings the host writes (`queue`).
+    pub outputs: Vec<crate::bindings::OutputBinding>,
+    /// The retry policy: function.json's `retry`, else host.json's.
+    pub retry: Option<stratus_model::RetryPolicy>,
 }
 
 impl Function {

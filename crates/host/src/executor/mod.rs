@@ -49,8 +49,21 @@ pub struct TriggerCall {
     pub value: serde_json::Value,
     /// Trigger metadata (binding data) by name; `sys` is added by the executor.
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// The attempt, when the function has a retry policy.
+    pub retry: Option<RetryContext>,
     /// Set by the executor to the token of the process the call went to (see [`HttpCall::dispatched`]).
     pub dispatched: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Which attempt of an invocation this is, under a retry policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryContext {
+    /// 0 for the first attempt.
+    pub retry_count: u32,
+    /// -1 when unbounded.
+    pub max_retry_count: i64,
+    /// The error of the previous attempt.
+    pub exception: Option<String>,
 }
 
 /// What a non-HTTP invocation produced.

@@ -92,6 +92,8 @@ impl Host {
 
         let invocation_id = Uuid::new_v4();
         let dispatched = Arc::new(AtomicU64::new(0));
+        // Expressions in output bindings may name route values and query parameters.
+        let data = (!function.outputs.is_empty()).then(|| binding_data(&req, &route_values));
         let deadline = self
             .app
             .config
@@ -110,7 +112,18 @@ impl Host {
             deadline,
             dispatched: dispatched.clone(),
         };
-        let work = self.executor.call_http(call, conn);
+        let work = async {
+            let mut response = self.executor.call_http(call, conn).await?;
+            if let Some(data) = &data {
+                let values = response
+                    .extensions_mut()
+                    .remove::<crate::bindings::OutputValues>()
+                    .unwrap_or_default();
+                crate::triggers::flush(self.invoker.outputs.as_deref(), &function, &values.0, data)
+                    .await?;
+            }
+            Ok(response)
+        };
         let outcome = match self.app.config.function_timeout {
             Some(limit) => match tokio::time::timeout(limit, work).await {
                 Ok(r) => r,
@@ -155,6 +168,36 @@ impl Host {
             }
         }
     }
+}
+
+/// Binding data of an HTTP request for output binding expressions: query parameters, then
+/// route values (which win), and `Query`.
+fn binding_data(
+    req: &Request<Incoming>,
+    route_values: &RouteValues,
+) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::Value;
+    let mut data = serde_json::Map::new();
+    let mut query = serde_json::Map::new();
+    for pair in req.uri().query().unwrap_or("").split('&') {
+        if pair.is_empty() {
+            continue;
+        }
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let (k, v) = (
+            crate::http_data::url_decode(k),
+            crate::http_data::url_decode(v),
+        );
+        data.insert(k.clone(), Value::String(v.clone()));
+        query.insert(k, Value::String(v));
+    }
+    for (k, v) in route_values {
+        if let Some(v) = v {
+            data.insert(k.clone(), Value::String(v.clone()));
+        }
+    }
+    data.insert("Query".into(), Value::Object(query));
+    data
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
-//! Non-HTTP triggers: the invocation pipeline they share (logs, `functionTimeout`, the
-//! executor), timers, and the state they keep (`state`).
+//! Non-HTTP triggers: the invocation pipeline they share (logs, `functionTimeout`, retry
+//! policies, output bindings, the executor), timers, queues, and the state they keep.
 
 pub mod queue;
+pub mod retry;
 pub mod state;
 pub mod timer;
 
@@ -9,56 +10,178 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use serde_json::{Map, Value};
+
 use crate::app::Function;
-use crate::executor::{Executor, InvokeError, TriggerCall, TriggerOutcome};
+use crate::bindings::OutputSink;
+use crate::clock::Clock;
+use crate::executor::{Executor, InvokeError, RetryContext, TriggerCall, TriggerOutcome};
 use crate::logging;
 
-/// Runs one non-HTTP invocation: `Executing`/`Executed` logs with `reason`, `functionTimeout`
-/// (the process that ran it is restarted, as for HTTP), then the executor.
-pub async fn invoke(
-    executor: &Arc<dyn Executor>,
-    timeout: Option<Duration>,
-    function: Arc<Function>,
-    value: serde_json::Value,
-    metadata: serde_json::Map<String, serde_json::Value>,
-    reason: &str,
-) -> Result<TriggerOutcome, InvokeError> {
-    let invocation_id = uuid::Uuid::new_v4();
-    logging::executing(&function, invocation_id, reason);
-    let started = Instant::now();
-    let dispatched = Arc::new(AtomicU64::new(0));
-    let call = TriggerCall {
-        function: function.clone(),
-        invocation_id,
-        value,
-        metadata,
-        dispatched: dispatched.clone(),
-    };
-    let work = executor.call(call);
-    let outcome = match timeout {
-        Some(limit) => match tokio::time::timeout(limit, work).await {
-            Ok(r) => r,
-            Err(_) => {
-                logging::timed_out(&function, invocation_id, limit);
-                executor.timed_out(&function, invocation_id, dispatched.load(Ordering::Acquire));
-                Err(InvokeError::Failed(format!(
-                    "Timeout value of {} was exceeded by function: {}",
-                    logging::timespan(limit),
-                    function.short_name
-                )))
+/// Runs non-HTTP invocations of an app's functions.
+#[derive(Debug, Clone)]
+pub struct Invoker {
+    pub executor: Arc<dyn Executor>,
+    /// `functionTimeout`, per attempt.
+    pub timeout: Option<Duration>,
+    /// Where output bindings are written; None when the app has no store.
+    pub outputs: Option<Arc<OutputSink>>,
+    /// Paces retries.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Invoker {
+    /// Runs `function` with the trigger's `value` and `metadata`, retrying as its retry
+    /// policy says (each attempt is an invocation of its own, with a `RetryContext`).
+    pub async fn invoke(
+        &self,
+        function: Arc<Function>,
+        value: Value,
+        metadata: Map<String, Value>,
+        reason: &str,
+    ) -> Result<TriggerOutcome, InvokeError> {
+        let Some(policy) = function.retry.clone() else {
+            return self.attempt(function, value, metadata, reason, None).await;
+        };
+        let max = policy.max_retry_count.map_or(-1, i64::from);
+        let mut retry = RetryContext {
+            retry_count: 0,
+            max_retry_count: max,
+            exception: None,
+        };
+        loop {
+            let outcome = self
+                .attempt(
+                    function.clone(),
+                    value.clone(),
+                    metadata.clone(),
+                    reason,
+                    Some(retry.clone()),
+                )
+                .await;
+            let error = match outcome {
+                Ok(o) => return Ok(o),
+                Err(e) => e,
+            };
+            let count = retry.retry_count;
+            if policy.max_retry_count.is_some_and(|m| count >= m) {
+                if count > 0 {
+                    tracing::error!(
+                        target: "Host.Executor",
+                        function = %function.name,
+                        "Function execution failed after '{count}' retries."
+                    );
+                }
+                return Err(error);
             }
-        },
-        None => work.await,
+            let delay = retry::delay(&policy.strategy, count + 1);
+            tracing::debug!(
+                target: "Host.Executor",
+                function = %function.name,
+                "Waiting for `{}` before retrying function execution. Next attempt: '{}'. Max retry count: '{}'",
+                logging::timespan(delay),
+                count + 1,
+                max
+            );
+            let until = self.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default();
+            self.clock.sleep_until(until).await;
+            retry.retry_count = count + 1;
+            retry.exception = Some(error.to_string());
+        }
+    }
+
+    /// One invocation: `Executing`/`Executed` logs with `reason`, `functionTimeout` (the
+    /// process that ran it is restarted, as for HTTP), the executor, then the output
+    /// bindings (an output that cannot be written fails the invocation).
+    async fn attempt(
+        &self,
+        function: Arc<Function>,
+        value: Value,
+        metadata: Map<String, Value>,
+        reason: &str,
+        retry: Option<RetryContext>,
+    ) -> Result<TriggerOutcome, InvokeError> {
+        let invocation_id = uuid::Uuid::new_v4();
+        logging::executing(&function, invocation_id, reason);
+        let started = Instant::now();
+        let dispatched = Arc::new(AtomicU64::new(0));
+        // Expressions in output bindings may name trigger metadata.
+        let data = (!function.outputs.is_empty()).then(|| metadata.clone());
+        let call = TriggerCall {
+            function: function.clone(),
+            invocation_id,
+            value,
+            metadata,
+            retry,
+            dispatched: dispatched.clone(),
+        };
+        let executor = &self.executor;
+        let work = async {
+            let outcome = executor.call(call).await?;
+            if let Some(data) = data {
+                self.flush(&function, &outcome.outputs, &data).await?;
+            }
+            Ok(outcome)
+        };
+        let outcome = match self.timeout {
+            Some(limit) => match tokio::time::timeout(limit, work).await {
+                Ok(r) => r,
+                Err(_) => {
+                    logging::timed_out(&function, invocation_id, limit);
+                    executor.timed_out(
+                        &function,
+                        invocation_id,
+                        dispatched.load(Ordering::Acquire),
+                    );
+                    Err(InvokeError::Failed(format!(
+                        "Timeout value of {} was exceeded by function: {}",
+                        logging::timespan(limit),
+                        function.short_name
+                    )))
+                }
+            },
+            None => work.await,
+        };
+        let error = match &outcome {
+            Ok(_) => None,
+            Err(e) => Some(e.to_string()),
+        };
+        logging::executed(
+            &function,
+            invocation_id,
+            started.elapsed(),
+            error.as_deref(),
+        );
+        outcome
+    }
+
+    /// Writes the output bindings of a successful invocation.
+    pub async fn flush(
+        &self,
+        function: &Function,
+        outputs: &Map<String, Value>,
+        data: &Map<String, Value>,
+    ) -> Result<(), InvokeError> {
+        flush(self.outputs.as_deref(), function, outputs, data).await
+    }
+}
+
+/// Writes the output bindings of a successful invocation of `function` through `sink`.
+pub async fn flush(
+    sink: Option<&OutputSink>,
+    function: &Function,
+    outputs: &Map<String, Value>,
+    data: &Map<String, Value>,
+) -> Result<(), InvokeError> {
+    if function.outputs.is_empty() {
+        return Ok(());
+    }
+    let Some(sink) = sink else {
+        return Err(InvokeError::Failed(
+            "the function has queue output bindings, but no queue store is open".into(),
+        ));
     };
-    let error = match &outcome {
-        Ok(_) => None,
-        Err(e) => Some(e.to_string()),
-    };
-    logging::executed(
-        &function,
-        invocation_id,
-        started.elapsed(),
-        error.as_deref(),
-    );
-    outcome
+    sink.flush(&function.name, &function.outputs, outputs, data)
+        .await
+        .map_err(InvokeError::Failed)
 }

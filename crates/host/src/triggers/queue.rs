@@ -10,9 +10,11 @@ use serde_json::{Map, Value};
 use stratus_store::SqlQueues;
 use stratus_store::queues::Message;
 
+use std::collections::HashMap;
+
+use super::Invoker;
 use crate::app::{App, Function};
 use crate::clock::Clock;
-use crate::executor::Executor;
 
 /// How long a received message stays invisible while its function runs, by default (the
 /// host's 10-minute lease on messages it processes); renewed at half of that.
@@ -163,13 +165,34 @@ fn stratus_storage_like_is_local(conn: &str) -> bool {
         || endpoint.contains("://[::1]")
 }
 
+/// Wakes the listeners of a queue in this process when something here writes to it (an
+/// output binding), so they need not wait for their next poll.
+#[derive(Debug, Clone, Default)]
+pub struct QueueSignals(Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Notify>>>>);
+
+impl QueueSignals {
+    /// The signal of `queue` (lower-case name).
+    pub fn of(&self, queue: &str) -> Arc<tokio::sync::Notify> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(queue.to_string()).or_default().clone()
+    }
+
+    /// Messages were written to `queue`.
+    pub fn notify(&self, queue: &str) {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get(queue) {
+            n.notify_waiters();
+        }
+    }
+}
+
 /// What every queue listener of an app shares.
 #[derive(Debug, Clone)]
 pub struct QueueContext {
     pub account: String,
     pub queues: SqlQueues,
-    pub executor: Arc<dyn Executor>,
-    pub function_timeout: Option<Duration>,
+    pub invoker: Invoker,
+    pub signals: QueueSignals,
     pub clock: Arc<dyn Clock>,
     pub options: QueueOptions,
     /// How long a message being processed stays invisible; renewed while its function runs,
@@ -242,6 +265,7 @@ impl Listener {
         let mut wait = MIN_POLL;
         // Set when whoever stops the listener is gone (as good as being told to stop).
         let mut stop_now = false;
+        let signal = this.ctx.signals.of(&this.target.queue);
         loop {
             if *stop.borrow() {
                 // Let the invocations in flight finish (their messages are settled).
@@ -259,6 +283,10 @@ impl Listener {
                 }
                 continue;
             }
+            // Listen before reading, so that a write in between is not missed.
+            let written = signal.notified();
+            tokio::pin!(written);
+            written.as_mut().enable();
             let batch = this.fetch().await;
             if batch.is_empty() {
                 let until =
@@ -267,6 +295,7 @@ impl Listener {
                     () = this.ctx.clock.sleep_until(until) => {
                         wait = (wait * 2).min(this.ctx.options.max_polling_interval.max(MIN_POLL));
                     }
+                    () = &mut written => wait = MIN_POLL,
                     Some(()) = running.next(), if !running.is_empty() => {}
                     r = stop.changed() => if r.is_err() { stop_now = true },
                 }
@@ -314,14 +343,10 @@ impl Listener {
             Ok(text) => {
                 let md = metadata(&m, &text);
                 let reason = format!("New queue message detected on '{}'.", self.target.queue);
-                let invocation = super::invoke(
-                    &self.ctx.executor,
-                    self.ctx.function_timeout,
-                    function.clone(),
-                    Value::String(text),
-                    md,
-                    &reason,
-                );
+                let invocation =
+                    self.ctx
+                        .invoker
+                        .invoke(function.clone(), Value::String(text), md, &reason);
                 tokio::pin!(invocation);
                 // Keep the message invisible while the function runs.
                 let half =

@@ -14,7 +14,6 @@ use stratus_store::TimerStatus;
 use super::state::{LeaseStore, TimerStatusStore};
 use crate::app::{App, Function};
 use crate::clock::Clock;
-use crate::executor::Executor;
 
 /// How long a listener lease lasts by default (the host's singleton lease); it is renewed
 /// at a quarter of that.
@@ -34,8 +33,7 @@ pub struct TimerFunction {
 pub struct TimerContext {
     pub host_id: String,
     pub tz: Tz,
-    pub executor: Arc<dyn Executor>,
-    pub function_timeout: Option<Duration>,
+    pub invoker: super::Invoker,
     pub status: Arc<dyn TimerStatusStore>,
     pub leases: Arc<dyn LeaseStore>,
     pub clock: Arc<dyn Clock>,
@@ -354,15 +352,11 @@ impl Listener {
         let function = self.timer.function.clone();
         if function.disabled {
             tracing::debug!(function = %function.name, "a disabled timer function is not run");
-        } else if let Err(e) = super::invoke(
-            &self.ctx.executor,
-            self.ctx.function_timeout,
-            function,
-            info,
-            metadata,
-            &reason,
-        )
-        .await
+        } else if let Err(e) = self
+            .ctx
+            .invoker
+            .invoke(function, info, metadata, &reason)
+            .await
         {
             // Failures are logged (by the pipeline), not retried, as in the host.
             tracing::debug!(function = %self.timer.function.name, "the timer invocation failed: {e}");
@@ -418,7 +412,7 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::executor::{
-        BoxFuture, ConnectionContext, ExecutorStatus, HttpCall, InvokeError, TriggerCall,
+        BoxFuture, ConnectionContext, Executor, ExecutorStatus, HttpCall, InvokeError, TriggerCall,
         TriggerOutcome,
     };
     use crate::http::response::HttpResponse;
@@ -468,6 +462,8 @@ mod tests {
             invocation_log_level: stratus_model::LogLevel::Information,
             user_log_level: stratus_model::LogLevel::Information,
             http_output: None,
+            outputs: Vec::new(),
+            retry: None,
         })
     }
 
@@ -490,8 +486,12 @@ mod tests {
             let ctx = TimerContext {
                 host_id: "host1".into(),
                 tz: Tz::UTC,
-                executor: self.recorder.clone(),
-                function_timeout: None,
+                invoker: super::super::Invoker {
+                    executor: self.recorder.clone(),
+                    timeout: None,
+                    outputs: None,
+                    clock: Arc::new(self.clock.clone()),
+                },
                 status: self.state.clone(),
                 leases: self.state.clone(),
                 clock: Arc::new(self.clock.clone()),

@@ -352,7 +352,18 @@ impl CustomHandler {
                 &call.dispatched,
             )
             .await?;
-        result::http_response(function.http_output.as_deref(), &result).map_err(InvokeError::Failed)
+        let mut response = result::http_response(function.http_output.as_deref(), &result)
+            .map_err(InvokeError::Failed)?;
+        if !function.outputs.is_empty() {
+            let mut outputs = result.outputs.unwrap_or_default();
+            if let Some(v) = result.return_value {
+                outputs.insert("$return".into(), v);
+            }
+            response
+                .extensions_mut()
+                .insert(crate::bindings::OutputValues(outputs));
+        }
+        Ok(response)
     }
 }
 
@@ -410,6 +421,7 @@ impl CustomHandler {
             &function,
             &call.value,
             &call.metadata,
+            call.retry.as_ref(),
             chrono::Utc::now(),
             Uuid::new_v4(),
         );

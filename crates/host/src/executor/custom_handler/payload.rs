@@ -200,6 +200,7 @@ pub fn trigger_invocation(
     function: &Function,
     value: &Value,
     metadata: &Map<String, Value>,
+    retry: Option<&crate::executor::RetryContext>,
     now: chrono::DateTime<chrono::Utc>,
     rand: uuid::Uuid,
 ) -> Vec<u8> {
@@ -219,6 +220,16 @@ pub fn trigger_invocation(
     sys.insert("UtcNow".into(), Value::String(utc_now_text(now)));
     sys.insert("RandGuid".into(), Value::String(rand.to_string()));
     md.set("sys", Value::Object(sys));
+    if let Some(r) = retry {
+        md.set(
+            "RetryContext",
+            serde_json::json!({
+                "RetryCount": r.retry_count,
+                "MaxRetryCount": r.max_retry_count,
+                "Exception": r.exception.as_ref().map(|m| serde_json::json!({"Message": m})),
+            }),
+        );
+    }
     let payload = serde_json::json!({
         "Data": Value::Object(data),
         "Metadata": Value::Object(md.0.into_iter().collect()),
@@ -244,6 +255,8 @@ mod tests {
             invocation_log_level: stratus_model::LogLevel::Information,
             user_log_level: stratus_model::LogLevel::Information,
             http_output: Some("res".into()),
+            outputs: Vec::new(),
+            retry: None,
         }
     }
 

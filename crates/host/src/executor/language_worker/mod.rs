@@ -343,8 +343,38 @@ impl LanguageWorker {
             .map_err(|_| InvokeError::Failed("the language worker went away".into()))?
             .map_err(InvokeError::Failed)?;
         check(&response)?;
-        http::response(function.http_output.as_deref(), &response).map_err(InvokeError::Failed)
+        let mut reply = http::response(function.http_output.as_deref(), &response)
+            .map_err(InvokeError::Failed)?;
+        if !function.outputs.is_empty() {
+            reply
+                .extensions_mut()
+                .insert(crate::bindings::OutputValues(outputs_of(&response)));
+        }
+        Ok(reply)
     }
+}
+
+/// The output values of an answer by binding name (`$return` for the return value); bytes
+/// that are UTF-8 text become strings, as the queue writes them.
+fn outputs_of(
+    response: &stratus_proto::msg::InvocationResponse,
+) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::Value;
+    let value = |t: &TypedData| match t {
+        TypedData::Bytes(b) | TypedData::Stream(b) => match std::str::from_utf8(b) {
+            Ok(s) => Value::String(s.to_string()),
+            Err(_) => http::json_of(t),
+        },
+        other => http::json_of(other),
+    };
+    let mut outputs = serde_json::Map::new();
+    for p in &response.output_data {
+        outputs.insert(p.name.clone(), value(&p.data));
+    }
+    if let Some(v) = &response.return_value {
+        outputs.insert("$return".into(), value(v));
+    }
+    outputs
 }
 
 impl LanguageWorker {
@@ -372,7 +402,11 @@ impl LanguageWorker {
             function_id,
             input_data: vec![ParameterBinding {
                 name: trigger,
-                data: TypedData::Json(call.value.to_string()),
+                // Text (a queue message) goes as a string, as the host sends it.
+                data: match call.value {
+                    serde_json::Value::String(s) => TypedData::String(s),
+                    other => TypedData::Json(other.to_string()),
+                },
             }],
             trigger_metadata,
             ..Invocation::default()
@@ -391,14 +425,9 @@ impl LanguageWorker {
             .map_err(|_| InvokeError::Failed("the language worker went away".into()))?
             .map_err(InvokeError::Failed)?;
         check(&response)?;
-        let mut outputs = serde_json::Map::new();
-        for p in &response.output_data {
-            outputs.insert(p.name.clone(), http::json_of(&p.data));
-        }
-        if let Some(v) = &response.return_value {
-            outputs.insert("$return".into(), http::json_of(v));
-        }
-        Ok(TriggerOutcome { outputs })
+        Ok(TriggerOutcome {
+            outputs: outputs_of(&response),
+        })
     }
 
     /// Registers an invocation with a live worker (the next one, once, if that one is gone
