@@ -3,7 +3,10 @@
 JSON invocation protocol (POST /<FunctionName>):
 - crash: exits the process at once;
 - a timer (Data.myTimer): logs what the TimerInfo said;
-- a queue message (Data.msg): "fail" fails, "sleep:<ms>" sleeps first, anything else is logged;
+- a queue message (Data.msg): "fail" fails, "sleep:<ms>" sleeps first, "retry:<n>" fails
+  until the attempt whose Metadata.RetryContext.RetryCount is n, anything else is logged
+  (a JSON object with "dest" is also copied to the `copy` output);
+- fanout: answers 201 and writes the request body twice to the `out` queue output;
 - slow: sleeps Query.ms milliseconds;
 - anything else: returns the function name, method, route values and the whole payload.
 Forwarded requests (/api/...): /api/slow?ms=, /api/crash, /api/size, otherwise a report of the request.
@@ -86,12 +89,32 @@ class Handler(BaseHTTPRequestHandler):
             text = data["msg"]
             if text == "fail":
                 return self.reply(500, b"failing on purpose", "text/plain")
+            retry = payload.get("Metadata", {}).get("RetryContext")
+            if text.startswith("retry:"):
+                # "retry:<n>": fails until the attempt with RetryCount n (retry policies).
+                count = (retry or {}).get("RetryCount", 0)
+                line = (f"attempt {count} of {text} max={(retry or {}).get('MaxRetryCount')} "
+                        f"previous={((retry or {}).get('Exception') or {}).get('Message')}")
+                if count < int(text[6:]):
+                    return self.reply(500, line.encode(), "text/plain")
             if text.startswith("sleep:"):
                 time.sleep(int(text[6:]) / 1000)
             dequeue = payload.get("Metadata", {}).get("DequeueCount")
             line = f"queue {function} got {text} dequeue={dequeue}"
-            return self.reply(200, compact({"Outputs": {}, "Logs": [line], "ReturnValue": None}))
+            if retry is not None:
+                line += (f" retry={retry.get('RetryCount')}/{retry.get('MaxRetryCount')}"
+                         f" previous={(retry.get('Exception') or {}).get('Message')}")
+            # A JSON message naming a "dest" is copied to the `copy` output ("{dest}-...").
+            outputs = {"copy": text} if text.startswith("{") and "dest" in json.loads(text) else {}
+            return self.reply(200, compact({"Outputs": outputs, "Logs": [line], "ReturnValue": None}))
         req = data.get("req", {})
+        if function == "fanout":
+            # An HTTP function with a queue output: the body, twice, to "out-{target}-{region}".
+            body = req.get("Body") or ""
+            return self.reply(200, compact({"Outputs": {
+                "res": {"statusCode": 201, "body": "sent"},
+                "out": [body, body],
+            }, "Logs": [], "ReturnValue": None}))
         if function == "crash":
             os._exit(3)
         if function == "slow":

@@ -148,3 +148,38 @@ fn messages_being_processed_when_the_process_dies_are_processed_after_restart() 
         "a crash is not a failure: {poisoned:?}"
     );
 }
+
+#[test]
+fn output_bindings_bind_expressions_from_routes_queries_and_payloads() {
+    use crate::sample_queues::{queue_cli, with_queue_service};
+    let (opts, port) = with_queue_service(Options::default());
+    let s = Stratus::start(&crate::support::test_app("queues"), opts);
+    let peek = |q: &str| -> Vec<String> {
+        let out = queue_cli(port, &["peek", q]).unwrap_or_default();
+        out.lines().map(str::to_string).collect()
+    };
+    // An HTTP function: "%OUT_PREFIX%-{target}-{region}" from a setting, a route value and a
+    // query parameter; an array output is one message per element.
+    let r = s.request("POST", "/api/fanout/Orders?region=eu", &[], b"hello");
+    assert_eq!(
+        (r.status, r.text()),
+        (201, "sent".to_string()),
+        "{}",
+        s.logs()
+    );
+    assert_eq!(peek("out-orders-eu"), vec!["hello", "hello"]);
+    // An expression naming nothing the request has fails the invocation, and writes nothing.
+    let r = s.request("POST", "/api/fanout/orders", &[], b"x");
+    assert_eq!(r.status, 500);
+    s.wait_log("output binding 'out': queueName: No value for named parameter 'region'.");
+    let r = s.request("POST", "/api/fanout/a_b?region=eu", &[], b"x");
+    assert_eq!(r.status, 500);
+    s.wait_log("\"out-a_b-eu\" is not a valid queue name");
+    // A queue function: "{dest}-{DequeueCount}" from the message's JSON and its metadata.
+    queue_cli(port, &["put", "jobs", r#"{"dest": "copies", "n": 1}"#]).unwrap();
+    let copied = crate::support::eventually(std::time::Duration::from_secs(10), || {
+        let found = peek("copies-1");
+        (!found.is_empty()).then_some(found)
+    });
+    assert_eq!(copied, vec![r#"{"dest": "copies", "n": 1}"#]);
+}

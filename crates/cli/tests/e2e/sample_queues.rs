@@ -134,3 +134,47 @@ fn the_queue_command_explains_a_service_that_is_not_there() {
     let e = queue_cli(port, &["peek", "Bad_Name"]).unwrap_err();
     assert!(e.contains("cannot reach"), "{e}");
 }
+
+#[test]
+fn retry_policies_rerun_an_invocation_with_its_retry_context() {
+    let (opts, port) = with_queue_service(Options::default());
+    let s = Stratus::start(&crate::support::test_app("retries"), opts);
+    let limit = Duration::from_secs(20);
+    // Fails twice, succeeds on the second retry (function.json's fixedDelay of 200 ms wins
+    // over host.json's one-minute exponential back-off), without giving the message back.
+    queue_cli(port, &["put", "tries", "retry:2"]).unwrap();
+    s.wait_log_within("queue work got retry:2 dequeue=", limit);
+    let logs = s.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("queue work got retry:2"))
+        .unwrap();
+    assert!(line.contains("retry=2/2"), "{line}");
+    assert!(
+        line.contains("previous=the handler answered 500"),
+        "the previous attempt's error is passed on: {line}"
+    );
+    assert!(
+        line.contains("dequeue=\"1\""),
+        "retries stay in memory: {line}"
+    );
+    // Never succeeds: three attempts per dequeue, then the queue's own retries, then poison.
+    queue_cli(port, &["put", "tries", "retry:9"]).unwrap();
+    let poisoned = eventually(limit, || {
+        let found = peek(port, "tries-poison");
+        (!found.is_empty()).then_some(found)
+    });
+    assert_eq!(poisoned[0]["text"], "retry:9");
+    let logs = s.logs();
+    assert_eq!(
+        logs.matches("Function execution failed after '2' retries.")
+            .count(),
+        2,
+        "{logs}"
+    );
+    assert_eq!(
+        logs.matches("Executing 'Functions.work'").count(),
+        3 + 3 + 3,
+        "{logs}"
+    );
+}

@@ -83,7 +83,11 @@ impl Invoker {
                 count + 1,
                 max
             );
-            let until = self.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default();
+            // (Delays are capped at a year.)
+            let step = chrono::Duration::from_std(delay)
+                .unwrap_or(chrono::Duration::days(365))
+                .min(chrono::Duration::days(365));
+            let until = self.clock.now() + step;
             self.clock.sleep_until(until).await;
             retry.retry_count = count + 1;
             retry.exception = Some(error.to_string());
@@ -184,4 +188,154 @@ pub async fn flush(
     sink.flush(&function.name, &function.outputs, outputs, data)
         .await
         .map_err(InvokeError::Failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use parking_lot::Mutex;
+    use stratus_model::{RetryPolicy, RetryStrategy};
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::executor::{BoxFuture, ConnectionContext, ExecutorStatus, HttpCall};
+    use crate::http::response::HttpResponse;
+
+    /// Fails the first `failures` calls; records each call's retry context.
+    #[derive(Debug)]
+    struct Flaky {
+        failures: usize,
+        seen: Mutex<Vec<Option<RetryContext>>>,
+    }
+
+    impl Executor for Flaky {
+        fn status(&self) -> ExecutorStatus {
+            ExecutorStatus::Ready
+        }
+        fn call_http<'a>(
+            &'a self,
+            _call: HttpCall,
+            _conn: &'a ConnectionContext,
+        ) -> BoxFuture<'a, Result<HttpResponse, InvokeError>> {
+            Box::pin(async { Err(InvokeError::Failed("no HTTP here".into())) })
+        }
+        fn call(&self, call: TriggerCall) -> BoxFuture<'_, Result<TriggerOutcome, InvokeError>> {
+            let mut seen = self.seen.lock();
+            seen.push(call.retry);
+            let n = seen.len();
+            Box::pin(async move {
+                if n <= self.failures {
+                    Err(InvokeError::Failed(format!("failure {n}")))
+                } else {
+                    Ok(TriggerOutcome::default())
+                }
+            })
+        }
+        fn timed_out(&self, _f: &Function, _id: uuid::Uuid, _d: u64) {}
+        fn start(self: Arc<Self>) -> BoxFuture<'static, ()> {
+            Box::pin(async {})
+        }
+        fn shutdown(&self) -> BoxFuture<'_, ()> {
+            Box::pin(async {})
+        }
+    }
+
+    fn function(retry: Option<RetryPolicy>) -> Arc<Function> {
+        let doc = serde_json::json!({"bindings":[{"type":"queueTrigger","name":"msg","direction":"in","queueName":"q"}]});
+        Arc::new(Function {
+            name: "work".into(),
+            short_name: "Functions.work".into(),
+            config: stratus_model::FunctionConfig::parse("work", "work/function.json", doc)
+                .unwrap(),
+            dir: "/tmp".into(),
+            disabled: false,
+            script_file: None,
+            invocation_log_level: stratus_model::LogLevel::Information,
+            user_log_level: stratus_model::LogLevel::Information,
+            http_output: None,
+            outputs: Vec::new(),
+            retry,
+        })
+    }
+
+    fn rig(failures: usize) -> (Arc<Flaky>, ManualClock, Invoker) {
+        let flaky = Arc::new(Flaky {
+            failures,
+            seen: Mutex::new(Vec::new()),
+        });
+        let clock = ManualClock::new(chrono::Utc::now());
+        let invoker = Invoker {
+            executor: flaky.clone(),
+            timeout: None,
+            outputs: None,
+            clock: Arc::new(clock.clone()),
+        };
+        (flaky, clock, invoker)
+    }
+
+    async fn settle() {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn retries_wait_on_the_clock_and_carry_their_context() {
+        let (flaky, clock, invoker) = rig(2);
+        let policy = RetryPolicy {
+            strategy: RetryStrategy::ExponentialBackoff {
+                minimum: Duration::from_secs(10),
+                maximum: Duration::from_secs(60),
+            },
+            max_retry_count: Some(3),
+        };
+        let run = tokio::spawn(async move {
+            invoker
+                .invoke(function(Some(policy)), Value::Null, Map::new(), "test")
+                .await
+        });
+        settle().await;
+        assert_eq!(flaky.seen.lock().len(), 1);
+        clock.advance(chrono::Duration::seconds(9));
+        settle().await;
+        assert_eq!(flaky.seen.lock().len(), 1, "the first retry waits 10 s");
+        clock.advance(chrono::Duration::seconds(1));
+        settle().await;
+        assert_eq!(flaky.seen.lock().len(), 2);
+        clock.advance(chrono::Duration::seconds(20));
+        assert!(run.await.unwrap().is_ok());
+        let seen = flaky.seen.lock();
+        assert_eq!(seen.len(), 3);
+        let contexts: Vec<_> = seen.iter().map(|c| c.clone().unwrap()).collect();
+        assert_eq!(
+            (contexts[0].retry_count, contexts[0].max_retry_count),
+            (0, 3)
+        );
+        assert_eq!(contexts[0].exception, None);
+        assert_eq!(contexts[2].retry_count, 2);
+        assert_eq!(contexts[2].exception.as_deref(), Some("failure 2"));
+    }
+
+    #[tokio::test]
+    async fn without_a_policy_one_attempt_and_no_context() {
+        let (flaky, _clock, invoker) = rig(5);
+        let r = invoker
+            .invoke(function(None), Value::Null, Map::new(), "test")
+            .await;
+        assert!(r.is_err());
+        assert_eq!(*flaky.seen.lock(), vec![None]);
+        let (flaky, _clock, invoker) = rig(5);
+        let policy = RetryPolicy {
+            strategy: RetryStrategy::FixedDelay {
+                delay: Duration::ZERO,
+            },
+            max_retry_count: Some(2),
+        };
+        let r = invoker
+            .invoke(function(Some(policy)), Value::Null, Map::new(), "test")
+            .await;
+        assert_eq!(r.unwrap_err().to_string(), "failure 3");
+        assert_eq!(flaky.seen.lock().len(), 3, "1 + maxRetryCount attempts");
+    }
 }

@@ -16,7 +16,8 @@ pub fn delay(strategy: &RetryStrategy, attempt: u32) -> Duration {
             }
             let growth = 2f64.powi((attempt - 2).min(62) as i32);
             let delay = minimum.as_secs_f64() * (1.0 + growth);
-            Duration::from_secs_f64(delay.min(maximum.as_secs_f64()).max(0.0))
+            Duration::try_from_secs_f64(delay.min(maximum.as_secs_f64()).max(0.0))
+                .unwrap_or(*maximum)
         }
     }
 }

@@ -12,6 +12,29 @@ use stratus_proto::msg::{
 
 use crate::app::{Function, FunctionErrors, indexed_function};
 
+/// The retry policy a worker declared for a function (`retry_options`, e.g. Python v2's
+/// `@app.retry`).
+fn retry_policy(r: &stratus_proto::msg::RetryOptions) -> stratus_model::RetryPolicy {
+    use stratus_model::RetryStrategy;
+    let strategy = if r.exponential_backoff {
+        RetryStrategy::ExponentialBackoff {
+            minimum: r.minimum_interval.unwrap_or_default(),
+            maximum: r
+                .maximum_interval
+                .or(r.minimum_interval)
+                .unwrap_or_default(),
+        }
+    } else {
+        RetryStrategy::FixedDelay {
+            delay: r.delay_interval.unwrap_or_default(),
+        }
+    };
+    stratus_model::RetryPolicy {
+        strategy,
+        max_retry_count: u32::try_from(r.max_retry_count).ok(),
+    }
+}
+
 /// What worker indexing needs of the app.
 #[derive(Debug, Clone)]
 pub struct IndexContext {
@@ -150,7 +173,12 @@ pub fn from_metadata(ctx: &IndexContext, reported: &[FunctionMetadata]) -> Index
             script,
             entry,
         ) {
-            Ok(f) => functions.push(Arc::new(f)),
+            Ok(mut f) => {
+                if let Some(r) = &m.retry_options {
+                    f.retry = Some(retry_policy(r));
+                }
+                functions.push(Arc::new(f))
+            }
             Err(e) => errors.push(FunctionErrors {
                 name: m.name.clone(),
                 errors: vec![e],

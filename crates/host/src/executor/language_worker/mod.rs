@@ -409,6 +409,20 @@ impl LanguageWorker {
                 },
             }],
             trigger_metadata,
+            retry_context: call
+                .retry
+                .as_ref()
+                .map(|r| stratus_proto::msg::RetryContext {
+                    retry_count: i32::try_from(r.retry_count).unwrap_or(i32::MAX),
+                    max_retry_count: i32::try_from(r.max_retry_count).unwrap_or(i32::MAX),
+                    exception: r
+                        .exception
+                        .as_ref()
+                        .map(|m| stratus_proto::msg::RpcException {
+                            message: m.clone(),
+                            ..Default::default()
+                        }),
+                }),
             ..Invocation::default()
         };
         let (_live, _forget, answered) = self
