@@ -6,12 +6,15 @@
 //! the Python and Node sample handlers called directly, and each of them behind
 //! `stratus start`, forwarded and with the JSON invocation protocol; the Python v1 sample on
 //! Microsoft's Python language worker behind `stratus start`, against the same function code
-//! behind a bare Python HTTP server. Also cold start: from starting a process to its first 200.
+//! behind a bare Python HTTP server. Also cold start: from starting a process to its first 200;
+//! timer lateness; queue trigger throughput end to end (`queues`).
 
 #![allow(
     clippy::disallowed_methods,
     reason = "the benchmark starts the processes it measures"
 )]
+
+mod queues;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -43,7 +46,7 @@ fn args() -> Args {
             "--only" => a.only = it.next(),
             "-h" | "--help" => {
                 println!(
-                    "stratus-bench [--duration SECONDS] [--rounds N] [--only throughput|latency|cold|timers]"
+                    "stratus-bench [--duration SECONDS] [--rounds N] [--only throughput|latency|cold|timers|queues]"
                 );
                 std::process::exit(0);
             }
@@ -53,7 +56,7 @@ fn args() -> Args {
     a
 }
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .canonicalize()
@@ -68,7 +71,7 @@ fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -130,7 +133,7 @@ fn out_dir() -> PathBuf {
 }
 
 /// A process that serves HTTP for the benchmark.
-fn spawn(name: &str, mut cmd: Command) -> Proc {
+pub(crate) fn spawn(name: &str, mut cmd: Command) -> Proc {
     cmd.stdout(Stdio::null())
         .stderr(log_file(name))
         .stdin(Stdio::null());
@@ -191,7 +194,7 @@ fn python_worker_cmd(python: &Path, port: u16, data: &Path) -> Command {
     c
 }
 
-fn stratus_cmd(app: &Path, port: u16, json: bool, data: &Path) -> Command {
+pub(crate) fn stratus_cmd(app: &Path, port: u16, json: bool, data: &Path) -> Command {
     let mut c = Command::new(bin_dir().join("stratus"));
     c.arg("start")
         .arg(app)
@@ -274,7 +277,7 @@ fn wrk(url: &str, threads: u32, conns: u32, secs: u64) -> Sample {
     s
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.retain(|x| x.is_finite());
     if v.is_empty() {
         return f64::NAN;
@@ -515,10 +518,13 @@ fn main() {
     if a.only.as_deref() == Some("timers") {
         results.insert("timers".into(), timers(&a, &data));
     }
+    if a.only.as_deref() == Some("queues") {
+        results.insert("queues".into(), queues::run(a.duration, a.rounds, &data));
+    }
 
     if a.only
         .as_deref()
-        .is_none_or(|o| o != "cold" && o != "timers")
+        .is_none_or(|o| o != "cold" && o != "timers" && o != "queues")
     {
         let ports: Vec<u16> = (0..12).map(|_| free_port()).collect();
         let python = worker_python();
@@ -602,6 +608,7 @@ fn main() {
 
     if a.only.as_deref().is_none() {
         results.insert("timers".into(), timers(&a, &data));
+        results.insert("queues".into(), queues::run(a.duration, a.rounds, &data));
     }
 
     if a.only.as_deref().is_none_or(|o| o == "cold") {

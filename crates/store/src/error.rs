@@ -35,6 +35,10 @@ pub enum Error {
     PopReceiptMismatch { queue: String, id: String },
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    #[error("the store is closed")]
+    Closed,
+    #[error("database error: {0}")]
+    Grouped(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

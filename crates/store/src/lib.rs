@@ -12,6 +12,7 @@ mod error;
 pub mod files;
 pub mod keys;
 pub mod leases;
+mod queue_group;
 pub mod queues;
 pub mod timers;
 
@@ -33,13 +34,17 @@ use db::Backend;
 pub struct Store {
     backend: Backend,
     key: EncryptionKey,
+    /// The writer of grouped queue puts and deletes.
+    group: queue_group::GroupCommit,
 }
 
 impl Store {
     /// Opens (and migrates) the store at `url`: `sqlite:PATH` or `postgres://...`.
     pub async fn open(url: &str, key: EncryptionKey) -> Result<Store> {
+        let backend = Backend::connect(url).await?;
         Ok(Store {
-            backend: Backend::connect(url).await?,
+            group: queue_group::GroupCommit::start(backend.clone()),
+            backend,
             key,
         })
     }
@@ -70,6 +75,7 @@ impl Store {
     pub fn queues(&self) -> SqlQueues {
         SqlQueues {
             backend: self.backend.clone(),
+            group: self.group.clone(),
         }
     }
 

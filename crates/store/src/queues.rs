@@ -105,6 +105,8 @@ pub struct Updated {
 #[derive(Debug, Clone)]
 pub struct SqlQueues {
     pub(crate) backend: Backend,
+    /// Single puts and deletes go through it (one commit per group of them).
+    pub(crate) group: crate::queue_group::GroupCommit,
 }
 
 /// The queue's id, by account and name, inside a statement.
@@ -116,11 +118,6 @@ macro_rules! queue_id {
 
 /// A received message: sequence, id, receipt, text, inserted, expires, visible, dequeue count.
 type MessageRow = (i64, String, String, String, i64, i64, i64, i64);
-
-const PUT: &str = concat!(
-    "INSERT INTO queue_messages (queue_id, message_id, pop_receipt, body, inserted_at, expires_at, visible_at, dequeue_count) ",
-    "SELECT queue_id, $3, $4, $5, $6, $7, $8, 0 FROM queues WHERE account = $1 AND name = $2"
-);
 
 /// Receive on SQLite: choosing and updating the batch is one statement, under the write lock.
 const GET_SQLITE: &str = concat!(
@@ -146,11 +143,6 @@ const PEEK: &str = concat!(
     "SELECT message_id, body, inserted_at, expires_at, dequeue_count FROM queue_messages WHERE queue_id = ",
     queue_id!(),
     " AND visible_at <= $3 AND expires_at > $3 ORDER BY visible_at, seq LIMIT $4"
-);
-
-const DELETE: &str = concat!(
-    "DELETE FROM queue_messages WHERE message_id = $3 AND pop_receipt = $4 AND queue_id = ",
-    queue_id!()
 );
 
 const UPDATE: &str = concat!(
@@ -370,21 +362,7 @@ impl SqlQueues {
         now_ms: i64,
     ) -> Result<Message> {
         let message = new_message(text, visibility_timeout_ms, ttl_ms, now_ms)?;
-        let n = on_pool!(&self.backend, |pool| {
-            sqlx::query(PUT)
-                .bind(account)
-                .bind(queue)
-                .bind(&message.id)
-                .bind(&message.pop_receipt)
-                .bind(text)
-                .bind(message.insertion_ms)
-                .bind(message.expiration_ms)
-                .bind(message.next_visible_ms)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        if n == 0 {
+        if !self.group.put(account, queue, message.clone()).await? {
             return Err(queue_not_found(account, queue));
         }
         Ok(message)
@@ -426,6 +404,7 @@ impl SqlQueues {
             self.require_queue(account, queue).await?;
             return Ok(Vec::new());
         }
+        self.group.changed(rows.len());
         rows.sort_unstable_by_key(|r| r.0);
         Ok(rows
             .into_iter()
@@ -502,17 +481,7 @@ impl SqlQueues {
         id: &str,
         pop_receipt: &str,
     ) -> Result<DeleteMessage> {
-        let n = on_pool!(&self.backend, |pool| {
-            sqlx::query(DELETE)
-                .bind(account)
-                .bind(queue)
-                .bind(id)
-                .bind(pop_receipt)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        if n > 0 {
+        if self.group.delete(account, queue, id, pop_receipt).await? {
             return Ok(DeleteMessage::Deleted);
         }
         Ok(match self.diagnose(account, queue, id, i64::MIN).await? {

@@ -27,6 +27,64 @@ async fn suite(store: &Store) {
     accounts_and_queue_generations_are_separate(store).await;
     competing_consumers_get_each_message_once(store).await;
     batches_are_sent_and_deleted_at_once(store).await;
+    concurrent_writes_each_get_their_own_outcome(store).await;
+}
+
+/// Single puts and deletes sent together are committed together; each still learns what
+/// became of it (queue missing, stale receipt, deleted).
+async fn concurrent_writes_each_get_their_own_outcome(store: &Store) {
+    use stratus_store::DeleteMessage;
+    let queues = store.queues();
+    let acct = "acct-group";
+    let t0 = 9_000_000;
+    queues.create_queue(acct, "here", &[]).await.unwrap();
+    let puts = (0..60).map(|i| {
+        let queues = queues.clone();
+        async move {
+            let q = if i % 3 == 0 { "missing" } else { "here" };
+            (i, queues.put(acct, q, &format!("m{i}"), 0, None, t0).await)
+        }
+    });
+    let results = futures_util::future::join_all(puts).await;
+    for (i, r) in &results {
+        match r {
+            Ok(m) => assert!(i % 3 != 0 && m.text == format!("m{i}")),
+            Err(e) => assert!(i % 3 == 0 && is_queue_not_found(e), "{e}"),
+        }
+    }
+    let got = queues.get(acct, "here", 32, 60_000, t0).await.unwrap();
+    assert_eq!(got.len(), 32);
+    let mut rest = queues.get(acct, "here", 32, 60_000, t0).await.unwrap();
+    assert_eq!(rest.len(), 8);
+    rest.extend(got);
+    let deletes = rest.iter().enumerate().map(|(i, m)| {
+        let queues = queues.clone();
+        async move {
+            let receipt = if i % 4 == 0 {
+                "stale"
+            } else {
+                m.pop_receipt.as_str()
+            };
+            (
+                i,
+                queues.delete(acct, "here", &m.id, receipt).await.unwrap(),
+            )
+        }
+    });
+    for (i, outcome) in futures_util::future::join_all(deletes).await {
+        let expected = if i % 4 == 0 {
+            DeleteMessage::PopReceiptMismatch
+        } else {
+            DeleteMessage::Deleted
+        };
+        assert_eq!(outcome, expected, "delete {i}");
+    }
+    let left = queues.peek(acct, "here", 32, t0 + 120_000).await.unwrap();
+    assert_eq!(
+        left.len(),
+        10,
+        "the deletes with a stale receipt left their message"
+    );
 }
 
 async fn leases_are_exclusive_until_they_expire(store: &Store) {

@@ -165,13 +165,16 @@ fn retry_policies_rerun_an_invocation_with_its_retry_context() {
         (!found.is_empty()).then_some(found)
     });
     assert_eq!(poisoned[0]["text"], "retry:9");
-    let logs = s.logs();
-    assert_eq!(
-        logs.matches("Function execution failed after '2' retries.")
-            .count(),
-        2,
-        "{logs}"
-    );
+    // (Logs reach the console in batches: wait for the last lines.)
+    s.wait_log("Moving message to queue 'tries-poison'.");
+    let logs = eventually(limit, || {
+        let logs = s.logs();
+        (logs
+            .matches("Function execution failed after '2' retries.")
+            .count()
+            == 2)
+            .then_some(logs)
+    });
     assert_eq!(
         logs.matches("Executing 'Functions.work'").count(),
         3 + 3 + 3,

@@ -287,7 +287,15 @@ impl Listener {
             let written = signal.notified();
             tokio::pin!(written);
             written.as_mut().enable();
-            let batch = this.fetch().await;
+            // The invocations in flight keep running while the next batch is read.
+            let fetch = this.fetch();
+            tokio::pin!(fetch);
+            let batch = loop {
+                tokio::select! {
+                    b = &mut fetch => break b,
+                    Some(()) = running.next(), if !running.is_empty() => {}
+                }
+            };
             if batch.is_empty() {
                 let until =
                     this.ctx.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default();

@@ -58,7 +58,13 @@ pub struct CustomHandler {
     control_rx: Mutex<Option<mpsc::UnboundedReceiver<Control>>>,
     user_agent: HeaderValue,
     host_version: HeaderValue,
+    /// Upstream connections kept for non-HTTP invocations (which come from no client
+    /// connection), reused one invocation at a time.
+    idle: Mutex<Vec<ConnectionContext>>,
 }
+
+/// Most idle upstream connections kept for non-HTTP invocations.
+const MAX_IDLE_TRIGGER_CONNECTIONS: usize = 64;
 
 impl CustomHandler {
     /// Prepares the handler of `app` (the process starts with [`Executor::start`]).
@@ -79,6 +85,7 @@ impl CustomHandler {
             state_tx: Mutex::new(Some(state_tx)),
             control,
             control_rx: Mutex::new(Some(control_rx)),
+            idle: Mutex::new(Vec::new()),
             user_agent: HeaderValue::from_str(&format!("Azure-Functions-Host/{version}"))
                 .unwrap_or(HeaderValue::from_static("Azure-Functions-Host")),
             host_version: HeaderValue::from_static(version),
@@ -425,7 +432,11 @@ impl CustomHandler {
             chrono::Utc::now(),
             Uuid::new_v4(),
         );
-        let conn = super::detached_context();
+        let conn = self
+            .idle
+            .lock()
+            .pop()
+            .unwrap_or_else(super::detached_context);
         let result = self
             .post_invocation(
                 &function,
@@ -435,6 +446,12 @@ impl CustomHandler {
                 &call.dispatched,
             )
             .await?;
+        {
+            let mut idle = self.idle.lock();
+            if idle.len() < MAX_IDLE_TRIGGER_CONNECTIONS {
+                idle.push(conn);
+            }
+        }
         let mut outputs = result.outputs.unwrap_or_default();
         if let Some(v) = result.return_value {
             outputs.insert("$return".into(), v);
