@@ -173,6 +173,37 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     fn shutdown(&self) -> BoxFuture<'_, ()>;
 }
 
+/// Runs `work`, an invocation of `function`, within `functionTimeout` (`limit`): past it the
+/// invocation fails, and the executor recovers the process `dispatched` names.
+pub(crate) async fn within_timeout<T>(
+    executor: &dyn Executor,
+    function: &Function,
+    invocation_id: Uuid,
+    dispatched: &std::sync::atomic::AtomicU64,
+    limit: Option<std::time::Duration>,
+    work: impl Future<Output = Result<T, InvokeError>>,
+) -> Result<T, InvokeError> {
+    let Some(limit) = limit else {
+        return work.await;
+    };
+    match tokio::time::timeout(limit, work).await {
+        Ok(r) => r,
+        Err(_) => {
+            crate::logging::timed_out(function, invocation_id, limit);
+            executor.timed_out(
+                function,
+                invocation_id,
+                dispatched.load(std::sync::atomic::Ordering::Acquire),
+            );
+            Err(InvokeError::Failed(format!(
+                "Timeout value of {} was exceeded by function: {}",
+                crate::logging::timespan(limit),
+                function.short_name
+            )))
+        }
+    }
+}
+
 /// The first `exe` in the directories of a `PATH` value.
 pub(crate) fn find_on_path(exe: &str, path_var: Option<&str>) -> Option<std::path::PathBuf> {
     path_var?

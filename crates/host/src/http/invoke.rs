@@ -2,7 +2,7 @@
 //! `functionTimeout`, then the executor.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use http::Request;
@@ -124,25 +124,15 @@ impl Host {
             }
             Ok(response)
         };
-        let outcome = match self.app.config.function_timeout {
-            Some(limit) => match tokio::time::timeout(limit, work).await {
-                Ok(r) => r,
-                Err(_) => {
-                    logging::timed_out(&function, invocation_id, limit);
-                    self.executor.timed_out(
-                        &function,
-                        invocation_id,
-                        dispatched.load(Ordering::Acquire),
-                    );
-                    Err(InvokeError::Failed(format!(
-                        "Timeout value of {} was exceeded by function: {}",
-                        logging::timespan(limit),
-                        function.short_name
-                    )))
-                }
-            },
-            None => work.await,
-        };
+        let outcome = crate::executor::within_timeout(
+            self.executor.as_ref(),
+            &function,
+            invocation_id,
+            &dispatched,
+            self.app.config.function_timeout,
+            work,
+        )
+        .await;
         let elapsed = started.elapsed();
         match outcome {
             Ok(resp) => {

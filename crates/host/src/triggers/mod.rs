@@ -7,7 +7,7 @@ pub mod state;
 pub mod timer;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
@@ -127,25 +127,15 @@ impl Invoker {
             }
             Ok(outcome)
         };
-        let outcome = match self.timeout {
-            Some(limit) => match tokio::time::timeout(limit, work).await {
-                Ok(r) => r,
-                Err(_) => {
-                    logging::timed_out(&function, invocation_id, limit);
-                    executor.timed_out(
-                        &function,
-                        invocation_id,
-                        dispatched.load(Ordering::Acquire),
-                    );
-                    Err(InvokeError::Failed(format!(
-                        "Timeout value of {} was exceeded by function: {}",
-                        logging::timespan(limit),
-                        function.short_name
-                    )))
-                }
-            },
-            None => work.await,
-        };
+        let outcome = crate::executor::within_timeout(
+            executor.as_ref(),
+            &function,
+            invocation_id,
+            &dispatched,
+            self.timeout,
+            work,
+        )
+        .await;
         let error = match &outcome {
             Ok(_) => None,
             Err(e) => Some(e.to_string()),
