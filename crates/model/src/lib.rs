@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod app_name;
 pub mod error;
 pub mod function_json;
 pub mod host_json;

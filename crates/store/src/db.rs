@@ -142,6 +142,79 @@ const MIGRATIONS: &[Migration] = &[
         CREATE INDEX queue_messages_ready ON queue_messages (queue_id, visible_at, seq, expires_at);
         CREATE INDEX queue_messages_expiry ON queue_messages (expires_at);",
     },
+    Migration {
+        version: 4,
+        name: "managed apps",
+        // Packages are kept once per content (SHA-256); versions point at them.
+        sqlite: "CREATE TABLE apps (
+            name TEXT PRIMARY KEY,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            active_version INTEGER,
+            min_replicas INTEGER NOT NULL,
+            max_replicas INTEGER NOT NULL,
+            labels TEXT NOT NULL,
+            generation INTEGER NOT NULL
+        );
+        CREATE TABLE app_settings (
+            app TEXT NOT NULL REFERENCES apps (name),
+            name_lc TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value BLOB NOT NULL,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (app, name_lc)
+        );
+        CREATE TABLE packages (
+            sha256 TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            content BLOB NOT NULL,
+            created_at INTEGER NOT NULL
+        );
+        CREATE TABLE app_versions (
+            app TEXT NOT NULL REFERENCES apps (name),
+            number INTEGER NOT NULL,
+            sha256 TEXT NOT NULL REFERENCES packages (sha256),
+            created_at INTEGER NOT NULL,
+            author TEXT NOT NULL,
+            message TEXT NOT NULL,
+            PRIMARY KEY (app, number)
+        );
+        CREATE INDEX app_versions_package ON app_versions (sha256);",
+        postgres: "CREATE TABLE apps (
+            name TEXT PRIMARY KEY,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL,
+            active_version BIGINT,
+            min_replicas BIGINT NOT NULL,
+            max_replicas BIGINT NOT NULL,
+            labels TEXT NOT NULL,
+            generation BIGINT NOT NULL
+        );
+        CREATE TABLE app_settings (
+            app TEXT NOT NULL REFERENCES apps (name),
+            name_lc TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value BYTEA NOT NULL,
+            updated_at BIGINT NOT NULL,
+            PRIMARY KEY (app, name_lc)
+        );
+        CREATE TABLE packages (
+            sha256 TEXT PRIMARY KEY,
+            size BIGINT NOT NULL,
+            content BYTEA NOT NULL,
+            created_at BIGINT NOT NULL
+        );
+        CREATE TABLE app_versions (
+            app TEXT NOT NULL REFERENCES apps (name),
+            number BIGINT NOT NULL,
+            sha256 TEXT NOT NULL REFERENCES packages (sha256),
+            created_at BIGINT NOT NULL,
+            author TEXT NOT NULL,
+            message TEXT NOT NULL,
+            PRIMARY KEY (app, number)
+        );
+        CREATE INDEX app_versions_package ON app_versions (sha256);",
+    },
 ];
 
 impl Backend {

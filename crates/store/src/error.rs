@@ -35,6 +35,8 @@ pub enum Error {
     PopReceiptMismatch { queue: String, id: String },
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    #[error("no package with SHA-256 {0} is stored")]
+    PackageNotFound(String),
     #[error("the store is closed")]
     Closed,
     #[error("database error: {0}")]

@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod apps;
 mod crypto;
 mod db;
 mod error;
@@ -16,6 +17,7 @@ mod queue_group;
 pub mod queues;
 pub mod timers;
 
+pub use apps::{AppRecord, AppVersion, Scale, SqlApps};
 pub use crypto::EncryptionKey;
 pub use error::{Error, Result};
 pub use files::FileKeys;
@@ -52,6 +54,14 @@ impl Store {
     /// The function keys of apps.
     pub fn keys(&self) -> SqlKeys {
         SqlKeys {
+            backend: self.backend.clone(),
+            key: self.key.clone(),
+        }
+    }
+
+    /// Managed apps: settings, versions, packages.
+    pub fn apps(&self) -> SqlApps {
+        SqlApps {
             backend: self.backend.clone(),
             key: self.key.clone(),
         }

@@ -28,6 +28,183 @@ async fn suite(store: &Store) {
     competing_consumers_get_each_message_once(store).await;
     batches_are_sent_and_deleted_at_once(store).await;
     concurrent_writes_each_get_their_own_outcome(store).await;
+    apps_settings_and_versions(store).await;
+}
+
+async fn apps_settings_and_versions(store: &Store) {
+    use stratus_store::Scale;
+    let apps = store.apps();
+    let t = 1_000;
+    let scale = Scale {
+        min_replicas: 2,
+        max_replicas: 4,
+        labels: vec![("zone".into(), "b".into()), ("gpu".into(), "no".into())],
+    };
+    assert!(apps.create("orders", &scale, t).await.unwrap());
+    assert!(
+        !apps
+            .create("orders", &Scale::default(), t + 1)
+            .await
+            .unwrap(),
+        "exists"
+    );
+    assert!(apps.create("billing", &Scale::default(), t).await.unwrap());
+    let listed: Vec<String> = apps
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(listed, vec!["billing", "orders"]);
+    let orders = apps.get("orders").await.unwrap().unwrap();
+    assert_eq!((orders.min_replicas, orders.max_replicas), (2, 4));
+    assert_eq!(
+        orders.labels[0],
+        ("gpu".to_string(), "no".to_string()),
+        "labels sorted"
+    );
+    assert_eq!(orders.active_version, None);
+    assert!(apps.get("nope").await.unwrap().is_none());
+
+    // Settings: encrypted, case-insensitive names, the latest spelling kept; changes bump the
+    // generation.
+    assert!(
+        apps.set_setting("orders", "DB_PASSWORD", "s3cret", t + 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        apps.set_setting("orders", "Region", "eu", t + 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        apps.set_setting("orders", "region", "us", t + 3)
+            .await
+            .unwrap()
+    );
+    assert!(!apps.set_setting("nope", "x", "y", t).await.unwrap());
+    assert_eq!(
+        apps.settings("orders").await.unwrap(),
+        vec![
+            ("DB_PASSWORD".to_string(), "s3cret".to_string()),
+            ("region".to_string(), "us".to_string())
+        ]
+    );
+    assert!(
+        apps.delete_setting("orders", "REGION", t + 4)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !apps
+            .delete_setting("orders", "region", t + 4)
+            .await
+            .unwrap()
+    );
+    let after = apps.get("orders").await.unwrap().unwrap();
+    assert!(after.generation > orders.generation);
+    assert_eq!(after.updated_ms, t + 4);
+
+    // Packages once per content; versions numbered per app, activated, rolled back.
+    let zip_a = b"PK\x03\x04 version a".to_vec();
+    let zip_b = b"PK\x03\x04 version b".to_vec();
+    let a = apps.put_package(&zip_a, t).await.unwrap();
+    assert_eq!(
+        a,
+        apps.put_package(&zip_a, t + 1).await.unwrap(),
+        "stored once"
+    );
+    assert_eq!(a.len(), 64);
+    let b = apps.put_package(&zip_b, t).await.unwrap();
+    assert_eq!(apps.package(&a).await.unwrap().unwrap(), zip_a);
+    assert!(apps.package(&"0".repeat(64)).await.unwrap().is_none());
+    assert_eq!(
+        apps.add_version("orders", &a, "ann", "first", true, t + 5)
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        apps.add_version("orders", &b, "bo", "second", false, t + 6)
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        apps.add_version("billing", &a, "cy", "shared package", true, t + 6)
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        apps.add_version("nope", &a, "x", "", true, t)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(matches!(
+        apps.add_version("orders", &"f".repeat(64), "x", "", true, t)
+            .await
+            .unwrap_err(),
+        Error::PackageNotFound(_)
+    ));
+    let versions = apps.versions("orders").await.unwrap();
+    assert_eq!(
+        versions.iter().map(|v| v.number).collect::<Vec<_>>(),
+        vec![2, 1]
+    );
+    assert_eq!(versions[0].sha256, b);
+    assert_eq!(versions[0].size, zip_b.len() as i64);
+    assert_eq!(
+        (versions[1].author.as_str(), versions[1].message.as_str()),
+        ("ann", "first")
+    );
+    assert_eq!(
+        apps.get("orders").await.unwrap().unwrap().active_version,
+        Some(1)
+    );
+    assert!(apps.activate("orders", 2, t + 7).await.unwrap());
+    assert!(
+        !apps.activate("orders", 3, t + 7).await.unwrap(),
+        "no such version"
+    );
+    assert_eq!(
+        apps.get("orders").await.unwrap().unwrap().active_version,
+        Some(2)
+    );
+
+    // Versions added at the same time still get distinct numbers.
+    let adds = (0..6).map(|i| {
+        let apps = apps.clone();
+        let a = a.clone();
+        async move {
+            apps.add_version("billing", &a, "ci", &format!("v{i}"), false, t + 10)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    });
+    let mut numbers = futures_util::future::join_all(adds).await;
+    numbers.sort();
+    assert_eq!(numbers, vec![2, 3, 4, 5, 6, 7]);
+
+    // Deleting an app takes its settings and versions; packages go once nothing points at them.
+    assert!(apps.delete("orders").await.unwrap());
+    assert!(!apps.delete("orders").await.unwrap());
+    assert!(apps.settings("orders").await.unwrap().is_empty());
+    assert!(apps.versions("orders").await.unwrap().is_empty());
+    assert_eq!(
+        apps.collect_packages().await.unwrap(),
+        1,
+        "b: only orders used it"
+    );
+    assert!(
+        apps.package(&a).await.unwrap().is_some(),
+        "billing still uses a"
+    );
+    assert!(apps.package(&b).await.unwrap().is_none());
 }
 
 /// Single puts and deletes sent together are committed together; each still learns what
