@@ -2,10 +2,12 @@
 //! its outcome to an exit code.
 
 mod app;
+mod apps;
 mod config;
 mod keys;
 mod log_format;
 mod log_writer;
+mod manage;
 mod queue;
 mod secrets;
 mod start;
@@ -31,6 +33,10 @@ enum Command {
     Keys(keys::KeysArgs),
     /// Put, peek, list and clear queue messages on a running queue service.
     Queue(queue::QueueArgs),
+    /// Run the management role: the management API over the store.
+    Manage(manage::ManageArgs),
+    /// Create, deploy and configure managed apps through the management API.
+    Apps(apps::AppsArgs),
 }
 
 /// How a command failed, and the exit code that says so.
@@ -75,6 +81,8 @@ fn log_format(cli: &Cli) -> config::LogFormat {
         Command::Start(a) => &a.config,
         Command::Keys(a) => &a.config,
         Command::Queue(a) => &a.config,
+        Command::Manage(a) => &a.config,
+        Command::Apps(a) => &a.config,
     };
     config::Config::resolve(flags, &config::ProcessEnv)
         .map(|c| c.log_format)
@@ -99,6 +107,8 @@ fn main() -> ExitCode {
             Command::Start(args) => start::run(args, &telemetry).await,
             Command::Keys(args) => keys::run(args).await,
             Command::Queue(args) => queue::run(args).await,
+            Command::Manage(args) => manage::run(args).await,
+            Command::Apps(args) => apps::run(args).await,
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));

@@ -65,6 +65,48 @@ pub fn encryption_key(source: &KeySource) -> anyhow::Result<EncryptionKey> {
     }
 }
 
+/// The management API's admin token: `STRATUS_ADMIN_TOKEN`, else the one in
+/// `<data dir>/admin-token`, generated on first use (readable by its owner only); and where it
+/// came from.
+pub fn admin_token(data_dir: &Path) -> anyhow::Result<(String, String)> {
+    if let Ok(t) = std::env::var("STRATUS_ADMIN_TOKEN")
+        && !t.trim().is_empty()
+    {
+        return Ok((t.trim().to_string(), "STRATUS_ADMIN_TOKEN".into()));
+    }
+    let p = data_dir.join("admin-token");
+    if !p.exists() {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create {}", data_dir.display()))?;
+        let token = EncryptionKey::generate()?
+            .trim_end_matches('=')
+            .replace(['+', '/'], "x");
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&p)
+        {
+            Ok(mut f) => f
+                .write_all(token.as_bytes())
+                .with_context(|| format!("cannot write {}", p.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", p.display())),
+        }
+    }
+    let meta = std::fs::metadata(&p).with_context(|| format!("cannot read {}", p.display()))?;
+    if meta.permissions().mode() & 0o077 != 0 && std::env::var(ALLOW_READABLE).as_deref() != Ok("1")
+    {
+        bail!(
+            "the admin token file {} can be read by other users; run `chmod 600` on it",
+            p.display()
+        );
+    }
+    let token =
+        std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
+    Ok((token.trim().to_string(), p.display().to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 mod auth;
 mod behaviour;
 mod language_workers;
+mod manage;
 mod queue_service;
 mod routing;
 mod sample_queues;

@@ -1,0 +1,297 @@
+//! `stratus apps`: managed apps from the command line, through the management API (the same
+//! API the portal uses).
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+use crate::ExitError;
+use crate::config::{Config, ConfigFlags};
+
+#[derive(Debug, clap::Args)]
+pub struct AppsArgs {
+    #[command(subcommand)]
+    pub command: AppsCommand,
+    /// The management API.
+    #[arg(
+        long,
+        global = true,
+        env = "STRATUS_MANAGE_URL",
+        default_value = "http://127.0.0.1:7080"
+    )]
+    pub url: String,
+    #[command(flatten)]
+    pub config: ConfigFlags,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AppsCommand {
+    /// List the apps.
+    List,
+    /// Create an app (or change its scale).
+    Create {
+        name: String,
+        /// Replicas to keep running.
+        #[arg(long)]
+        min: Option<u32>,
+        /// Most replicas.
+        #[arg(long)]
+        max: Option<u32>,
+        /// Placement labels a worker must carry (`key=value`, repeatable).
+        #[arg(long = "label")]
+        labels: Vec<String>,
+    },
+    /// Show an app.
+    Show { name: String },
+    /// Delete an app with its settings and versions.
+    Delete { name: String },
+    /// Upload a zip of the app's files as a new version (active unless --no-activate).
+    Deploy {
+        name: String,
+        zip: PathBuf,
+        #[arg(long, short)]
+        message: Option<String>,
+        #[arg(long)]
+        no_activate: bool,
+    },
+    /// List an app's versions.
+    Versions { name: String },
+    /// Make a version the active one (a rollback when it is older).
+    Activate { name: String, version: i64 },
+    /// Print an app's settings.
+    Settings { name: String },
+    /// Set an app setting.
+    Set {
+        name: String,
+        setting: String,
+        value: String,
+    },
+    /// Delete an app setting.
+    Unset { name: String, setting: String },
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+struct Client {
+    authority: String,
+    token: String,
+}
+
+impl Client {
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<Value, ExitError> {
+        let stream = tokio::net::TcpStream::connect(&self.authority)
+            .await
+            .map_err(|e| {
+                ExitError::Unavailable(anyhow::anyhow!(
+                    "cannot reach the management API at http://{} ({e}); is `stratus manage` running? (--url, STRATUS_MANAGE_URL)",
+                    self.authority
+                ))
+            })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ExitError::Other(e.into()))?;
+        tokio::spawn(conn);
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &self.authority)
+            .header("authorization", format!("Bearer {}", self.token))
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| ExitError::Other(e.into()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| ExitError::Other(e.into()))?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ExitError::Other(e.into()))?
+            .to_bytes();
+        let value: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        if status.is_success() {
+            return Ok(value);
+        }
+        let message = value["error"]["message"]
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_string);
+        let e = anyhow::anyhow!("{status}: {message}");
+        Err(match status.as_u16() {
+            404 => ExitError::NotFound(e),
+            400 | 409 | 413 => ExitError::Usage(e),
+            401 => ExitError::Config(anyhow::anyhow!(
+                "{e} (the admin token is STRATUS_ADMIN_TOKEN, or the admin-token file in the management role's data directory)"
+            )),
+            _ => ExitError::Other(e),
+        })
+    }
+}
+
+fn print(v: &Value) {
+    if !v.is_null() {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    }
+}
+
+pub async fn run(args: AppsArgs) -> Result<(), ExitError> {
+    let authority = args
+        .url
+        .strip_prefix("http://")
+        .map(|r| r.trim_end_matches('/').to_string())
+        .filter(|a| !a.is_empty() && !a.contains('/'))
+        .ok_or_else(|| {
+            ExitError::Usage(anyhow::anyhow!(
+                "--url: expected http://host:port, found {}",
+                args.url
+            ))
+        })?;
+    let token = match std::env::var("STRATUS_ADMIN_TOKEN") {
+        Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+        _ => {
+            let config = Config::resolve(&args.config, &crate::config::ProcessEnv)
+                .map_err(|e| ExitError::Config(e.into()))?;
+            crate::secrets::admin_token(&config.data_dir)
+                .map_err(ExitError::Config)?
+                .0
+        }
+    };
+    let c = Client { authority, token };
+    let app = |n: &str| format!("/api/apps/{}", encode(n));
+    match args.command {
+        AppsCommand::List => {
+            let apps = c
+                .send("GET", "/api/apps", Vec::new(), "application/json")
+                .await?;
+            println!("{:<30} {:>8} {:>9}  LABELS", "NAME", "ACTIVE", "REPLICAS");
+            for a in apps.as_array().into_iter().flatten() {
+                let labels: Vec<String> = a["labels"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                    .collect();
+                println!(
+                    "{:<30} {:>8} {:>9}  {}",
+                    a["name"].as_str().unwrap_or(""),
+                    a["activeVersion"]
+                        .as_i64()
+                        .map_or("-".into(), |v| v.to_string()),
+                    format!("{}..{}", a["minReplicas"], a["maxReplicas"]),
+                    labels.join(",")
+                );
+            }
+        }
+        AppsCommand::Create {
+            name,
+            min,
+            max,
+            labels,
+        } => {
+            let mut body = serde_json::Map::new();
+            if let Some(m) = min {
+                body.insert("minReplicas".into(), m.into());
+            }
+            if let Some(m) = max {
+                body.insert("maxReplicas".into(), m.into());
+            }
+            if !labels.is_empty() {
+                let mut map = serde_json::Map::new();
+                for l in &labels {
+                    let (k, v) = l.split_once('=').ok_or_else(|| {
+                        ExitError::Usage(anyhow::anyhow!("--label: expected key=value, found {l}"))
+                    })?;
+                    map.insert(k.to_string(), Value::String(v.to_string()));
+                }
+                body.insert("labels".into(), Value::Object(map));
+            }
+            let body = Value::Object(body).to_string().into_bytes();
+            print(&c.send("PUT", &app(&name), body, "application/json").await?);
+        }
+        AppsCommand::Show { name } => {
+            print(
+                &c.send("GET", &app(&name), Vec::new(), "application/json")
+                    .await?,
+            );
+        }
+        AppsCommand::Delete { name } => {
+            c.send("DELETE", &app(&name), Vec::new(), "application/json")
+                .await?;
+            eprintln!("deleted {name}");
+        }
+        AppsCommand::Deploy {
+            name,
+            zip,
+            message,
+            no_activate,
+        } => {
+            let content = std::fs::read(&zip).map_err(|e| {
+                ExitError::NotFound(anyhow::anyhow!("cannot read {}: {e}", zip.display()))
+            })?;
+            let mut path = format!(
+                "{}/versions?activate={}",
+                app(&name),
+                if no_activate { "false" } else { "true" }
+            );
+            if let Some(m) = message {
+                path.push_str(&format!("&message={}", encode(&m)));
+            }
+            if let Ok(user) = std::env::var("USER") {
+                path.push_str(&format!("&author={}", encode(&user)));
+            }
+            print(&c.send("POST", &path, content, "application/zip").await?);
+        }
+        AppsCommand::Versions { name } => {
+            let path = format!("{}/versions", app(&name));
+            print(&c.send("GET", &path, Vec::new(), "application/json").await?);
+        }
+        AppsCommand::Activate { name, version } => {
+            let path = format!("{}/versions/{version}/activate", app(&name));
+            c.send("POST", &path, Vec::new(), "application/json")
+                .await?;
+            eprintln!("{name}: version {version} is active");
+        }
+        AppsCommand::Settings { name } => {
+            let path = format!("{}/settings", app(&name));
+            print(&c.send("GET", &path, Vec::new(), "application/json").await?);
+        }
+        AppsCommand::Set {
+            name,
+            setting,
+            value,
+        } => {
+            let path = format!("{}/settings/{}", app(&name), encode(&setting));
+            c.send("PUT", &path, value.into_bytes(), "text/plain")
+                .await?;
+        }
+        AppsCommand::Unset { name, setting } => {
+            let path = format!("{}/settings/{}", app(&name), encode(&setting));
+            c.send("DELETE", &path, Vec::new(), "text/plain").await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,464 @@
+//! The REST API over managed apps (`/api/apps/...`), answered from a request's method, path
+//! and collected body; errors become responses in one place ([`ApiError`]).
+
+use bytes::Bytes;
+use http::{Method, Response, StatusCode, header};
+use serde_json::{Value, json};
+use stratus_store::{AppRecord, AppVersion, Scale, SqlApps};
+
+/// The OpenAPI description of this API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Largest package accepted (a zip of an app).
+pub const PACKAGE_LIMIT: usize = 256 << 20;
+
+/// Why a request failed; [`ApiError::response`] is the only place that maps errors to HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("the store failed: {0}")]
+    Store(#[from] stratus_store::Error),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NotFound"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "TooLarge"),
+            ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "StoreFailure"),
+        }
+    }
+
+    /// `{"error": {"code", "message"}}` with the status that says what went wrong.
+    pub fn response(&self) -> Response<Bytes> {
+        let (status, code) = self.parts();
+        if status.is_server_error() {
+            tracing::error!("management API: {self}");
+        }
+        let mut r = json_response(
+            status,
+            &json!({"error": {"code": code, "message": self.to_string()}}),
+        );
+        if matches!(self, ApiError::Unauthorized) {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        r
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response<Bytes> {
+    let mut r = Response::new(Bytes::from(body.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    r
+}
+
+fn empty(status: StatusCode) -> Response<Bytes> {
+    let mut r = Response::new(Bytes::new());
+    *r.status_mut() = status;
+    r
+}
+
+fn app_json(a: &AppRecord) -> Value {
+    json!({
+        "name": a.name,
+        "createdAt": a.created_ms,
+        "updatedAt": a.updated_ms,
+        "activeVersion": a.active_version,
+        "minReplicas": a.min_replicas,
+        "maxReplicas": a.max_replicas,
+        "labels": a.labels.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
+        "generation": a.generation,
+    })
+}
+
+fn version_json(v: &AppVersion) -> Value {
+    json!({
+        "number": v.number,
+        "sha256": v.sha256,
+        "size": v.size,
+        "createdAt": v.created_ms,
+        "author": v.author,
+        "message": v.message,
+    })
+}
+
+/// Reads `{"minReplicas", "maxReplicas", "labels"}` (all optional) over `base`.
+fn scale_of(body: &[u8], base: Scale) -> Result<Scale, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(base);
+    }
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
+    let Value::Object(o) = v else {
+        return Err(ApiError::BadRequest(
+            "expected a JSON object such as {\"minReplicas\": 1, \"maxReplicas\": 2, \"labels\": {\"zone\": \"a\"}}".into(),
+        ));
+    };
+    let mut scale = base;
+    for (k, v) in &o {
+        match k.as_str() {
+            "minReplicas" | "maxReplicas" => {
+                let n = v
+                    .as_i64()
+                    .filter(|n| (0..=1000).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::BadRequest(format!(
+                            "$.{k}: expected an integer from 0 to 1000, found {v}"
+                        ))
+                    })?;
+                if k == "minReplicas" {
+                    scale.min_replicas = n;
+                } else {
+                    scale.max_replicas = n;
+                }
+            }
+            "labels" => {
+                let Value::Object(labels) = v else {
+                    return Err(ApiError::BadRequest(format!(
+                        "$.labels: expected an object of strings, found {v}"
+                    )));
+                };
+                scale.labels = labels
+                    .iter()
+                    .map(|(lk, lv)| match lv {
+                        Value::String(s) => Ok((lk.clone(), s.clone())),
+                        other => Err(ApiError::BadRequest(format!(
+                            "$.labels.{lk}: expected a string, found {other}"
+                        ))),
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "$.{other}: unknown property (expected minReplicas, maxReplicas, labels)"
+                )));
+            }
+        }
+    }
+    if scale.min_replicas > scale.max_replicas {
+        return Err(ApiError::BadRequest(format!(
+            "minReplicas ({}) is above maxReplicas ({})",
+            scale.min_replicas, scale.max_replicas
+        )));
+    }
+    Ok(scale)
+}
+
+fn query_value<'a>(query: Option<&'a str>, key: &str) -> Option<&'a str> {
+    query?.split('&').find_map(|p| {
+        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+        (k == key).then_some(v)
+    })
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or(""),
+                    16,
+                ) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A request as the API sees it.
+#[derive(Debug)]
+pub struct ApiRequest<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub body: &'a [u8],
+    pub now_ms: i64,
+}
+
+/// The management API over a store's apps.
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub apps: SqlApps,
+}
+
+impl Api {
+    /// Answers an (authenticated) request.
+    pub async fn handle(&self, req: &ApiRequest<'_>) -> Result<Response<Bytes>, ApiError> {
+        let segments: Vec<String> = req.path.trim_matches('/').split('/').map(decode).collect();
+        let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let m = req.method;
+        match segs.as_slice() {
+            ["api", "openapi.json"] if m == Method::GET => {
+                let mut r = Response::new(Bytes::from_static(OPENAPI.as_bytes()));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
+                Ok(r)
+            }
+            ["api", "apps"] if m == Method::GET => {
+                let apps = self.apps.list().await?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &Value::Array(apps.iter().map(app_json).collect()),
+                ))
+            }
+            ["api", "apps", name] => self.app(req, name).await,
+            ["api", "apps", name, "settings"] if m == Method::GET => {
+                let app = self.existing(name).await?;
+                let settings = self.apps.settings(&app.name).await?;
+                let map: serde_json::Map<String, Value> = settings
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect();
+                Ok(json_response(StatusCode::OK, &Value::Object(map)))
+            }
+            ["api", "apps", name, "settings", setting] => self.setting(req, name, setting).await,
+            ["api", "apps", name, "versions"] => self.versions(req, name).await,
+            ["api", "apps", name, "versions", number, "activate"] if m == Method::POST => {
+                let app = self.existing(name).await?;
+                let n: i64 = number.parse().map_err(|_| {
+                    ApiError::BadRequest(format!("expected a version number, found \"{number}\""))
+                })?;
+                if !self.apps.activate(&app.name, n, req.now_ms).await? {
+                    return Err(ApiError::NotFound(format!(
+                        "app {} has no version {n}",
+                        app.name
+                    )));
+                }
+                Ok(empty(StatusCode::NO_CONTENT))
+            }
+            ["api", "packages", sha] if m == Method::GET => {
+                let content = self
+                    .apps
+                    .package(sha)
+                    .await?
+                    .ok_or_else(|| ApiError::NotFound(format!("no package {sha}")))?;
+                let mut r = Response::new(Bytes::from(content));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/zip"),
+                );
+                Ok(r)
+            }
+            ["api", "apps"]
+            | ["api", "apps", _, "settings"]
+            | ["api", "apps", _, "versions", _, "activate"]
+            | ["api", "packages", _]
+            | ["api", "openapi.json"] => Err(ApiError::MethodNotAllowed),
+            _ => Err(ApiError::NotFound(format!(
+                "no such resource: {}",
+                req.path
+            ))),
+        }
+    }
+
+    async fn existing(&self, name: &str) -> Result<AppRecord, ApiError> {
+        let name = stratus_model::app_name::normalize(name).map_err(ApiError::NotFound)?;
+        self.apps
+            .get(&name)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no app named {name}")))
+    }
+
+    async fn app(&self, req: &ApiRequest<'_>, name: &str) -> Result<Response<Bytes>, ApiError> {
+        match *req.method {
+            Method::GET => {
+                let app = self.existing(name).await?;
+                Ok(json_response(StatusCode::OK, &app_json(&app)))
+            }
+            Method::PUT => {
+                let name =
+                    stratus_model::app_name::normalize(name).map_err(ApiError::BadRequest)?;
+                match self.apps.get(&name).await? {
+                    None => {
+                        let scale = scale_of(req.body, Scale::default())?;
+                        if !self.apps.create(&name, &scale, req.now_ms).await? {
+                            return Err(ApiError::Conflict(format!(
+                                "app {name} was created meanwhile"
+                            )));
+                        }
+                        let app = self.existing(&name).await?;
+                        Ok(json_response(StatusCode::CREATED, &app_json(&app)))
+                    }
+                    Some(existing) => {
+                        let base = Scale {
+                            min_replicas: existing.min_replicas,
+                            max_replicas: existing.max_replicas,
+                            labels: existing.labels,
+                        };
+                        let scale = scale_of(req.body, base)?;
+                        self.apps.set_scale(&name, &scale, req.now_ms).await?;
+                        let app = self.existing(&name).await?;
+                        Ok(json_response(StatusCode::OK, &app_json(&app)))
+                    }
+                }
+            }
+            Method::DELETE => {
+                let app = self.existing(name).await?;
+                self.apps.delete(&app.name).await?;
+                Ok(empty(StatusCode::NO_CONTENT))
+            }
+            _ => Err(ApiError::MethodNotAllowed),
+        }
+    }
+
+    async fn setting(
+        &self,
+        req: &ApiRequest<'_>,
+        name: &str,
+        setting: &str,
+    ) -> Result<Response<Bytes>, ApiError> {
+        let app = self.existing(name).await?;
+        match *req.method {
+            Method::PUT => {
+                if setting.is_empty() || setting.contains(['=', '\0']) {
+                    return Err(ApiError::BadRequest(format!(
+                        "\"{setting}\" cannot be a setting name (empty, or with '=' or NUL)"
+                    )));
+                }
+                let value = std::str::from_utf8(req.body)
+                    .map_err(|_| ApiError::BadRequest("the value is not UTF-8 text".into()))?;
+                self.apps
+                    .set_setting(&app.name, setting, value, req.now_ms)
+                    .await?;
+                Ok(empty(StatusCode::NO_CONTENT))
+            }
+            Method::DELETE => {
+                if !self
+                    .apps
+                    .delete_setting(&app.name, setting, req.now_ms)
+                    .await?
+                {
+                    return Err(ApiError::NotFound(format!(
+                        "app {} has no setting {setting}",
+                        app.name
+                    )));
+                }
+                Ok(empty(StatusCode::NO_CONTENT))
+            }
+            _ => Err(ApiError::MethodNotAllowed),
+        }
+    }
+
+    async fn versions(
+        &self,
+        req: &ApiRequest<'_>,
+        name: &str,
+    ) -> Result<Response<Bytes>, ApiError> {
+        let app = self.existing(name).await?;
+        match *req.method {
+            Method::GET => {
+                let versions = self.apps.versions(&app.name).await?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &Value::Array(versions.iter().map(version_json).collect()),
+                ))
+            }
+            Method::POST => {
+                if !req.body.starts_with(b"PK\x03\x04") && !req.body.starts_with(b"PK\x05\x06") {
+                    return Err(ApiError::BadRequest(
+                        "the body is not a zip archive (expected the app's files zipped, as for zip deploy)".into(),
+                    ));
+                }
+                let activate = query_value(req.query, "activate").is_none_or(|v| v != "false");
+                let message = query_value(req.query, "message")
+                    .map(decode)
+                    .unwrap_or_default();
+                let author = query_value(req.query, "author")
+                    .map(decode)
+                    .unwrap_or_else(|| "api".into());
+                let sha = self.apps.put_package(req.body, req.now_ms).await?;
+                let number = self
+                    .apps
+                    .add_version(&app.name, &sha, &author, &message, activate, req.now_ms)
+                    .await?
+                    .ok_or_else(|| ApiError::NotFound(format!("no app named {}", app.name)))?;
+                Ok(json_response(
+                    StatusCode::CREATED,
+                    &json!({"number": number, "sha256": sha, "size": req.body.len(), "active": activate}),
+                ))
+            }
+            _ => Err(ApiError::MethodNotAllowed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scales_and_queries() {
+        let s = scale_of(
+            br#"{"minReplicas": 2, "maxReplicas": 3, "labels": {"zone": "a"}}"#,
+            Scale::default(),
+        )
+        .unwrap();
+        assert_eq!((s.min_replicas, s.max_replicas), (2, 3));
+        assert_eq!(s.labels, vec![("zone".to_string(), "a".to_string())]);
+        assert!(
+            scale_of(br#"{"minReplicas": 3}"#, Scale::default())
+                .unwrap_err()
+                .to_string()
+                .contains("above")
+        );
+        assert!(
+            scale_of(br#"{"replicas": 3}"#, Scale::default())
+                .unwrap_err()
+                .to_string()
+                .contains("unknown property")
+        );
+        assert!(scale_of(br#"{"labels": {"a": 1}}"#, Scale::default()).is_err());
+        assert_eq!(scale_of(b"  ", Scale::default()).unwrap(), Scale::default());
+        assert_eq!(
+            query_value(Some("a=1&message=hi%20there"), "message")
+                .map(decode)
+                .as_deref(),
+            Some("hi there")
+        );
+        assert_eq!(decode("a%2Fb+c%"), "a/b c%");
+    }
+
+    #[test]
+    fn the_openapi_document_is_json() {
+        let v: Value = serde_json::from_str(OPENAPI).unwrap();
+        assert_eq!(v["openapi"], "3.0.3");
+        assert!(v["paths"]["/api/apps/{name}/versions"]["post"].is_object());
+    }
+}
