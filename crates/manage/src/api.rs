@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use http::{Method, Response, StatusCode, header};
 use serde_json::{Value, json};
+use stratus_model::text::url_decode as decode;
 use stratus_store::{AppRecord, AppVersion, Scale, SqlApps};
 
 /// The OpenAPI description of this API.
@@ -171,33 +172,6 @@ fn query_value<'a>(query: Option<&'a str>, key: &str) -> Option<&'a str> {
         let (k, v) = p.split_once('=').unwrap_or((p, ""));
         (k == key).then_some(v)
     })
-}
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(
-                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or(""),
-                    16,
-                ) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 3;
-                        continue;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A request as the API sees it.

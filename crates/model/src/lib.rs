@@ -17,6 +17,7 @@ pub mod retry;
 pub mod route;
 pub mod schedule;
 pub mod settings;
+pub mod text;
 pub mod timespan;
 pub mod worker_config;
 

@@ -335,11 +335,18 @@ impl SqlApps {
         activate: bool,
         now_ms: i64,
     ) -> Result<Option<i64>> {
-        // Two writers may pick the same number; the loser tries the next one. (SQLite takes
-        // its write lock up front: upgrading a read lock would fail at once under contention.)
-        let begin = match &self.backend {
-            Backend::Sqlite(_) => "BEGIN IMMEDIATE",
-            Backend::Postgres(_) => "BEGIN",
+        // Versions of one app are numbered one writer at a time: SQLite takes its write lock
+        // up front (upgrading a read lock would fail at once under contention), PostgreSQL
+        // locks the app's row. Should two writers still pick one number, the loser retries.
+        let (begin, lock) = match &self.backend {
+            Backend::Sqlite(_) => (
+                "BEGIN IMMEDIATE",
+                "SELECT generation FROM apps WHERE name = $1",
+            ),
+            Backend::Postgres(_) => (
+                "BEGIN",
+                "SELECT generation FROM apps WHERE name = $1 FOR UPDATE",
+            ),
         };
         for _ in 0..5 {
             let outcome: std::result::Result<Option<i64>, sqlx::Error> = on_pool!(
@@ -348,7 +355,7 @@ impl SqlApps {
                     async {
                         let mut tx = pool.begin_with(begin).await?;
                         let exists: Option<i64> =
-                            sqlx::query_scalar("SELECT generation FROM apps WHERE name = $1")
+                            sqlx::query_scalar(lock)
                                 .bind(app)
                                 .fetch_optional(&mut *tx)
                                 .await?;
