@@ -1,8 +1,10 @@
 //! The `stratus` binary: parses the command line, sets up logging, runs a command, and maps
 //! its outcome to an exit code.
 
+mod api_client;
 mod app;
 mod apps;
+mod cluster;
 mod config;
 mod keys;
 mod log_format;
@@ -37,6 +39,10 @@ enum Command {
     Manage(manage::ManageArgs),
     /// Create, deploy and configure managed apps through the management API.
     Apps(apps::AppsArgs),
+    /// Create, list and revoke the tokens workers join with.
+    Tokens(cluster::TokensArgs),
+    /// List, drain and remove workers.
+    Workers(cluster::WorkersArgs),
 }
 
 /// How a command failed, and the exit code that says so.
@@ -83,6 +89,8 @@ fn log_format(cli: &Cli) -> config::LogFormat {
         Command::Queue(a) => &a.config,
         Command::Manage(a) => &a.config,
         Command::Apps(a) => &a.config,
+        Command::Tokens(a) => &a.config,
+        Command::Workers(a) => &a.config,
     };
     config::Config::resolve(flags, &config::ProcessEnv)
         .map(|c| c.log_format)
@@ -109,6 +117,8 @@ fn main() -> ExitCode {
             Command::Queue(args) => queue::run(args).await,
             Command::Manage(args) => manage::run(args).await,
             Command::Apps(args) => apps::run(args).await,
+            Command::Tokens(args) => cluster::tokens(args).await,
+            Command::Workers(args) => cluster::workers(args).await,
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));

@@ -35,7 +35,10 @@ pub async fn run(args: ManageArgs) -> Result<(), ExitError> {
         args.listen,
         store.engine()
     );
-    let api = stratus_manage::Api { apps: store.apps() };
+    let api = stratus_manage::Api {
+        apps: store.apps(),
+        workers: store.workers(),
+    };
     stratus_manage::serve(
         listener,
         api,

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http::{Method, Response, StatusCode, header};
 use serde_json::{Value, json};
 use stratus_model::text::url_decode as decode;
-use stratus_store::{AppRecord, AppVersion, Scale, SqlApps};
+use stratus_store::{AppRecord, AppVersion, Scale, SqlApps, SqlWorkers, WorkerRecord, WorkerSpec};
 
 /// The OpenAPI description of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -20,6 +20,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("a valid bearer token is required")]
     Unauthorized,
+    #[error("{0}")]
+    Gone(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -37,6 +39,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequest"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized"),
+            ApiError::Gone(_) => (StatusCode::GONE, "Gone"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NotFound"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
@@ -177,6 +180,10 @@ fn query_value<'a>(query: Option<&'a str>, key: &str) -> Option<&'a str> {
 /// A request as the API sees it.
 #[derive(Debug)]
 pub struct ApiRequest<'a> {
+    /// Whether the caller presented the admin token.
+    pub admin: bool,
+    /// The bearer token presented, for the routes workers call with their join token.
+    pub bearer: Option<&'a str>,
     pub method: &'a Method,
     pub path: &'a str,
     pub query: Option<&'a str>,
@@ -188,11 +195,113 @@ pub struct ApiRequest<'a> {
 #[derive(Debug, Clone)]
 pub struct Api {
     pub apps: SqlApps,
+    pub workers: SqlWorkers,
+}
+
+/// Whether `path` is one workers call with their join token rather than the admin token.
+pub fn is_worker_route(path: &str) -> bool {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    matches!(
+        segs.as_slice(),
+        ["api", "workers", "join"] | ["api", "workers", _, "heartbeat"]
+    )
+}
+
+fn worker_json(w: &WorkerRecord, now_ms: i64) -> Value {
+    json!({
+        "id": w.id,
+        "name": w.spec.name,
+        "cpuMillis": w.spec.cpu_millis,
+        "memoryMib": w.spec.memory_mib,
+        "maxApps": w.spec.max_apps,
+        "labels": w.spec.labels.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
+        "window": w.spec.window,
+        "version": w.spec.version,
+        "joinedAt": w.joined_ms,
+        "heartbeatAt": w.heartbeat_ms,
+        "heartbeatAgeMs": (now_ms - w.heartbeat_ms).max(0),
+        "draining": w.draining,
+    })
+}
+
+/// Checks an availability window `HH:MM-HH:MM` (it may wrap past midnight).
+fn check_window(w: &str) -> Result<(), ApiError> {
+    let valid = |t: &str| {
+        let (h, m) = t.split_once(':')?;
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60 && t.len() == 5).then_some(())
+    };
+    match w.split_once('-') {
+        Some((a, b)) if valid(a).is_some() && valid(b).is_some() && a != b => Ok(()),
+        _ => Err(ApiError::BadRequest(format!(
+            "$.window: expected HH:MM-HH:MM (e.g. 22:00-06:00), found \"{w}\""
+        ))),
+    }
+}
+
+/// A worker's self-description as it joins.
+fn worker_spec(body: &[u8]) -> Result<WorkerSpec, ApiError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not JSON: {e}")))?;
+    let text = |k: &str| v[k].as_str().map(str::to_string);
+    let num = |k: &str, default: i64| -> Result<i64, ApiError> {
+        match &v[k] {
+            Value::Null => Ok(default),
+            n => n.as_i64().filter(|n| *n > 0).ok_or_else(|| {
+                ApiError::BadRequest(format!("$.{k}: expected a positive integer, found {n}"))
+            }),
+        }
+    };
+    let name = text("name")
+        .filter(|n| !n.trim().is_empty() && n.len() <= 128)
+        .ok_or_else(|| ApiError::BadRequest("$.name: expected the worker's name".into()))?;
+    let version = text("version")
+        .ok_or_else(|| ApiError::BadRequest("$.version: expected the worker's version".into()))?;
+    let labels = match &v["labels"] {
+        Value::Null => Vec::new(),
+        Value::Object(o) => o
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k.clone(), s.clone())),
+                other => Err(ApiError::BadRequest(format!(
+                    "$.labels.{k}: expected a string, found {other}"
+                ))),
+            })
+            .collect::<Result<_, _>>()?,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "$.labels: expected an object of strings, found {other}"
+            )));
+        }
+    };
+    let window = text("window");
+    if let Some(w) = &window {
+        check_window(w)?;
+    }
+    Ok(WorkerSpec {
+        name,
+        cpu_millis: num("cpuMillis", 1000)?,
+        memory_mib: num("memoryMib", 1024)?,
+        max_apps: num("maxApps", 8)?,
+        labels,
+        window,
+        version,
+    })
+}
+
+/// Whether a worker of `version` may join this management role (same major and minor).
+fn compatible(version: &str) -> bool {
+    let mine: Vec<&str> = env!("CARGO_PKG_VERSION").split('.').take(2).collect();
+    let theirs: Vec<&str> = version.split('.').take(2).collect();
+    mine == theirs
 }
 
 impl Api {
-    /// Answers an (authenticated) request.
+    /// Answers a request: admin routes need `admin`; the worker routes check the join token.
     pub async fn handle(&self, req: &ApiRequest<'_>) -> Result<Response<Bytes>, ApiError> {
+        if !req.admin && !is_worker_route(req.path) && req.path != "/api/openapi.json" {
+            return Err(ApiError::Unauthorized);
+        }
         let segments: Vec<String> = req.path.trim_matches('/').split('/').map(decode).collect();
         let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
         let m = req.method;
@@ -237,6 +346,88 @@ impl Api {
                 }
                 Ok(empty(StatusCode::NO_CONTENT))
             }
+            ["api", "tokens"] if m == Method::POST => {
+                let v: Value = serde_json::from_slice(req.body).unwrap_or(Value::Null);
+                let name = v["name"]
+                    .as_str()
+                    .filter(|n| !n.trim().is_empty())
+                    .ok_or_else(|| {
+                        ApiError::BadRequest("expected {\"name\": \"...\"} naming the token".into())
+                    })?;
+                let (id, token) = self.workers.create_token(name, req.now_ms).await?;
+                Ok(json_response(
+                    StatusCode::CREATED,
+                    &json!({"id": id, "name": name, "token": token}),
+                ))
+            }
+            ["api", "tokens"] if m == Method::GET => {
+                let tokens = self.workers.tokens().await?;
+                let list: Vec<Value> = tokens
+                    .iter()
+                    .map(|t| json!({"id": t.id, "name": t.name, "createdAt": t.created_ms, "revokedAt": t.revoked_ms}))
+                    .collect();
+                Ok(json_response(StatusCode::OK, &Value::Array(list)))
+            }
+            ["api", "tokens", id] if m == Method::DELETE => {
+                if !self.workers.revoke_token(id, req.now_ms).await? {
+                    return Err(ApiError::NotFound(format!("no live token {id}")));
+                }
+                Ok(empty(StatusCode::NO_CONTENT))
+            }
+            ["api", "workers", "join"] if m == Method::POST => {
+                let token_id = match req.bearer {
+                    Some(t) => self.workers.admit(t).await?,
+                    None => None,
+                }
+                .ok_or(ApiError::Unauthorized)?;
+                let spec = worker_spec(req.body)?;
+                if !compatible(&spec.version) {
+                    return Err(ApiError::Conflict(format!(
+                        "worker version {} cannot join management version {}: major and minor versions must match",
+                        spec.version,
+                        env!("CARGO_PKG_VERSION")
+                    )));
+                }
+                let id = self.workers.join(&spec, &token_id, req.now_ms).await?;
+                Ok(json_response(StatusCode::CREATED, &json!({"id": id})))
+            }
+            ["api", "workers", id, "heartbeat"] if m == Method::POST => {
+                // Only with the token the worker joined with, while it is live.
+                let token_id = match req.bearer {
+                    Some(t) => self.workers.admit(t).await?,
+                    None => None,
+                }
+                .ok_or(ApiError::Unauthorized)?;
+                let worker = self.workers.get(id).await?;
+                if worker.as_ref().is_some_and(|w| w.token_id != token_id) {
+                    return Err(ApiError::Unauthorized);
+                }
+                if worker.is_none() || !self.workers.heartbeat(id, req.now_ms).await? {
+                    return Err(ApiError::Gone(format!(
+                        "worker {id} was removed: join again"
+                    )));
+                }
+                Ok(empty(StatusCode::NO_CONTENT))
+            }
+            ["api", "workers"] if m == Method::GET => {
+                let workers = self.workers.list().await?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &Value::Array(workers.iter().map(|w| worker_json(w, req.now_ms)).collect()),
+                ))
+            }
+            ["api", "workers", id, "drain"] if m == Method::POST => {
+                if !self.workers.set_draining(id, true).await? {
+                    return Err(ApiError::NotFound(format!("no worker {id}")));
+                }
+                Ok(empty(StatusCode::NO_CONTENT))
+            }
+            ["api", "workers", id] if m == Method::DELETE => {
+                if !self.workers.remove(id).await? {
+                    return Err(ApiError::NotFound(format!("no worker {id}")));
+                }
+                Ok(empty(StatusCode::NO_CONTENT))
+            }
             ["api", "packages", sha] if m == Method::GET => {
                 let content = self
                     .apps
@@ -251,6 +442,11 @@ impl Api {
                 Ok(r)
             }
             ["api", "apps"]
+            | ["api", "tokens"]
+            | ["api", "tokens", _]
+            | ["api", "workers"]
+            | ["api", "workers", _]
+            | ["api", "workers", _, _]
             | ["api", "apps", _, "settings"]
             | ["api", "apps", _, "versions", _, "activate"]
             | ["api", "packages", _]
@@ -427,6 +623,32 @@ mod tests {
             Some("hi there")
         );
         assert_eq!(decode("a%2Fb+c%"), "a/b c%");
+    }
+
+    #[test]
+    fn workers_describe_themselves() {
+        let s = worker_spec(br#"{"name": "box", "version": "0.1.9", "labels": {"zone": "a"}, "window": "22:00-06:00", "maxApps": 3}"#).unwrap();
+        assert_eq!((s.max_apps, s.cpu_millis), (3, 1000));
+        assert!(
+            worker_spec(br#"{"name": "box", "version": "0.1.0", "window": "25:00-06:00"}"#)
+                .is_err()
+        );
+        assert!(
+            worker_spec(br#"{"name": "box", "version": "0.1.0", "window": "22:00-22:00"}"#)
+                .is_err()
+        );
+        assert!(
+            worker_spec(br#"{"version": "0.1.0"}"#)
+                .unwrap_err()
+                .to_string()
+                .contains("$.name")
+        );
+        assert!(worker_spec(br#"{"name": "b", "version": "0.1.0", "maxApps": 0}"#).is_err());
+        assert!(compatible(env!("CARGO_PKG_VERSION")));
+        assert!(!compatible("99.0.0"));
+        assert!(is_worker_route("/api/workers/join"));
+        assert!(is_worker_route("/api/workers/abc/heartbeat"));
+        assert!(!is_worker_route("/api/workers/abc"));
     }
 
     #[test]

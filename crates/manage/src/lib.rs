@@ -65,8 +65,14 @@ async fn answer(
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
     let (api, token) = &*api;
-    let public = parts.uri.path() == "/api/openapi.json";
-    let result = if !public && !token.admits(parts.headers.get(http::header::AUTHORIZATION)) {
+    let authorization = parts.headers.get(http::header::AUTHORIZATION);
+    let admin = token.admits(authorization);
+    let bearer = authorization
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let public = parts.uri.path() == "/api/openapi.json" || api::is_worker_route(parts.uri.path());
+    let result = if !public && !admin {
         Err(ApiError::Unauthorized)
     } else {
         match Limited::new(body, api::PACKAGE_LIMIT).collect().await {
@@ -74,6 +80,8 @@ async fn answer(
             Ok(body) => {
                 let body = body.to_bytes();
                 let request = ApiRequest {
+                    admin,
+                    bearer,
                     method: &parts.method,
                     path: parts.uri.path(),
                     query: parts.uri.query(),

@@ -215,6 +215,52 @@ const MIGRATIONS: &[Migration] = &[
         );
         CREATE INDEX app_versions_package ON app_versions (sha256);",
     },
+    Migration {
+        version: 5,
+        name: "join tokens and workers",
+        sqlite: "CREATE TABLE join_tokens (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            hash TEXT NOT NULL UNIQUE,
+            created_at INTEGER NOT NULL,
+            revoked_at INTEGER
+        );
+        CREATE TABLE workers (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            cpu_millis INTEGER NOT NULL,
+            memory_mib INTEGER NOT NULL,
+            max_apps INTEGER NOT NULL,
+            labels TEXT NOT NULL,
+            availability TEXT,
+            version TEXT NOT NULL,
+            token_id TEXT NOT NULL REFERENCES join_tokens (id),
+            joined_at INTEGER NOT NULL,
+            heartbeat_at INTEGER NOT NULL,
+            draining BOOLEAN NOT NULL
+        );",
+        postgres: "CREATE TABLE join_tokens (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            hash TEXT NOT NULL UNIQUE,
+            created_at BIGINT NOT NULL,
+            revoked_at BIGINT
+        );
+        CREATE TABLE workers (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            cpu_millis BIGINT NOT NULL,
+            memory_mib BIGINT NOT NULL,
+            max_apps BIGINT NOT NULL,
+            labels TEXT NOT NULL,
+            availability TEXT,
+            version TEXT NOT NULL,
+            token_id TEXT NOT NULL REFERENCES join_tokens (id),
+            joined_at BIGINT NOT NULL,
+            heartbeat_at BIGINT NOT NULL,
+            draining BOOLEAN NOT NULL
+        );",
+    },
 ];
 
 impl Backend {

@@ -16,6 +16,7 @@ pub mod leases;
 mod queue_group;
 pub mod queues;
 pub mod timers;
+pub mod workers;
 
 pub use apps::{AppRecord, AppVersion, Scale, SqlApps};
 pub use crypto::EncryptionKey;
@@ -28,6 +29,7 @@ pub use queues::{
     Updated,
 };
 pub use timers::{SqlTimers, TimerStatus};
+pub use workers::{JoinToken, SqlWorkers, WorkerRecord, WorkerSpec};
 
 use db::Backend;
 
@@ -64,6 +66,13 @@ impl Store {
         SqlApps {
             backend: self.backend.clone(),
             key: self.key.clone(),
+        }
+    }
+
+    /// Join tokens and the workers that joined.
+    pub fn workers(&self) -> SqlWorkers {
+        SqlWorkers {
+            backend: self.backend.clone(),
         }
     }
 

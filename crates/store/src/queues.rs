@@ -815,7 +815,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// A random (version 4) GUID, as `xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`.
-fn new_guid() -> Result<String> {
+pub(crate) fn new_guid() -> Result<String> {
     let mut b = random_bytes::<16>()?;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;

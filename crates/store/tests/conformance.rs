@@ -29,6 +29,65 @@ async fn suite(store: &Store) {
     batches_are_sent_and_deleted_at_once(store).await;
     concurrent_writes_each_get_their_own_outcome(store).await;
     apps_settings_and_versions(store).await;
+    workers_join_with_tokens(store).await;
+}
+
+async fn workers_join_with_tokens(store: &Store) {
+    use stratus_store::WorkerSpec;
+    let workers = store.workers();
+    let t = 5_000;
+    let (id, token) = workers.create_token("night shift", t).await.unwrap();
+    assert!(token.starts_with("sjt_") && token.len() > 30, "{token}");
+    assert_eq!(
+        workers.admit(&token).await.unwrap().as_deref(),
+        Some(id.as_str())
+    );
+    assert_eq!(workers.admit("sjt_wrong").await.unwrap(), None);
+    let listed = workers.tokens().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].name.as_str(), listed[0].revoked_ms),
+        ("night shift", None)
+    );
+
+    let spec = WorkerSpec {
+        name: "box-1".into(),
+        cpu_millis: 2000,
+        memory_mib: 4096,
+        max_apps: 8,
+        labels: vec![("zone".into(), "a".into()), ("disk".into(), "ssd".into())],
+        window: Some("22:00-06:00".into()),
+        version: "0.1.0".into(),
+    };
+    let w1 = workers.join(&spec, &id, t + 1).await.unwrap();
+    let got = workers.get(&w1).await.unwrap().unwrap();
+    assert_eq!(got.spec.labels[0], ("disk".to_string(), "ssd".to_string()));
+    assert_eq!(got.spec.window.as_deref(), Some("22:00-06:00"));
+    assert_eq!(
+        (got.joined_ms, got.heartbeat_ms, got.draining),
+        (t + 1, t + 1, false)
+    );
+    // Joining again under the same name replaces the record.
+    let w2 = workers.join(&spec, &id, t + 2).await.unwrap();
+    assert_ne!(w1, w2);
+    assert!(workers.get(&w1).await.unwrap().is_none());
+    assert_eq!(workers.list().await.unwrap().len(), 1);
+    assert!(workers.heartbeat(&w2, t + 10).await.unwrap());
+    assert_eq!(
+        workers.get(&w2).await.unwrap().unwrap().heartbeat_ms,
+        t + 10
+    );
+    assert!(workers.set_draining(&w2, true).await.unwrap());
+    assert!(workers.get(&w2).await.unwrap().unwrap().draining);
+
+    // A revoked token admits no one, and its workers' heartbeats are refused.
+    assert!(workers.revoke_token(&id, t + 20).await.unwrap());
+    assert!(!workers.revoke_token(&id, t + 21).await.unwrap());
+    assert_eq!(workers.admit(&token).await.unwrap(), None);
+    assert!(!workers.heartbeat(&w2, t + 30).await.unwrap());
+    assert!(workers.remove(&w2).await.unwrap());
+    assert!(!workers.remove(&w2).await.unwrap());
+    assert!(workers.list().await.unwrap().is_empty());
 }
 
 async fn apps_settings_and_versions(store: &Store) {

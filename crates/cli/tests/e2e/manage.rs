@@ -44,8 +44,13 @@ fn manage() -> Manage {
 
 impl Manage {
     fn apps(&self, args: &[&str]) -> Result<String, String> {
+        self.cli("apps", args)
+    }
+
+    /// `stratus COMMAND ARGS` against this management role.
+    fn cli(&self, command: &str, args: &[&str]) -> Result<String, String> {
         let out = stratus_command()
-            .arg("apps")
+            .arg(command)
             .args(args)
             .arg("--url")
             .arg(format!("http://127.0.0.1:{}", self.port))
@@ -168,5 +173,91 @@ fn apps_settings_and_versions_through_the_management_api() {
     );
     m.apps(&["delete", "orders"]).unwrap();
     let e = m.apps(&["show", "orders"]).unwrap_err();
+    assert!(e.contains("404"), "{e}");
+}
+
+#[test]
+fn workers_join_with_a_token_and_are_listed_drained_and_removed() {
+    let m = manage();
+    let created: Value =
+        serde_json::from_str(&m.cli("tokens", &["create", "night shift"]).unwrap()).unwrap();
+    let token = created["token"].as_str().unwrap().to_string();
+    let token_id = created["id"].as_str().unwrap().to_string();
+    let listed = m.cli("tokens", &["list"]).unwrap();
+    assert!(
+        listed.contains("night shift") && !listed.contains(&token),
+        "values are never listed: {listed}"
+    );
+
+    let join = |bearer: &str, body: &str| {
+        request(
+            m.port,
+            "POST",
+            "/api/workers/join",
+            &[
+                ("Authorization", &format!("Bearer {bearer}")),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+        .unwrap()
+    };
+    let version = env!("CARGO_PKG_VERSION");
+    let spec = format!(
+        r#"{{"name": "box-1", "version": "{version}", "cpuMillis": 2000, "memoryMib": 4096, "maxApps": 4, "labels": {{"zone": "a"}}, "window": "22:00-06:00"}}"#
+    );
+    assert_eq!(join("sjt_wrong", &spec).status, 401, "an unknown token");
+    let admin = std::fs::read_to_string(m.data.path().join("admin-token")).unwrap();
+    assert_eq!(
+        join(&admin, &spec).status,
+        401,
+        "the admin token is not a join token"
+    );
+    let old = join(&token, r#"{"name": "box-0", "version": "99.1.0"}"#);
+    assert_eq!(old.status, 409, "{}", old.text());
+    assert!(old.text().contains("major and minor versions must match"));
+    let bad = join(
+        &token,
+        &format!(r#"{{"name": "box-0", "version": "{version}", "window": "nights"}}"#),
+    );
+    assert_eq!(bad.status, 400);
+    let joined = join(&token, &spec);
+    assert_eq!(joined.status, 201, "{}", joined.text());
+    let id = serde_json::from_str::<Value>(&joined.text()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let beat = |bearer: &str| {
+        request(
+            m.port,
+            "POST",
+            &format!("/api/workers/{id}/heartbeat"),
+            &[("Authorization", &format!("Bearer {bearer}"))],
+            b"",
+        )
+        .unwrap()
+        .status
+    };
+    assert_eq!(beat(&token), 204);
+    let workers: Value =
+        serde_json::from_str(&m.cli("workers", &["list", "--json"]).unwrap()).unwrap();
+    assert_eq!(workers[0]["name"], "box-1");
+    assert_eq!(workers[0]["window"], "22:00-06:00");
+    assert_eq!(workers[0]["labels"]["zone"], "a");
+    assert_eq!(workers[0]["draining"], false);
+    m.cli("workers", &["drain", &id]).unwrap();
+    let table = m.cli("workers", &["list"]).unwrap();
+    assert!(
+        table.contains("draining") && table.contains("zone=a"),
+        "{table}"
+    );
+
+    // Revoking the token shuts its workers out.
+    m.cli("tokens", &["revoke", &token_id]).unwrap();
+    assert_eq!(beat(&token), 401);
+    assert_eq!(join(&token, &spec).status, 401);
+    m.cli("workers", &["remove", &id]).unwrap();
+    let e = m.cli("workers", &["remove", &id]).unwrap_err();
     assert!(e.contains("404"), "{e}");
 }

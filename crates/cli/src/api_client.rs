@@ -1,0 +1,122 @@
+//! A client of the management API for the commands that use it (`apps`, `tokens`,
+//! `workers`): where it is, the admin token, errors as exit codes.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+use crate::ExitError;
+use crate::config::{Config, ConfigFlags};
+
+/// Percent-encodes a path segment or query value.
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// Prints a JSON answer (nothing for an empty one).
+pub fn print(v: &Value) {
+    if !v.is_null() {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    }
+}
+
+pub struct Client {
+    authority: String,
+    token: String,
+}
+
+impl Client {
+    /// A client of the API at `url` (`http://host:port`) with the admin token:
+    /// `STRATUS_ADMIN_TOKEN`, else the data directory's `admin-token`.
+    pub fn connect(url: &str, config: &ConfigFlags) -> Result<Client, ExitError> {
+        let authority = url
+            .strip_prefix("http://")
+            .map(|r| r.trim_end_matches('/').to_string())
+            .filter(|a| !a.is_empty() && !a.contains('/'))
+            .ok_or_else(|| {
+                ExitError::Usage(anyhow::anyhow!(
+                    "--url: expected http://host:port, found {url}"
+                ))
+            })?;
+        let token = match std::env::var("STRATUS_ADMIN_TOKEN") {
+            Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+            _ => {
+                let config = Config::resolve(config, &crate::config::ProcessEnv)
+                    .map_err(|e| ExitError::Config(e.into()))?;
+                crate::secrets::admin_token(&config.data_dir)
+                    .map_err(ExitError::Config)?
+                    .0
+            }
+        };
+        Ok(Client { authority, token })
+    }
+
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<Value, ExitError> {
+        let stream = tokio::net::TcpStream::connect(&self.authority)
+            .await
+            .map_err(|e| {
+                ExitError::Unavailable(anyhow::anyhow!(
+                    "cannot reach the management API at http://{} ({e}); is `stratus manage` running? (--url, STRATUS_MANAGE_URL)",
+                    self.authority
+                ))
+            })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ExitError::Other(e.into()))?;
+        tokio::spawn(conn);
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &self.authority)
+            .header("authorization", format!("Bearer {}", self.token))
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| ExitError::Other(e.into()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| ExitError::Other(e.into()))?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ExitError::Other(e.into()))?
+            .to_bytes();
+        let value: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        if status.is_success() {
+            return Ok(value);
+        }
+        let message = value["error"]["message"]
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_string);
+        let e = anyhow::anyhow!("{status}: {message}");
+        Err(match status.as_u16() {
+            404 => ExitError::NotFound(e),
+            400 | 409 | 413 => ExitError::Usage(e),
+            401 => ExitError::Config(anyhow::anyhow!(
+                "{e} (the admin token is STRATUS_ADMIN_TOKEN, or the admin-token file in the management role's data directory)"
+            )),
+            _ => ExitError::Other(e),
+        })
+    }
+}

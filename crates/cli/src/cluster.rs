@@ -1,0 +1,163 @@
+//! `stratus tokens` and `stratus workers`: the join tokens workers use and the workers that
+//! joined, through the management API.
+
+use serde_json::Value;
+
+use crate::ExitError;
+use crate::api_client::{Client, encode, print};
+use crate::config::ConfigFlags;
+
+#[derive(Debug, clap::Args)]
+pub struct TokensArgs {
+    #[command(subcommand)]
+    pub command: TokensCommand,
+    /// The management API.
+    #[arg(
+        long,
+        global = true,
+        env = "STRATUS_MANAGE_URL",
+        default_value = "http://127.0.0.1:7080"
+    )]
+    pub url: String,
+    #[command(flatten)]
+    pub config: ConfigFlags,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TokensCommand {
+    /// Create a join token; its value is printed once and stored only as a hash.
+    Create { name: String },
+    /// List the tokens (never their values).
+    List,
+    /// Revoke a token: workers that joined with it are refused from now on.
+    Revoke { id: String },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WorkersArgs {
+    #[command(subcommand)]
+    pub command: WorkersCommand,
+    /// The management API.
+    #[arg(
+        long,
+        global = true,
+        env = "STRATUS_MANAGE_URL",
+        default_value = "http://127.0.0.1:7080"
+    )]
+    pub url: String,
+    #[command(flatten)]
+    pub config: ConfigFlags,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum WorkersCommand {
+    /// List the workers with capacity, labels, window and heartbeat age.
+    List {
+        /// Print the JSON the API answered.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give no new placements to a worker.
+    Drain { id: String },
+    /// Forget a worker.
+    Remove { id: String },
+}
+
+pub async fn tokens(args: TokensArgs) -> Result<(), ExitError> {
+    let c = Client::connect(&args.url, &args.config)?;
+    match args.command {
+        TokensCommand::Create { name } => {
+            let body = serde_json::json!({ "name": name }).to_string().into_bytes();
+            let created = c
+                .send("POST", "/api/tokens", body, "application/json")
+                .await?;
+            print(&created);
+            eprintln!("keep the token: it is not shown again (workers join with `--token`)");
+        }
+        TokensCommand::List => {
+            let list = c
+                .send("GET", "/api/tokens", Vec::new(), "application/json")
+                .await?;
+            println!("{:<38} {:<24} REVOKED", "ID", "NAME");
+            for t in list.as_array().into_iter().flatten() {
+                println!(
+                    "{:<38} {:<24} {}",
+                    t["id"].as_str().unwrap_or(""),
+                    t["name"].as_str().unwrap_or(""),
+                    if t["revokedAt"].is_null() {
+                        "no"
+                    } else {
+                        "yes"
+                    }
+                );
+            }
+        }
+        TokensCommand::Revoke { id } => {
+            let path = format!("/api/tokens/{}", encode(&id));
+            c.send("DELETE", &path, Vec::new(), "application/json")
+                .await?;
+            eprintln!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+fn labels(w: &Value) -> String {
+    w["labels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub async fn workers(args: WorkersArgs) -> Result<(), ExitError> {
+    let c = Client::connect(&args.url, &args.config)?;
+    match args.command {
+        WorkersCommand::List { json } => {
+            let list = c
+                .send("GET", "/api/workers", Vec::new(), "application/json")
+                .await?;
+            if json {
+                print(&list);
+                return Ok(());
+            }
+            println!(
+                "{:<38} {:<16} {:>6} {:>8} {:>5} {:>9} {:<12} {:<9} LABELS",
+                "ID", "NAME", "CPU", "MEMORY", "APPS", "HEARTBEAT", "WINDOW", "STATE"
+            );
+            for w in list.as_array().into_iter().flatten() {
+                println!(
+                    "{:<38} {:<16} {:>6} {:>8} {:>5} {:>8}s {:<12} {:<9} {}",
+                    w["id"].as_str().unwrap_or(""),
+                    w["name"].as_str().unwrap_or(""),
+                    format!("{}m", w["cpuMillis"]),
+                    format!("{}Mi", w["memoryMib"]),
+                    w["maxApps"],
+                    w["heartbeatAgeMs"].as_i64().unwrap_or(0) / 1000,
+                    w["window"].as_str().unwrap_or("always"),
+                    if w["draining"] == true {
+                        "draining"
+                    } else {
+                        "active"
+                    },
+                    labels(w)
+                );
+            }
+        }
+        WorkersCommand::Drain { id } => {
+            let path = format!("/api/workers/{}/drain", encode(&id));
+            c.send("POST", &path, Vec::new(), "application/json")
+                .await?;
+            eprintln!("draining {id}");
+        }
+        WorkersCommand::Remove { id } => {
+            let path = format!("/api/workers/{}", encode(&id));
+            c.send("DELETE", &path, Vec::new(), "application/json")
+                .await?;
+            eprintln!("removed {id}");
+        }
+    }
+    Ok(())
+}
