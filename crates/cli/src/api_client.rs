@@ -31,6 +31,16 @@ pub fn print(v: &Value) {
 pub struct Client {
     authority: String,
     token: String,
+    /// What to say when the token is refused.
+    token_hint: &'static str,
+}
+
+/// `host:port` of an `http://host:port` URL.
+fn authority(url: &str) -> Result<String, ExitError> {
+    url.strip_prefix("http://")
+        .map(|r| r.trim_end_matches('/').to_string())
+        .filter(|a| !a.is_empty() && !a.contains('/'))
+        .ok_or_else(|| ExitError::Usage(anyhow::anyhow!("expected http://host:port, found {url}")))
 }
 
 impl Client {
@@ -56,7 +66,20 @@ impl Client {
                     .0
             }
         };
-        Ok(Client { authority, token })
+        Ok(Client {
+            authority,
+            token,
+            token_hint: "the admin token is STRATUS_ADMIN_TOKEN, or the admin-token file in the management role's data directory",
+        })
+    }
+
+    /// A client of the API at `url` that presents `token` (a worker's join token).
+    pub fn with_token(url: &str, token: &str) -> Result<Client, ExitError> {
+        Ok(Client {
+            authority: authority(url)?,
+            token: token.to_string(),
+            token_hint: "the join token is wrong or was revoked: create one with `stratus tokens create`",
+        })
     }
 
     pub async fn send(
@@ -113,9 +136,8 @@ impl Client {
         Err(match status.as_u16() {
             404 => ExitError::NotFound(e),
             400 | 409 | 413 => ExitError::Usage(e),
-            401 => ExitError::Config(anyhow::anyhow!(
-                "{e} (the admin token is STRATUS_ADMIN_TOKEN, or the admin-token file in the management role's data directory)"
-            )),
+            401 => ExitError::Config(anyhow::anyhow!("{e} ({})", self.token_hint)),
+            410 => ExitError::Gone(e),
             _ => ExitError::Other(e),
         })
     }

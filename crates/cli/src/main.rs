@@ -14,6 +14,7 @@ mod queue;
 mod secrets;
 mod start;
 mod telemetry;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -43,6 +44,8 @@ enum Command {
     Tokens(cluster::TokensArgs),
     /// List, drain and remove workers.
     Workers(cluster::WorkersArgs),
+    /// Run the worker role: join a management role and keep in touch with it.
+    Worker(worker::WorkerArgs),
 }
 
 /// How a command failed, and the exit code that says so.
@@ -56,6 +59,9 @@ pub enum ExitError {
     Unavailable(anyhow::Error),
     /// Invalid configuration or app files (78, EX_CONFIG).
     Config(anyhow::Error),
+    /// What was asked for is gone for good, e.g. a removed worker (75, EX_TEMPFAIL: try again,
+    /// e.g. by joining anew).
+    Gone(anyhow::Error),
     /// Anything else (1).
     Other(anyhow::Error),
 }
@@ -67,6 +73,7 @@ impl ExitError {
             ExitError::NotFound(_) => 66,
             ExitError::Unavailable(_) => 69,
             ExitError::Config(_) => 78,
+            ExitError::Gone(_) => 75,
             ExitError::Other(_) => 1,
         }
     }
@@ -77,6 +84,7 @@ impl ExitError {
             | ExitError::NotFound(e)
             | ExitError::Unavailable(e)
             | ExitError::Config(e)
+            | ExitError::Gone(e)
             | ExitError::Other(e) => e,
         }
     }
@@ -91,6 +99,7 @@ fn log_format(cli: &Cli) -> config::LogFormat {
         Command::Apps(a) => &a.config,
         Command::Tokens(a) => &a.config,
         Command::Workers(a) => &a.config,
+        Command::Worker(_) => return config::LogFormat::default(),
     };
     config::Config::resolve(flags, &config::ProcessEnv)
         .map(|c| c.log_format)
@@ -119,6 +128,7 @@ fn main() -> ExitCode {
             Command::Apps(args) => apps::run(args).await,
             Command::Tokens(args) => cluster::tokens(args).await,
             Command::Workers(args) => cluster::workers(args).await,
+            Command::Worker(args) => worker::run(args).await,
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));

@@ -8,6 +8,16 @@ use serde_json::Value;
 
 use crate::support::{eventually, free_port, request, stratus_command};
 
+/// A child process killed when the test ends, however it ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 struct Manage {
     child: Child,
     port: u16,
@@ -260,4 +270,71 @@ fn workers_join_with_a_token_and_are_listed_drained_and_removed() {
     m.cli("workers", &["remove", &id]).unwrap();
     let e = m.cli("workers", &["remove", &id]).unwrap_err();
     assert!(e.contains("404"), "{e}");
+}
+
+#[test]
+fn a_worker_process_joins_sends_heartbeats_rejoins_and_stops_when_its_token_is_revoked() {
+    let m = manage();
+    let created: Value =
+        serde_json::from_str(&m.cli("tokens", &["create", "ci"]).unwrap()).unwrap();
+    let token = created["token"].as_str().unwrap().to_string();
+    let worker = stratus_command()
+        .args([
+            "worker",
+            "--join",
+            &format!("http://127.0.0.1:{}", m.port),
+            "--name",
+            "w1",
+        ])
+        .args([
+            "--label",
+            "zone=a",
+            "--window",
+            "22:00-06:00",
+            "--heartbeat-seconds",
+            "1",
+        ])
+        .env("STRATUS_JOIN_TOKEN", &token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut worker = Killed(worker);
+    let list = || -> Vec<Value> {
+        serde_json::from_str::<Value>(&m.cli("workers", &["list", "--json"]).unwrap())
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let first = eventually(Duration::from_secs(20), || {
+        list().into_iter().find(|w| w["name"] == "w1")
+    });
+    assert_eq!(first["labels"]["zone"], "a");
+    assert_eq!(first["window"], "22:00-06:00");
+    assert!(first["cpuMillis"].as_i64().unwrap() >= 1000);
+    // Heartbeats keep it fresh.
+    let id = first["id"].as_str().unwrap().to_string();
+    let joined = first["joinedAt"].as_i64().unwrap();
+    eventually(Duration::from_secs(10), || {
+        list()
+            .into_iter()
+            .find(|w| w["id"] == id.as_str() && w["heartbeatAt"].as_i64().unwrap() > joined)
+    });
+    // Forgotten by the management role, it joins again (a new id).
+    m.cli("workers", &["remove", &id]).unwrap();
+    let again = eventually(Duration::from_secs(10), || {
+        list()
+            .into_iter()
+            .find(|w| w["name"] == "w1" && w["id"] != id.as_str())
+    });
+    assert_ne!(again["id"], first["id"]);
+    // Its token revoked, it stops with a configuration error that says why.
+    m.cli("tokens", &["revoke", created["id"].as_str().unwrap()])
+        .unwrap();
+    let status = eventually(Duration::from_secs(10), || worker.0.try_wait().unwrap());
+    assert_eq!(status.code(), Some(78));
+    let mut err = String::new();
+    std::io::Read::read_to_string(worker.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(err.contains("revoked"), "{err}");
 }
