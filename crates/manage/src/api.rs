@@ -428,6 +428,25 @@ impl Api {
                 }
                 Ok(empty(StatusCode::NO_CONTENT))
             }
+            ["api", "placements"] if m == Method::GET => {
+                let names: std::collections::HashMap<String, String> = self
+                    .workers
+                    .list()
+                    .await?
+                    .into_iter()
+                    .map(|w| (w.id, w.spec.name))
+                    .collect();
+                let list: Vec<Value> = self
+                    .workers
+                    .placements()
+                    .await?
+                    .into_iter()
+                    .map(|(app, worker, since)| {
+                        json!({"app": app, "workerName": names.get(&worker), "workerId": worker, "since": since})
+                    })
+                    .collect();
+                Ok(json_response(StatusCode::OK, &Value::Array(list)))
+            }
             ["api", "packages", sha] if m == Method::GET => {
                 let content = self
                     .apps
@@ -450,6 +469,7 @@ impl Api {
             | ["api", "apps", _, "settings"]
             | ["api", "apps", _, "versions", _, "activate"]
             | ["api", "packages", _]
+            | ["api", "placements"]
             | ["api", "openapi.json"] => Err(ApiError::MethodNotAllowed),
             _ => Err(ApiError::NotFound(format!(
                 "no such resource: {}",

@@ -4,6 +4,8 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod leader;
+pub mod scheduler;
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -261,6 +261,24 @@ const MIGRATIONS: &[Migration] = &[
             draining BOOLEAN NOT NULL
         );",
     },
+    Migration {
+        version: 6,
+        name: "placements",
+        // Written by the scheduler leader only; a placement outlives a removed worker or app
+        // until the next plan drops it.
+        sqlite: "CREATE TABLE placements (
+            app TEXT NOT NULL,
+            worker_id TEXT NOT NULL,
+            assigned_at INTEGER NOT NULL,
+            PRIMARY KEY (app, worker_id)
+        );",
+        postgres: "CREATE TABLE placements (
+            app TEXT NOT NULL,
+            worker_id TEXT NOT NULL,
+            assigned_at BIGINT NOT NULL,
+            PRIMARY KEY (app, worker_id)
+        );",
+    },
 ];
 
 impl Backend {

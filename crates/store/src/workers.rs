@@ -255,4 +255,58 @@ impl SqlWorkers {
         });
         Ok(n == 1)
     }
+
+    /// Every placement: (app, worker id, since when).
+    pub async fn placements(&self) -> Result<Vec<(String, String, i64)>> {
+        Ok(on_pool!(&self.backend, |pool| {
+            sqlx::query_as(
+                "SELECT app, worker_id, assigned_at FROM placements ORDER BY app, worker_id",
+            )
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Makes the placements exactly `wanted` ((app, worker id) pairs), keeping the time of
+    /// those already there; how many were added and removed.
+    pub async fn set_placements(
+        &self,
+        wanted: &std::collections::BTreeSet<(String, String)>,
+        now_ms: i64,
+    ) -> Result<(usize, usize)> {
+        let current: std::collections::BTreeSet<(String, String)> = self
+            .placements()
+            .await?
+            .into_iter()
+            .map(|(a, w, _)| (a, w))
+            .collect();
+        let added: Vec<&(String, String)> = wanted.difference(&current).collect();
+        let removed: Vec<&(String, String)> = current.difference(wanted).collect();
+        if added.is_empty() && removed.is_empty() {
+            return Ok((0, 0));
+        }
+        on_pool!(&self.backend, |pool| {
+            let mut tx = pool.begin().await?;
+            for (app, worker) in &removed {
+                sqlx::query("DELETE FROM placements WHERE app = $1 AND worker_id = $2")
+                    .bind(app)
+                    .bind(worker)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for (app, worker) in &added {
+                sqlx::query(
+                    "INSERT INTO placements (app, worker_id, assigned_at) VALUES ($1, $2, $3)
+                     ON CONFLICT (app, worker_id) DO NOTHING",
+                )
+                .bind(app)
+                .bind(worker)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok((added.len(), removed.len()))
+    }
 }

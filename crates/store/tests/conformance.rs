@@ -88,6 +88,39 @@ async fn workers_join_with_tokens(store: &Store) {
     assert!(workers.remove(&w2).await.unwrap());
     assert!(!workers.remove(&w2).await.unwrap());
     assert!(workers.list().await.unwrap().is_empty());
+
+    // Placements are replaced as a set; the ones kept keep their time.
+    let set = |pairs: &[(&str, &str)]| -> std::collections::BTreeSet<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, w)| (a.to_string(), w.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        workers
+            .set_placements(&set(&[("a", "w1"), ("a", "w2")]), t + 40)
+            .await
+            .unwrap(),
+        (2, 0)
+    );
+    assert_eq!(
+        workers
+            .set_placements(&set(&[("a", "w2"), ("a", "w3")]), t + 50)
+            .await
+            .unwrap(),
+        (1, 1)
+    );
+    assert_eq!(
+        workers.placements().await.unwrap(),
+        vec![
+            ("a".to_string(), "w2".to_string(), t + 40),
+            ("a".to_string(), "w3".to_string(), t + 50)
+        ]
+    );
+    assert_eq!(
+        workers.set_placements(&set(&[]), t + 60).await.unwrap(),
+        (0, 2)
+    );
 }
 
 async fn apps_settings_and_versions(store: &Store) {

@@ -32,12 +32,17 @@ impl Drop for Manage {
 }
 
 fn manage() -> Manage {
+    manage_with(&[])
+}
+
+fn manage_with(args: &[&str]) -> Manage {
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
     let child = stratus_command()
         .arg("manage")
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
+        .args(args)
         .env("STRATUS_DATA_DIR", data.path())
         .env_remove("STRATUS_ADMIN_TOKEN")
         .stdout(Stdio::null())
@@ -337,4 +342,102 @@ fn a_worker_process_joins_sends_heartbeats_rejoins_and_stops_when_its_token_is_r
     let mut err = String::new();
     std::io::Read::read_to_string(worker.0.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(err.contains("revoked"), "{err}");
+}
+
+fn spawn_worker(m: &Manage, token: &str, name: &str, extra: &[&str]) -> Killed {
+    let child = stratus_command()
+        .args([
+            "worker",
+            "--join",
+            &format!("http://127.0.0.1:{}", m.port),
+            "--name",
+            name,
+        ])
+        .args(["--heartbeat-seconds", "1"])
+        .args(extra)
+        .env("STRATUS_JOIN_TOKEN", token)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Killed(child)
+}
+
+#[test]
+fn replicas_are_placed_apart_and_moved_off_a_lost_worker() {
+    let m = manage_with(&["--worker-timeout-seconds", "2"]);
+    let created: Value =
+        serde_json::from_str(&m.cli("tokens", &["create", "ci"]).unwrap()).unwrap();
+    let token = created["token"].as_str().unwrap().to_string();
+    // A worker whose window excludes now never gets placements.
+    let now_min = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 60)
+        % (24 * 60);
+    let hhmm = |m: u64| format!("{:02}:{:02}", (m / 60) % 24, m % 60);
+    let window = format!("{}-{}", hhmm(now_min + 120), hhmm(now_min + 180));
+    let mut workers: Vec<Killed> = ["w1", "w2", "w3"]
+        .iter()
+        .map(|n| spawn_worker(&m, &token, n, &[]))
+        .collect();
+    let _night = spawn_worker(&m, &token, "night", &["--window", &window]);
+    eventually(Duration::from_secs(20), || {
+        let list: Value =
+            serde_json::from_str(&m.cli("workers", &["list", "--json"]).unwrap()).unwrap();
+        (list.as_array().unwrap().len() == 4).then_some(())
+    });
+    m.apps(&["create", "orders", "--min", "2", "--max", "2"])
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("app.zip");
+    std::fs::write(&zip, b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0").unwrap();
+    m.apps(&["deploy", "orders", zip.to_str().unwrap()])
+        .unwrap();
+    let bearer = format!(
+        "Bearer {}",
+        std::fs::read_to_string(m.data.path().join("admin-token")).unwrap()
+    );
+    let placed = || -> Vec<String> {
+        let r = request(
+            m.port,
+            "GET",
+            "/api/placements",
+            &[("Authorization", &bearer)],
+            b"",
+        )
+        .unwrap();
+        let v: Value = serde_json::from_str(&r.text()).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["workerName"].as_str().unwrap_or("?").to_string())
+            .collect()
+    };
+    let first = eventually(Duration::from_secs(20), || {
+        let p = placed();
+        (p.len() == 2).then_some(p)
+    });
+    assert_ne!(first[0], first[1], "two replicas never share a worker");
+    assert!(
+        !first.contains(&"night".to_string()),
+        "outside its window: {first:?}"
+    );
+    // Kill a placed worker without a word: its replica moves to the one left.
+    let victim = first[0].clone();
+    let index = ["w1", "w2", "w3"]
+        .iter()
+        .position(|n| *n == victim)
+        .unwrap();
+    let killed_at = std::time::Instant::now();
+    drop(workers.remove(index));
+    let moved = eventually(Duration::from_secs(20), || {
+        let p = placed();
+        (p.len() == 2 && !p.contains(&victim)).then_some(p)
+    });
+    let took = killed_at.elapsed();
+    assert!(!moved.contains(&"night".to_string()));
+    assert!(took < Duration::from_secs(10), "re-placed after {took:?}");
+    eprintln!("worker lost -> replica re-placed in {took:?}");
 }

@@ -1,0 +1,125 @@
+//! The scheduler loop: one management process at a time (a lease in the store, renewed,
+//! taken over when its holder stops renewing) turns apps, workers and heartbeats into
+//! placements.
+
+use std::time::Duration;
+
+use stratus_store::{SqlApps, SqlLeases, SqlWorkers};
+
+use crate::scheduler::{AppView, Placements, WorkerView, in_window, plan};
+
+/// The lease the scheduler leader holds.
+pub const LEASE: &str = "stratus/scheduler";
+
+/// How the scheduler runs.
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    /// This process, as a lease holder.
+    pub instance: String,
+    /// Time between rounds.
+    pub interval: Duration,
+    /// A worker without a heartbeat for this long is lost.
+    pub worker_timeout: Duration,
+    /// How long the leader's lease lasts without renewal.
+    pub lease_ttl: Duration,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// One round, if this process leads: the placements changed (added, removed).
+pub async fn round(
+    apps: &SqlApps,
+    workers: &SqlWorkers,
+    leases: &SqlLeases,
+    options: &SchedulerOptions,
+    now: i64,
+) -> Result<Option<(usize, usize)>, stratus_store::Error> {
+    let ttl = i64::try_from(options.lease_ttl.as_millis()).unwrap_or(i64::MAX);
+    if !leases.acquire(LEASE, &options.instance, now, ttl).await? {
+        return Ok(None);
+    }
+    let timeout = i64::try_from(options.worker_timeout.as_millis()).unwrap_or(i64::MAX);
+    let minutes = u32::try_from((now / 60_000).rem_euclid(24 * 60)).unwrap_or(0);
+    let worker_views: Vec<WorkerView> = workers
+        .list()
+        .await?
+        .into_iter()
+        .map(|w| WorkerView {
+            alive: now - w.heartbeat_ms <= timeout,
+            in_window: in_window(w.spec.window.as_deref(), minutes),
+            id: w.id,
+            name: w.spec.name,
+            labels: w.spec.labels,
+            max_apps: w.spec.max_apps,
+            draining: w.draining,
+        })
+        .collect();
+    let app_views: Vec<AppView> = apps
+        .list()
+        .await?
+        .into_iter()
+        .map(|a| AppView {
+            deployed: a.active_version.is_some(),
+            replicas: a
+                .min_replicas
+                .max(if a.active_version.is_some() { 1 } else { 0 }),
+            name: a.name,
+            labels: a.labels,
+        })
+        .collect();
+    let current: Placements = workers
+        .placements()
+        .await?
+        .into_iter()
+        .map(|(a, w, _)| (a, w))
+        .collect();
+    let wanted = plan(&app_views, &worker_views, &current);
+    let changed = workers.set_placements(&wanted, now).await?;
+    if changed != (0, 0) {
+        tracing::info!(
+            added = changed.0,
+            removed = changed.1,
+            "placements changed ({} in all)",
+            wanted.len()
+        );
+    }
+    Ok(Some(changed))
+}
+
+/// Runs rounds until `stop` completes; gives the lease up on the way out.
+pub async fn run(
+    apps: SqlApps,
+    workers: SqlWorkers,
+    leases: SqlLeases,
+    options: SchedulerOptions,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    let mut leading = false;
+    loop {
+        match round(&apps, &workers, &leases, &options, now_ms()).await {
+            Ok(Some(_)) if !leading => {
+                leading = true;
+                tracing::info!(instance = %options.instance, "this process now leads scheduling");
+            }
+            Ok(None) if leading => {
+                leading = false;
+                tracing::warn!(instance = %options.instance, "another process leads scheduling now");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("scheduling round failed: {e}"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(options.interval) => {}
+            () = &mut stop => break,
+        }
+    }
+    if leading {
+        let _ = leases.release(LEASE, &options.instance).await;
+    }
+}
