@@ -36,7 +36,11 @@ fn manage() -> Manage {
 }
 
 fn manage_with(args: &[&str]) -> Manage {
-    let data = tempfile::tempdir().unwrap();
+    manage_in(tempfile::tempdir().unwrap(), args)
+}
+
+/// A management process over the store in `data` (several may share one).
+fn manage_in(data: tempfile::TempDir, args: &[&str]) -> Manage {
     let port = free_port();
     let child = stratus_command()
         .arg("manage")
@@ -440,4 +444,72 @@ fn replicas_are_placed_apart_and_moved_off_a_lost_worker() {
     assert!(!moved.contains(&"night".to_string()));
     assert!(took < Duration::from_secs(10), "re-placed after {took:?}");
     eprintln!("worker lost -> replica re-placed in {took:?}");
+}
+
+#[test]
+fn another_management_process_takes_scheduling_over_when_the_leader_dies() {
+    let shared = tempfile::tempdir().unwrap();
+    let path = shared.path().to_path_buf();
+    let opts = [
+        "--worker-timeout-seconds",
+        "2",
+        "--scheduler-lease-seconds",
+        "2",
+    ];
+    // Both processes share one store (and so one admin token); the first one leads.
+    let leader = manage_in(tempfile::TempDir::new_in(&path).unwrap(), &opts);
+    let data = leader.data.path().to_path_buf();
+    let follower_dir = tempfile::Builder::new().tempdir_in(&path).unwrap();
+    std::fs::remove_dir(follower_dir.path()).unwrap();
+    std::os::unix::fs::symlink(&data, follower_dir.path()).unwrap();
+    let follower = manage_in(follower_dir, &opts);
+    let created: Value =
+        serde_json::from_str(&follower.cli("tokens", &["create", "ci"]).unwrap()).unwrap();
+    let token = created["token"].as_str().unwrap().to_string();
+    let mut workers: Vec<Killed> = ["w1", "w2"]
+        .iter()
+        .map(|n| spawn_worker(&follower, &token, n, &[]))
+        .collect();
+    follower
+        .apps(&["create", "orders", "--min", "1", "--max", "1"])
+        .unwrap();
+    let zip = path.join("app.zip");
+    std::fs::write(&zip, b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0").unwrap();
+    follower
+        .apps(&["deploy", "orders", zip.to_str().unwrap()])
+        .unwrap();
+    let bearer = format!(
+        "Bearer {}",
+        std::fs::read_to_string(data.join("admin-token")).unwrap()
+    );
+    let placed = || -> Vec<String> {
+        let r = request(
+            follower.port,
+            "GET",
+            "/api/placements",
+            &[("Authorization", &bearer)],
+            b"",
+        )
+        .unwrap();
+        let v: Value = serde_json::from_str(&r.text()).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["workerName"].as_str().unwrap_or("?").to_string())
+            .collect()
+    };
+    let first = eventually(Duration::from_secs(20), || {
+        let p = placed();
+        (p.len() == 1).then_some(p)
+    });
+    // The leader dies; then the worker holding the replica dies: only a new leader can move it.
+    drop(leader);
+    let victim = first[0].clone();
+    let index = ["w1", "w2"].iter().position(|n| *n == victim).unwrap();
+    drop(workers.remove(index));
+    let moved = eventually(Duration::from_secs(20), || {
+        let p = placed();
+        (p.len() == 1 && p[0] != victim).then_some(p)
+    });
+    assert_ne!(moved[0], victim);
 }
