@@ -82,6 +82,7 @@ impl Client {
         })
     }
 
+    /// Sends a request; the JSON answer (null when empty), or the error as an exit code.
     pub async fn send(
         &self,
         method: &str,
@@ -89,6 +90,23 @@ impl Client {
         body: Vec<u8>,
         content_type: &str,
     ) -> Result<Value, ExitError> {
+        let bytes = self.send_raw(method, path, body, content_type).await?;
+        Ok(if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        })
+    }
+
+    /// Sends a request; the answer's bytes, or the error as an exit code.
+    pub async fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<Bytes, ExitError> {
         let stream = tokio::net::TcpStream::connect(&self.authority)
             .await
             .map_err(|e| {
@@ -120,15 +138,11 @@ impl Client {
             .await
             .map_err(|e| ExitError::Other(e.into()))?
             .to_bytes();
-        let value: Value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
-        };
         if status.is_success() {
-            return Ok(value);
+            return Ok(bytes);
         }
+        let value: Value = serde_json::from_slice(&bytes)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
         let message = value["error"]["message"]
             .as_str()
             .map_or_else(|| value.to_string(), str::to_string);

@@ -99,7 +99,7 @@ fn log_format(cli: &Cli) -> config::LogFormat {
         Command::Apps(a) => &a.config,
         Command::Tokens(a) => &a.config,
         Command::Workers(a) => &a.config,
-        Command::Worker(_) => return config::LogFormat::default(),
+        Command::Worker(a) => &a.config,
     };
     config::Config::resolve(flags, &config::ProcessEnv)
         .map(|c| c.log_format)

@@ -1,7 +1,8 @@
 //! `stratus worker --join URL --token TOKEN`: the worker role. It joins the management role
 //! with its capacity, labels and availability window, then sends heartbeats; it joins again
-//! when the management role forgot it, and stops when its token is revoked. (Running the
-//! apps placed on it comes with the scheduler.)
+//! when the management role forgot it, and stops when its token is revoked. With each
+//! heartbeat it reads its assignments and keeps their packages in a local cache, verified by
+//! SHA-256. (Running a host per assigned app comes next.)
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::ExitError;
 use crate::api_client::Client;
+use crate::config::{Config, ConfigFlags};
 
 #[derive(Debug, clap::Args)]
 pub struct WorkerArgs {
@@ -39,6 +41,88 @@ pub struct WorkerArgs {
     /// Seconds between heartbeats.
     #[arg(long, default_value_t = 2)]
     pub heartbeat_seconds: u64,
+    #[command(flatten)]
+    pub config: ConfigFlags,
+}
+
+/// Lower-case hex SHA-256.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The packages of this worker's assignments, kept by hash in `<data dir>/packages`.
+struct Cache {
+    dir: std::path::PathBuf,
+    /// (app, version) pairs assigned, as last seen.
+    assigned: std::collections::BTreeSet<(String, i64)>,
+}
+
+impl Cache {
+    /// Reads the assignments and fetches the packages not cached yet (verified before use).
+    async fn refresh(&mut self, client: &Client, id: &str) -> Result<(), ExitError> {
+        let list = client
+            .send(
+                "GET",
+                &format!("/api/workers/{id}/assignments"),
+                Vec::new(),
+                "application/json",
+            )
+            .await?;
+        let mut now = std::collections::BTreeSet::new();
+        for a in list.as_array().into_iter().flatten() {
+            let (Some(app), Some(version), Some(sha)) = (
+                a["app"].as_str(),
+                a["version"].as_i64(),
+                a["sha256"].as_str(),
+            ) else {
+                continue;
+            };
+            if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                tracing::warn!(app, "the assignment names no valid package hash: {sha}");
+                continue;
+            }
+            let path = self.dir.join(format!("{sha}.zip"));
+            if !path.is_file() {
+                let bytes = client
+                    .send_raw(
+                        "GET",
+                        &format!("/api/workers/{id}/packages/{sha}"),
+                        Vec::new(),
+                        "application/zip",
+                    )
+                    .await?;
+                let got = sha256_hex(&bytes);
+                if got != sha {
+                    tracing::error!(app, "package {sha} arrived with hash {got}: discarded");
+                    continue;
+                }
+                std::fs::create_dir_all(&self.dir)
+                    .and_then(|()| {
+                        let tmp = self.dir.join(format!(".{sha}.part"));
+                        std::fs::write(&tmp, &bytes)?;
+                        std::fs::rename(&tmp, &path)
+                    })
+                    .map_err(|e| {
+                        ExitError::Other(anyhow::anyhow!("cannot write {}: {e}", path.display()))
+                    })?;
+            }
+            now.insert((app.to_string(), version));
+            if !self.assigned.contains(&(app.to_string(), version)) {
+                println!("assigned {app} version {version} (package {sha}, cached)");
+            }
+        }
+        for (app, version) in self.assigned.difference(&now) {
+            if !now.iter().any(|(a, _)| a == app) {
+                println!("unassigned {app} (was version {version})");
+            }
+        }
+        self.assigned = now;
+        Ok(())
+    }
 }
 
 /// The machine's memory in MiB, from /proc/meminfo.
@@ -98,6 +182,12 @@ async fn join(client: &Client, body: &[u8]) -> Result<String, ExitError> {
 }
 
 pub async fn run(args: WorkerArgs) -> Result<(), ExitError> {
+    let config = Config::resolve(&args.config, &crate::config::ProcessEnv)
+        .map_err(|e| ExitError::Config(e.into()))?;
+    let mut cache = Cache {
+        dir: config.data_dir.join("packages"),
+        assigned: std::collections::BTreeSet::new(),
+    };
     let client = Client::with_token(&args.join, &args.token)?;
     let body = spec(&args)?.to_string().into_bytes();
     let every = Duration::from_secs(args.heartbeat_seconds.max(1));
@@ -107,20 +197,25 @@ pub async fn run(args: WorkerArgs) -> Result<(), ExitError> {
         loop {
             tokio::time::sleep(every).await;
             let path = format!("/api/workers/{id}/heartbeat");
-            match client
+            let beat = match client
                 .send("POST", &path, Vec::new(), "application/json")
                 .await
             {
-                Ok(_) => {}
+                Ok(_) => cache.refresh(&client, &id).await,
+                Err(e) => Err(e),
+            };
+            match beat {
+                Ok(()) => {}
                 Err(ExitError::Gone(_)) => {
                     tracing::warn!("the management role forgot this worker: joining again");
                     id = join(&client, &body).await?;
                     println!("joined {} as worker {id}", args.join);
                 }
-                Err(ExitError::Unavailable(e)) => {
-                    tracing::warn!("heartbeat: {e:#}");
+                // Refused: the token was revoked (or is wrong); nothing to retry.
+                Err(e @ ExitError::Config(_)) => return Err::<(), ExitError>(e),
+                Err(e) => {
+                    tracing::warn!("heartbeat: {:#}", e.error());
                 }
-                Err(e) => return Err::<(), ExitError>(e),
             }
         }
     };

@@ -203,7 +203,10 @@ pub fn is_worker_route(path: &str) -> bool {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     matches!(
         segs.as_slice(),
-        ["api", "workers", "join"] | ["api", "workers", _, "heartbeat"]
+        ["api", "workers", "join"]
+            | ["api", "workers", _, "heartbeat"]
+            | ["api", "workers", _, "assignments"]
+            | ["api", "workers", _, "packages", _]
     )
 }
 
@@ -393,21 +396,43 @@ impl Api {
             }
             ["api", "workers", id, "heartbeat"] if m == Method::POST => {
                 // Only with the token the worker joined with, while it is live.
-                let token_id = match req.bearer {
-                    Some(t) => self.workers.admit(t).await?,
-                    None => None,
-                }
-                .ok_or(ApiError::Unauthorized)?;
-                let worker = self.workers.get(id).await?;
-                if worker.as_ref().is_some_and(|w| w.token_id != token_id) {
-                    return Err(ApiError::Unauthorized);
-                }
-                if worker.is_none() || !self.workers.heartbeat(id, req.now_ms).await? {
+                self.worker_by_token(req, id).await?;
+                if !self.workers.heartbeat(id, req.now_ms).await? {
                     return Err(ApiError::Gone(format!(
                         "worker {id} was removed: join again"
                     )));
                 }
                 Ok(empty(StatusCode::NO_CONTENT))
+            }
+            ["api", "workers", id, "assignments"] if m == Method::GET => {
+                self.worker_by_token(req, id).await?;
+                let list = self.assignments(id).await?;
+                Ok(json_response(StatusCode::OK, &Value::Array(list)))
+            }
+            ["api", "workers", id, "packages", sha] if m == Method::GET => {
+                self.worker_by_token(req, id).await?;
+                // Only the packages of the apps placed on it.
+                let allowed = self
+                    .assignments(id)
+                    .await?
+                    .iter()
+                    .any(|a| a["sha256"] == *sha);
+                if !allowed {
+                    return Err(ApiError::NotFound(format!(
+                        "no package {sha} among this worker's assignments"
+                    )));
+                }
+                let content = self
+                    .apps
+                    .package(sha)
+                    .await?
+                    .ok_or_else(|| ApiError::NotFound(format!("no package {sha}")))?;
+                let mut r = Response::new(Bytes::from(content));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/zip"),
+                );
+                Ok(r)
             }
             ["api", "workers"] if m == Method::GET => {
                 let workers = self.workers.list().await?;
@@ -476,6 +501,70 @@ impl Api {
                 req.path
             ))),
         }
+    }
+
+    /// Checks that the bearer token is the live join token worker `id` joined with.
+    async fn worker_by_token(
+        &self,
+        req: &ApiRequest<'_>,
+        id: &str,
+    ) -> Result<WorkerRecord, ApiError> {
+        let token_id = match req.bearer {
+            Some(t) => self.workers.admit(t).await?,
+            None => None,
+        }
+        .ok_or(ApiError::Unauthorized)?;
+        let worker = self
+            .workers
+            .get(id)
+            .await?
+            .ok_or_else(|| ApiError::Gone(format!("worker {id} was removed: join again")))?;
+        if worker.token_id != token_id {
+            return Err(ApiError::Unauthorized);
+        }
+        Ok(worker)
+    }
+
+    /// What worker `id` runs: each placed app's active version, package and settings (its
+    /// own apps' settings only).
+    async fn assignments(&self, id: &str) -> Result<Vec<Value>, ApiError> {
+        let mut out = Vec::new();
+        for (app, worker, since) in self.workers.placements().await? {
+            if worker != id {
+                continue;
+            }
+            let Some(record) = self.apps.get(&app).await? else {
+                continue;
+            };
+            let Some(active) = record.active_version else {
+                continue;
+            };
+            let Some(version) = self
+                .apps
+                .versions(&app)
+                .await?
+                .into_iter()
+                .find(|v| v.number == active)
+            else {
+                continue;
+            };
+            let settings: serde_json::Map<String, Value> = self
+                .apps
+                .settings(&app)
+                .await?
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
+            out.push(json!({
+                "app": app,
+                "version": version.number,
+                "sha256": version.sha256,
+                "size": version.size,
+                "since": since,
+                "settings": settings,
+            }));
+        }
+        Ok(out)
     }
 
     async fn existing(&self, name: &str) -> Result<AppRecord, ApiError> {
@@ -668,6 +757,8 @@ mod tests {
         assert!(!compatible("99.0.0"));
         assert!(is_worker_route("/api/workers/join"));
         assert!(is_worker_route("/api/workers/abc/heartbeat"));
+        assert!(is_worker_route("/api/workers/abc/assignments"));
+        assert!(is_worker_route("/api/workers/abc/packages/00ff"));
         assert!(!is_worker_route("/api/workers/abc"));
     }
 

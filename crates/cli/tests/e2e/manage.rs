@@ -259,6 +259,28 @@ fn workers_join_with_a_token_and_are_listed_drained_and_removed() {
         .status
     };
     assert_eq!(beat(&token), 204);
+    // A worker reads its own assignments (none yet) and only its apps' packages.
+    let get = |path: &str, bearer: &str| {
+        request(
+            m.port,
+            "GET",
+            path,
+            &[("Authorization", &format!("Bearer {bearer}"))],
+            b"",
+        )
+        .unwrap()
+    };
+    let own = get(&format!("/api/workers/{id}/assignments"), &token);
+    assert_eq!((own.status, own.text()), (200, "[]".to_string()));
+    assert_eq!(
+        get(&format!("/api/workers/{id}/assignments"), &admin).status,
+        401
+    );
+    let other = get(
+        &format!("/api/workers/{id}/packages/{}", "a".repeat(64)),
+        &token,
+    );
+    assert_eq!(other.status, 404);
     let workers: Value =
         serde_json::from_str(&m.cli("workers", &["list", "--json"]).unwrap()).unwrap();
     assert_eq!(workers[0]["name"], "box-1");
@@ -348,7 +370,29 @@ fn a_worker_process_joins_sends_heartbeats_rejoins_and_stops_when_its_token_is_r
     assert!(err.contains("revoked"), "{err}");
 }
 
-fn spawn_worker(m: &Manage, token: &str, name: &str, extra: &[&str]) -> Killed {
+/// A worker process with its own data directory.
+struct WorkerProc {
+    _child: Killed,
+    data: tempfile::TempDir,
+}
+
+impl WorkerProc {
+    /// The packages in its cache.
+    fn cached(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.data.path().join("packages"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+fn spawn_worker(m: &Manage, token: &str, name: &str, extra: &[&str]) -> WorkerProc {
+    let data = tempfile::tempdir().unwrap();
     let child = stratus_command()
         .args([
             "worker",
@@ -360,11 +404,15 @@ fn spawn_worker(m: &Manage, token: &str, name: &str, extra: &[&str]) -> Killed {
         .args(["--heartbeat-seconds", "1"])
         .args(extra)
         .env("STRATUS_JOIN_TOKEN", token)
+        .env("STRATUS_DATA_DIR", data.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    Killed(child)
+    WorkerProc {
+        _child: Killed(child),
+        data,
+    }
 }
 
 #[test]
@@ -382,11 +430,11 @@ fn replicas_are_placed_apart_and_moved_off_a_lost_worker() {
         % (24 * 60);
     let hhmm = |m: u64| format!("{:02}:{:02}", (m / 60) % 24, m % 60);
     let window = format!("{}-{}", hhmm(now_min + 120), hhmm(now_min + 180));
-    let mut workers: Vec<Killed> = ["w1", "w2", "w3"]
+    let mut workers: Vec<WorkerProc> = ["w1", "w2", "w3"]
         .iter()
         .map(|n| spawn_worker(&m, &token, n, &[]))
         .collect();
-    let _night = spawn_worker(&m, &token, "night", &["--window", &window]);
+    let night = spawn_worker(&m, &token, "night", &["--window", &window]);
     eventually(Duration::from_secs(20), || {
         let list: Value =
             serde_json::from_str(&m.cli("workers", &["list", "--json"]).unwrap()).unwrap();
@@ -397,8 +445,12 @@ fn replicas_are_placed_apart_and_moved_off_a_lost_worker() {
     let dir = tempfile::tempdir().unwrap();
     let zip = dir.path().join("app.zip");
     std::fs::write(&zip, b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0").unwrap();
-    m.apps(&["deploy", "orders", zip.to_str().unwrap()])
-        .unwrap();
+    let deployed: Value = serde_json::from_str(
+        &m.apps(&["deploy", "orders", zip.to_str().unwrap()])
+            .unwrap(),
+    )
+    .unwrap();
+    let package = format!("{}.zip", deployed["sha256"].as_str().unwrap());
     let bearer = format!(
         "Bearer {}",
         std::fs::read_to_string(m.data.path().join("admin-token")).unwrap()
@@ -428,6 +480,19 @@ fn replicas_are_placed_apart_and_moved_off_a_lost_worker() {
         !first.contains(&"night".to_string()),
         "outside its window: {first:?}"
     );
+    // The placed workers fetch the package into their cache; the others do not.
+    for (name, w) in ["w1", "w2", "w3"].iter().zip(&workers) {
+        if first.contains(&name.to_string()) {
+            eventually(Duration::from_secs(10), || {
+                (w.cached() == vec![package.clone()]).then_some(())
+            });
+            let cached = std::fs::read(w.data.path().join("packages").join(&package)).unwrap();
+            assert_eq!(cached, std::fs::read(&zip).unwrap());
+        } else {
+            assert!(w.cached().is_empty(), "{name} is not placed");
+        }
+    }
+    assert!(night.cached().is_empty());
     // Kill a placed worker without a word: its replica moves to the one left.
     let victim = first[0].clone();
     let index = ["w1", "w2", "w3"]
@@ -466,7 +531,7 @@ fn another_management_process_takes_scheduling_over_when_the_leader_dies() {
     let created: Value =
         serde_json::from_str(&follower.cli("tokens", &["create", "ci"]).unwrap()).unwrap();
     let token = created["token"].as_str().unwrap().to_string();
-    let mut workers: Vec<Killed> = ["w1", "w2"]
+    let mut workers: Vec<WorkerProc> = ["w1", "w2"]
         .iter()
         .map(|n| spawn_worker(&follower, &token, n, &[]))
         .collect();
