@@ -28,6 +28,21 @@ pub fn print(v: &Value) {
     }
 }
 
+/// Where the management API is, for the commands that call it.
+#[derive(Debug, clap::Args)]
+pub struct ApiFlags {
+    /// The management API.
+    #[arg(
+        long,
+        global = true,
+        env = "STRATUS_MANAGE_URL",
+        default_value = "http://127.0.0.1:7080"
+    )]
+    pub url: String,
+    #[command(flatten)]
+    pub config: ConfigFlags,
+}
+
 pub struct Client {
     authority: String,
     token: String,
@@ -44,22 +59,14 @@ fn authority(url: &str) -> Result<String, ExitError> {
 }
 
 impl Client {
-    /// A client of the API at `url` (`http://host:port`) with the admin token:
+    /// A client of the API at `--url` (`http://host:port`) with the admin token:
     /// `STRATUS_ADMIN_TOKEN`, else the data directory's `admin-token`.
-    pub fn connect(url: &str, config: &ConfigFlags) -> Result<Client, ExitError> {
-        let authority = url
-            .strip_prefix("http://")
-            .map(|r| r.trim_end_matches('/').to_string())
-            .filter(|a| !a.is_empty() && !a.contains('/'))
-            .ok_or_else(|| {
-                ExitError::Usage(anyhow::anyhow!(
-                    "--url: expected http://host:port, found {url}"
-                ))
-            })?;
+    pub fn connect(flags: &ApiFlags) -> Result<Client, ExitError> {
+        let authority = authority(&flags.url)?;
         let token = match std::env::var("STRATUS_ADMIN_TOKEN") {
             Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
             _ => {
-                let config = Config::resolve(config, &crate::config::ProcessEnv)
+                let config = Config::resolve(&flags.config, &crate::config::ProcessEnv)
                     .map_err(|e| ExitError::Config(e.into()))?;
                 crate::secrets::admin_token(&config.data_dir)
                     .map_err(ExitError::Config)?

@@ -6,23 +6,14 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use crate::ExitError;
-use crate::api_client::{Client, encode, print};
-use crate::config::ConfigFlags;
+use crate::api_client::{ApiFlags, Client, encode, print};
 
 #[derive(Debug, clap::Args)]
 pub struct AppsArgs {
     #[command(subcommand)]
     pub command: AppsCommand,
-    /// The management API.
-    #[arg(
-        long,
-        global = true,
-        env = "STRATUS_MANAGE_URL",
-        default_value = "http://127.0.0.1:7080"
-    )]
-    pub url: String,
     #[command(flatten)]
-    pub config: ConfigFlags,
+    pub api: ApiFlags,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -72,7 +63,7 @@ pub enum AppsCommand {
 }
 
 pub async fn run(args: AppsArgs) -> Result<(), ExitError> {
-    let c = Client::connect(&args.url, &args.config)?;
+    let c = Client::connect(&args.api)?;
     let app = |n: &str| format!("/api/apps/{}", encode(n));
     match args.command {
         AppsCommand::List => {

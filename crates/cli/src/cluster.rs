@@ -4,23 +4,14 @@
 use serde_json::Value;
 
 use crate::ExitError;
-use crate::api_client::{Client, encode, print};
-use crate::config::ConfigFlags;
+use crate::api_client::{ApiFlags, Client, encode, print};
 
 #[derive(Debug, clap::Args)]
 pub struct TokensArgs {
     #[command(subcommand)]
     pub command: TokensCommand,
-    /// The management API.
-    #[arg(
-        long,
-        global = true,
-        env = "STRATUS_MANAGE_URL",
-        default_value = "http://127.0.0.1:7080"
-    )]
-    pub url: String,
     #[command(flatten)]
-    pub config: ConfigFlags,
+    pub api: ApiFlags,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -37,16 +28,8 @@ pub enum TokensCommand {
 pub struct WorkersArgs {
     #[command(subcommand)]
     pub command: WorkersCommand,
-    /// The management API.
-    #[arg(
-        long,
-        global = true,
-        env = "STRATUS_MANAGE_URL",
-        default_value = "http://127.0.0.1:7080"
-    )]
-    pub url: String,
     #[command(flatten)]
-    pub config: ConfigFlags,
+    pub api: ApiFlags,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -64,7 +47,7 @@ pub enum WorkersCommand {
 }
 
 pub async fn tokens(args: TokensArgs) -> Result<(), ExitError> {
-    let c = Client::connect(&args.url, &args.config)?;
+    let c = Client::connect(&args.api)?;
     match args.command {
         TokensCommand::Create { name } => {
             let body = serde_json::json!({ "name": name }).to_string().into_bytes();
@@ -113,7 +96,7 @@ fn labels(w: &Value) -> String {
 }
 
 pub async fn workers(args: WorkersArgs) -> Result<(), ExitError> {
-    let c = Client::connect(&args.url, &args.config)?;
+    let c = Client::connect(&args.api)?;
     match args.command {
         WorkersCommand::List { json } => {
             let list = c

@@ -96,9 +96,9 @@ fn log_format(cli: &Cli) -> config::LogFormat {
         Command::Keys(a) => &a.config,
         Command::Queue(a) => &a.config,
         Command::Manage(a) => &a.config,
-        Command::Apps(a) => &a.config,
-        Command::Tokens(a) => &a.config,
-        Command::Workers(a) => &a.config,
+        Command::Apps(a) => &a.api.config,
+        Command::Tokens(a) => &a.api.config,
+        Command::Workers(a) => &a.api.config,
         Command::Worker(a) => &a.config,
     };
     config::Config::resolve(flags, &config::ProcessEnv)

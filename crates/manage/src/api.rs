@@ -422,17 +422,7 @@ impl Api {
                         "no package {sha} among this worker's assignments"
                     )));
                 }
-                let content = self
-                    .apps
-                    .package(sha)
-                    .await?
-                    .ok_or_else(|| ApiError::NotFound(format!("no package {sha}")))?;
-                let mut r = Response::new(Bytes::from(content));
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("application/zip"),
-                );
-                Ok(r)
+                self.package(sha).await
             }
             ["api", "workers"] if m == Method::GET => {
                 let workers = self.workers.list().await?;
@@ -472,19 +462,7 @@ impl Api {
                     .collect();
                 Ok(json_response(StatusCode::OK, &Value::Array(list)))
             }
-            ["api", "packages", sha] if m == Method::GET => {
-                let content = self
-                    .apps
-                    .package(sha)
-                    .await?
-                    .ok_or_else(|| ApiError::NotFound(format!("no package {sha}")))?;
-                let mut r = Response::new(Bytes::from(content));
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("application/zip"),
-                );
-                Ok(r)
-            }
+            ["api", "packages", sha] if m == Method::GET => self.package(sha).await,
             ["api", "apps"]
             | ["api", "tokens"]
             | ["api", "tokens", _]
@@ -565,6 +543,21 @@ impl Api {
             }));
         }
         Ok(out)
+    }
+
+    /// A stored package as `application/zip`.
+    async fn package(&self, sha: &str) -> Result<Response<Bytes>, ApiError> {
+        let content = self
+            .apps
+            .package(sha)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no package {sha}")))?;
+        let mut r = Response::new(Bytes::from(content));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/zip"),
+        );
+        Ok(r)
     }
 
     async fn existing(&self, name: &str) -> Result<AppRecord, ApiError> {

@@ -62,6 +62,12 @@ fn manage_in(data: tempfile::TempDir, args: &[&str]) -> Manage {
 }
 
 impl Manage {
+    /// Kills the process (its data directory stays).
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn apps(&self, args: &[&str]) -> Result<String, String> {
         self.cli("apps", args)
     }
@@ -82,6 +88,42 @@ impl Manage {
         } else {
             Err(String::from_utf8_lossy(&out.stderr).into_owned())
         }
+    }
+
+    /// A new join token's value.
+    fn join_token(&self) -> String {
+        let created: Value =
+            serde_json::from_str(&self.cli("tokens", &["create", "ci"]).unwrap()).unwrap();
+        created["token"].as_str().unwrap().to_string()
+    }
+
+    /// Creates `app` with `replicas` and deploys a package to it; the package's cache name.
+    fn deploy(&self, app: &str, replicas: &str, zip: &std::path::Path) -> String {
+        self.apps(&["create", app, "--min", replicas, "--max", replicas])
+            .unwrap();
+        std::fs::write(zip, b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0").unwrap();
+        let deployed = self.json(&["deploy", app, zip.to_str().unwrap()]);
+        format!("{}.zip", deployed["sha256"].as_str().unwrap())
+    }
+
+    /// The names of the workers replicas are placed on.
+    fn placed(&self) -> Vec<String> {
+        let token = std::fs::read_to_string(self.data.path().join("admin-token")).unwrap();
+        let bearer = format!("Bearer {token}");
+        let r = request(
+            self.port,
+            "GET",
+            "/api/placements",
+            &[("Authorization", &bearer)],
+            b"",
+        )
+        .unwrap();
+        let v: Value = serde_json::from_str(&r.text()).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["workerName"].as_str().unwrap_or("?").to_string())
+            .collect()
     }
 
     fn json(&self, args: &[&str]) -> Value {
@@ -418,9 +460,7 @@ fn spawn_worker(m: &Manage, token: &str, name: &str, extra: &[&str]) -> WorkerPr
 #[test]
 fn replicas_are_placed_apart_and_moved_off_a_lost_worker() {
     let m = manage_with(&["--worker-timeout-seconds", "2"]);
-    let created: Value =
-        serde_json::from_str(&m.cli("tokens", &["create", "ci"]).unwrap()).unwrap();
-    let token = created["token"].as_str().unwrap().to_string();
+    let token = m.join_token();
     // A worker whose window excludes now never gets placements.
     let now_min = (std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -440,37 +480,10 @@ fn replicas_are_placed_apart_and_moved_off_a_lost_worker() {
             serde_json::from_str(&m.cli("workers", &["list", "--json"]).unwrap()).unwrap();
         (list.as_array().unwrap().len() == 4).then_some(())
     });
-    m.apps(&["create", "orders", "--min", "2", "--max", "2"])
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let zip = dir.path().join("app.zip");
-    std::fs::write(&zip, b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0").unwrap();
-    let deployed: Value = serde_json::from_str(
-        &m.apps(&["deploy", "orders", zip.to_str().unwrap()])
-            .unwrap(),
-    )
-    .unwrap();
-    let package = format!("{}.zip", deployed["sha256"].as_str().unwrap());
-    let bearer = format!(
-        "Bearer {}",
-        std::fs::read_to_string(m.data.path().join("admin-token")).unwrap()
-    );
-    let placed = || -> Vec<String> {
-        let r = request(
-            m.port,
-            "GET",
-            "/api/placements",
-            &[("Authorization", &bearer)],
-            b"",
-        )
-        .unwrap();
-        let v: Value = serde_json::from_str(&r.text()).unwrap();
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["workerName"].as_str().unwrap_or("?").to_string())
-            .collect()
-    };
+    let package = m.deploy("orders", "2", &zip);
+    let placed = || m.placed();
     let first = eventually(Duration::from_secs(20), || {
         let p = placed();
         (p.len() == 2).then_some(p)
@@ -522,53 +535,25 @@ fn another_management_process_takes_scheduling_over_when_the_leader_dies() {
         "2",
     ];
     // Both processes share one store (and so one admin token); the first one leads.
-    let leader = manage_in(tempfile::TempDir::new_in(&path).unwrap(), &opts);
+    let mut leader = manage_in(tempfile::TempDir::new_in(&path).unwrap(), &opts);
     let data = leader.data.path().to_path_buf();
     let follower_dir = tempfile::Builder::new().tempdir_in(&path).unwrap();
     std::fs::remove_dir(follower_dir.path()).unwrap();
     std::os::unix::fs::symlink(&data, follower_dir.path()).unwrap();
     let follower = manage_in(follower_dir, &opts);
-    let created: Value =
-        serde_json::from_str(&follower.cli("tokens", &["create", "ci"]).unwrap()).unwrap();
-    let token = created["token"].as_str().unwrap().to_string();
+    let token = follower.join_token();
     let mut workers: Vec<WorkerProc> = ["w1", "w2"]
         .iter()
         .map(|n| spawn_worker(&follower, &token, n, &[]))
         .collect();
-    follower
-        .apps(&["create", "orders", "--min", "1", "--max", "1"])
-        .unwrap();
-    let zip = path.join("app.zip");
-    std::fs::write(&zip, b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0").unwrap();
-    follower
-        .apps(&["deploy", "orders", zip.to_str().unwrap()])
-        .unwrap();
-    let bearer = format!(
-        "Bearer {}",
-        std::fs::read_to_string(data.join("admin-token")).unwrap()
-    );
-    let placed = || -> Vec<String> {
-        let r = request(
-            follower.port,
-            "GET",
-            "/api/placements",
-            &[("Authorization", &bearer)],
-            b"",
-        )
-        .unwrap();
-        let v: Value = serde_json::from_str(&r.text()).unwrap();
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["workerName"].as_str().unwrap_or("?").to_string())
-            .collect()
-    };
+    follower.deploy("orders", "1", &path.join("app.zip"));
+    let placed = || follower.placed();
     let first = eventually(Duration::from_secs(20), || {
         let p = placed();
         (p.len() == 1).then_some(p)
     });
     // The leader dies; then the worker holding the replica dies: only a new leader can move it.
-    drop(leader);
+    leader.kill();
     let victim = first[0].clone();
     let index = ["w1", "w2"].iter().position(|n| *n == victim).unwrap();
     drop(workers.remove(index));
