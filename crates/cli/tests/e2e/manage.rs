@@ -419,6 +419,11 @@ struct WorkerProc {
 }
 
 impl WorkerProc {
+    /// What it printed so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.data.path().join("worker.log")).unwrap_or_default()
+    }
+
     /// The packages in its cache.
     fn cached(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.data.path().join("packages"))
@@ -435,6 +440,7 @@ impl WorkerProc {
 
 fn spawn_worker(m: &Manage, token: &str, name: &str, extra: &[&str]) -> WorkerProc {
     let data = tempfile::tempdir().unwrap();
+    let out = std::fs::File::create(data.path().join("worker.log")).unwrap();
     let child = stratus_command()
         .args([
             "worker",
@@ -447,8 +453,8 @@ fn spawn_worker(m: &Manage, token: &str, name: &str, extra: &[&str]) -> WorkerPr
         .args(extra)
         .env("STRATUS_JOIN_TOKEN", token)
         .env("STRATUS_DATA_DIR", data.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
         .spawn()
         .unwrap();
     WorkerProc {
@@ -562,4 +568,98 @@ fn another_management_process_takes_scheduling_over_when_the_leader_dies() {
         (p.len() == 1 && p[0] != victim).then_some(p)
     });
     assert_ne!(moved[0], victim);
+}
+
+/// A zip of the directory `dir` (its files at the root of the archive).
+fn zip_dir(dir: &std::path::Path, to: &std::path::Path) {
+    fn add(zip: &mut zip::ZipWriter<std::fs::File>, root: &std::path::Path, dir: &std::path::Path) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let path = e.path();
+            let name = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if path.is_dir() {
+                add(zip, root, &path);
+            } else {
+                zip.start_file(name, zip::write::SimpleFileOptions::default())
+                    .unwrap();
+                std::io::Write::write_all(zip, &std::fs::read(&path).unwrap()).unwrap();
+            }
+        }
+    }
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(to).unwrap());
+    add(&mut zip, dir, dir);
+    zip.finish().unwrap();
+}
+
+/// The port a worker serves `app` on, from its log line `serving APP version N on URL`.
+fn serving(w: &WorkerProc, app: &str, version: i64) -> u16 {
+    eventually(Duration::from_secs(30), || {
+        let log = w.log();
+        let prefix = format!("serving {app} version {version} on http://127.0.0.1:");
+        log.lines()
+            .find_map(|l| l.strip_prefix(&prefix).and_then(|p| p.trim().parse().ok()))
+    })
+}
+
+#[test]
+fn a_worker_runs_the_deployed_version_of_its_apps_with_their_settings() {
+    let m = manage();
+    let token = m.join_token();
+    let w = spawn_worker(&m, &token, "w1", &[]);
+    m.apps(&["create", "greeter"]).unwrap();
+    m.apps(&["set", "greeter", "GREETING", "Howdy"]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("app.zip");
+    zip_dir(&crate::support::sample("python-handler"), &zip);
+    m.apps(&["deploy", "greeter", zip.to_str().unwrap()])
+        .unwrap();
+    let port = serving(&w, "greeter", 1);
+    let hello = eventually(Duration::from_secs(30), || {
+        request(port, "GET", "/api/hello?name=Ann", &[], b"")
+            .ok()
+            .filter(|r| r.status == 200)
+    });
+    assert_eq!(hello.text(), "Howdy, Ann!", "{}", w.log());
+    // A new version replaces the host; an app that goes away stops it.
+    m.apps(&["set", "greeter", "GREETING", "Hi"]).unwrap();
+    let zip2 = dir.path().join("app2.zip");
+    zip_dir(&crate::support::sample("python-handler"), &zip2);
+    {
+        // A different package: the same files plus one.
+        let mut z = zip::ZipWriter::new_append(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&zip2)
+                .unwrap(),
+        )
+        .unwrap();
+        z.start_file("VERSION", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut z, b"2").unwrap();
+        z.finish().unwrap();
+    }
+    m.apps(&["deploy", "greeter", zip2.to_str().unwrap()])
+        .unwrap();
+    let port2 = serving(&w, "greeter", 2);
+    let hello = eventually(Duration::from_secs(30), || {
+        request(port2, "GET", "/api/hello?name=Bo", &[], b"")
+            .ok()
+            .filter(|r| r.status == 200)
+    });
+    assert_eq!(hello.text(), "Hi, Bo!");
+    assert!(w.log().contains("stopped greeter version 1"), "{}", w.log());
+    m.apps(&["delete", "greeter"]).unwrap();
+    eventually(Duration::from_secs(20), || {
+        w.log().contains("stopped greeter version 2").then_some(())
+    });
+    assert!(
+        request(port2, "GET", "/api/hello", &[], b"").is_err(),
+        "the host is gone"
+    );
 }

@@ -1,13 +1,16 @@
 //! `stratus worker --join URL --token TOKEN`: the worker role. It joins the management role
 //! with its capacity, labels and availability window, then sends heartbeats; it joins again
 //! when the management role forgot it, and stops when its token is revoked. With each
-//! heartbeat it reads its assignments and keeps their packages in a local cache, verified by
-//! SHA-256. (Running a host per assigned app comes next.)
+//! heartbeat it reads its assignments, keeps their packages in a local cache (verified by
+//! SHA-256) and runs a host per assigned app (`hosts`).
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
+mod hosts;
+
+use self::hosts::{Assignment, Hosts};
 use crate::ExitError;
 use crate::api_client::Client;
 use crate::config::{Config, ConfigFlags};
@@ -62,8 +65,9 @@ struct Cache {
 }
 
 impl Cache {
-    /// Reads the assignments and fetches the packages not cached yet (verified before use).
-    async fn refresh(&mut self, client: &Client, id: &str) -> Result<(), ExitError> {
+    /// Reads the assignments and fetches the packages not cached yet (verified before use);
+    /// the assignments whose package is cached.
+    async fn refresh(&mut self, client: &Client, id: &str) -> Result<Vec<Assignment>, ExitError> {
         let list = client
             .send(
                 "GET",
@@ -73,6 +77,7 @@ impl Cache {
             )
             .await?;
         let mut now = std::collections::BTreeSet::new();
+        let mut ready = Vec::new();
         for a in list.as_array().into_iter().flatten() {
             let (Some(app), Some(version), Some(sha)) = (
                 a["app"].as_str(),
@@ -111,6 +116,17 @@ impl Cache {
                     })?;
             }
             now.insert((app.to_string(), version));
+            ready.push(Assignment {
+                app: app.to_string(),
+                version,
+                sha256: sha.to_string(),
+                settings: a["settings"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect(),
+            });
             if !self.assigned.contains(&(app.to_string(), version)) {
                 println!("assigned {app} version {version} (package {sha}, cached)");
             }
@@ -121,7 +137,7 @@ impl Cache {
             }
         }
         self.assigned = now;
-        Ok(())
+        Ok(ready)
     }
 }
 
@@ -191,11 +207,20 @@ pub async fn run(args: WorkerArgs) -> Result<(), ExitError> {
     let client = Client::with_token(&args.join, &args.token)?;
     let body = spec(&args)?.to_string().into_bytes();
     let every = Duration::from_secs(args.heartbeat_seconds.max(1));
-    let work = async {
-        let mut id = join(&client, &body).await?;
+    let mut hosts = Hosts::new(config.data_dir.clone());
+    let shutdown = crate::start::shutdown_signal();
+    tokio::pin!(shutdown);
+    let result = async {
+        let mut id = tokio::select! {
+            r = join(&client, &body) => r?,
+            () = &mut shutdown => return Ok(()),
+        };
         println!("joined {} as worker {id}", args.join);
         loop {
-            tokio::time::sleep(every).await;
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = &mut shutdown => return Ok(()),
+            }
             let path = format!("/api/workers/{id}/heartbeat");
             let beat = match client
                 .send("POST", &path, Vec::new(), "application/json")
@@ -205,9 +230,10 @@ pub async fn run(args: WorkerArgs) -> Result<(), ExitError> {
                 Err(e) => Err(e),
             };
             match beat {
-                Ok(()) => {}
+                Ok(assignments) => hosts.apply(&assignments).await,
                 Err(ExitError::Gone(_)) => {
                     tracing::warn!("the management role forgot this worker: joining again");
+                    hosts.apply(&[]).await;
                     id = join(&client, &body).await?;
                     println!("joined {} as worker {id}", args.join);
                 }
@@ -218,12 +244,8 @@ pub async fn run(args: WorkerArgs) -> Result<(), ExitError> {
                 }
             }
         }
-    };
-    tokio::select! {
-        r = work => r,
-        () = crate::start::shutdown_signal() => {
-            tracing::info!("stopping");
-            Ok(())
-        }
     }
+    .await;
+    hosts.stop_all().await;
+    result
 }

@@ -1,0 +1,186 @@
+//! The hosts a worker runs: one `stratus start` process per assigned app, on the app's
+//! active version unpacked from the verified package cache, with the app's settings as its
+//! environment; replaced when the version changes, stopped when the app goes elsewhere.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use stratus_sandbox::{Process, ProcessSpec, Stream};
+
+/// What the management role assigned to this worker, with the package cached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub app: String,
+    pub version: i64,
+    pub sha256: String,
+    pub settings: Vec<(String, String)>,
+}
+
+struct Running {
+    version: i64,
+    port: u16,
+    process: Process,
+}
+
+/// The hosts running on this worker, by app.
+pub struct Hosts {
+    /// The worker's data directory (`packages/`, `apps/`, `hosts/` under it).
+    pub data_dir: PathBuf,
+    running: BTreeMap<String, Running>,
+}
+
+/// Unpacks a zip into `dir` (a fresh directory), refusing entries that would land outside it.
+fn unpack(zip: &Path, dir: &Path) -> Result<(), String> {
+    let file = std::fs::File::open(zip).map_err(|e| format!("{}: {e}", zip.display()))?;
+    let mut archive = zip::ZipArchive::new(file)
+        .map_err(|e| format!("{}: not a zip archive: {e}", zip.display()))?;
+    let tmp = dir.with_extension("part");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(|e| e.to_string())?;
+        let Some(rel) = entry.enclosed_name() else {
+            return Err(format!(
+                "{}: entry \"{}\" would land outside the app's directory",
+                zip.display(),
+                entry.name()
+            ));
+        };
+        let target = tmp.join(rel);
+        if entry.is_dir() {
+            std::fs::create_dir_all(&target).map_err(|e| e.to_string())?;
+            continue;
+        }
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        }
+        let mut out = std::fs::File::create(&target).map_err(|e| e.to_string())?;
+        std::io::copy(&mut entry, &mut out).map_err(|e| e.to_string())?;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::rename(&tmp, dir).map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+fn free_port() -> Option<u16> {
+    Some(
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port(),
+    )
+}
+
+impl Hosts {
+    pub fn new(data_dir: PathBuf) -> Hosts {
+        Hosts {
+            data_dir,
+            running: BTreeMap::new(),
+        }
+    }
+
+    /// Makes the running hosts match `wanted`.
+    pub async fn apply(&mut self, wanted: &[Assignment]) {
+        let stale: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(app, r)| {
+                !wanted
+                    .iter()
+                    .any(|a| &a.app == *app && a.version == r.version)
+            })
+            .map(|(app, _)| app.clone())
+            .collect();
+        for app in stale {
+            if let Some(mut r) = self.running.remove(&app) {
+                r.process.terminate(Duration::from_secs(10)).await;
+                println!("stopped {app} version {}", r.version);
+            }
+        }
+        for a in wanted {
+            if self.running.contains_key(&a.app) {
+                continue;
+            }
+            match self.start(a) {
+                Ok(r) => {
+                    println!(
+                        "serving {} version {} on http://127.0.0.1:{}",
+                        a.app, a.version, r.port
+                    );
+                    self.running.insert(a.app.clone(), r);
+                }
+                Err(e) => tracing::error!(app = %a.app, "cannot start the app's host: {e}"),
+            }
+        }
+    }
+
+    fn start(&self, a: &Assignment) -> Result<Running, String> {
+        let package = self
+            .data_dir
+            .join("packages")
+            .join(format!("{}.zip", a.sha256));
+        let dir = self
+            .data_dir
+            .join("apps")
+            .join(&a.app)
+            .join(a.version.to_string());
+        if !dir.join("host.json").is_file() {
+            unpack(&package, &dir)?;
+        }
+        if !dir.join("host.json").is_file() {
+            return Err(format!(
+                "version {} of {} has no host.json at the root of its package",
+                a.version, a.app
+            ));
+        }
+        let port = free_port().ok_or("no free port")?;
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut env: Vec<(OsString, OsString)> = ["PATH", "HOME", "LANG", "TZ"]
+            .iter()
+            .filter_map(|k| Some((OsString::from(k), std::env::var_os(k)?)))
+            .collect();
+        env.push((
+            "STRATUS_DATA_DIR".into(),
+            self.data_dir.join("hosts").join(&a.app).into(),
+        ));
+        env.push(("STRATUS_QUEUE_LISTEN".into(), "off".into()));
+        for (k, v) in &a.settings {
+            env.push((k.into(), v.into()));
+        }
+        let spec = ProcessSpec {
+            program: exe,
+            args: vec![
+                "start".into(),
+                dir.clone().into(),
+                "--port".into(),
+                port.to_string().into(),
+                "--address".into(),
+                "127.0.0.1".into(),
+            ],
+            cwd: dir,
+            env,
+        };
+        let app = a.app.clone();
+        let sink = Arc::new(move |stream: Stream, line: &str| match stream {
+            Stream::Stdout => println!("[{app}] {line}"),
+            Stream::Stderr => eprintln!("[{app}] {line}"),
+        });
+        let process = Process::spawn(&spec, sink).map_err(|e| e.to_string())?;
+        Ok(Running {
+            version: a.version,
+            port,
+            process,
+        })
+    }
+
+    /// Stops every host.
+    pub async fn stop_all(&mut self) {
+        for (app, mut r) in std::mem::take(&mut self.running) {
+            r.process.terminate(Duration::from_secs(10)).await;
+            println!("stopped {app} version {}", r.version);
+        }
+    }
+}
