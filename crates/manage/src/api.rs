@@ -397,7 +397,21 @@ impl Api {
             ["api", "workers", id, "heartbeat"] if m == Method::POST => {
                 // Only with the token the worker joined with, while it is live.
                 self.worker_by_token(req, id).await?;
-                if !self.workers.heartbeat(id, req.now_ms).await? {
+                // Its status: what it runs, where (kept as reported, at most 64 KiB of JSON).
+                let status = if req.body.is_empty() {
+                    "{}".to_string()
+                } else {
+                    match serde_json::from_slice::<Value>(req.body) {
+                        Ok(v @ Value::Object(_)) if req.body.len() <= 64 << 10 => v.to_string(),
+                        _ => {
+                            return Err(ApiError::BadRequest(
+                                "the heartbeat's body must be a JSON object of at most 64 KiB"
+                                    .into(),
+                            ));
+                        }
+                    }
+                };
+                if !self.workers.heartbeat(id, &status, req.now_ms).await? {
                     return Err(ApiError::Gone(format!(
                         "worker {id} was removed: join again"
                     )));
@@ -444,20 +458,43 @@ impl Api {
                 Ok(empty(StatusCode::NO_CONTENT))
             }
             ["api", "placements"] if m == Method::GET => {
-                let names: std::collections::HashMap<String, String> = self
+                let workers: std::collections::HashMap<String, WorkerRecord> = self
                     .workers
                     .list()
                     .await?
                     .into_iter()
-                    .map(|w| (w.id, w.spec.name))
+                    .map(|w| (w.id.clone(), w))
                     .collect();
+                // Where the replica serves, as its worker reported it.
+                let host = |app: &str, worker: &str| -> Value {
+                    let Some(w) = workers.get(worker) else {
+                        return Value::Null;
+                    };
+                    let status: Value = serde_json::from_str(&w.status).unwrap_or(Value::Null);
+                    status["hosts"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|h| h["app"] == app)
+                        .cloned()
+                        .unwrap_or(Value::Null)
+                };
                 let list: Vec<Value> = self
                     .workers
                     .placements()
                     .await?
                     .into_iter()
                     .map(|(app, worker, since)| {
-                        json!({"app": app, "workerName": names.get(&worker), "workerId": worker, "since": since})
+                        let h = host(&app, &worker);
+                        json!({
+                            "app": app,
+                            "workerName": workers.get(&worker).map(|w| w.spec.name.clone()),
+                            "workerId": worker,
+                            "since": since,
+                            "version": h["version"],
+                            "url": h["url"],
+                            "ready": h["ready"].as_bool().unwrap_or(false),
+                        })
                     })
                     .collect();
                 Ok(json_response(StatusCode::OK, &Value::Array(list)))

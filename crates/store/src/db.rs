@@ -279,6 +279,12 @@ const MIGRATIONS: &[Migration] = &[
             PRIMARY KEY (app, worker_id)
         );",
     },
+    Migration {
+        version: 7,
+        name: "worker status",
+        sqlite: "ALTER TABLE workers ADD COLUMN status TEXT NOT NULL DEFAULT '{}';",
+        postgres: "ALTER TABLE workers ADD COLUMN status TEXT NOT NULL DEFAULT '{}';",
+    },
 ];
 
 impl Backend {

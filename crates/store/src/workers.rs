@@ -40,6 +40,8 @@ pub struct WorkerRecord {
     pub heartbeat_ms: i64,
     /// Takes no new placements and gives its apps back.
     pub draining: bool,
+    /// What it last reported of itself (JSON, e.g. its hosts and their addresses).
+    pub status: String,
 }
 
 /// Join tokens and workers of the store.
@@ -61,11 +63,12 @@ type WorkerRow = (
     i64,
     i64,
     bool,
+    String,
 );
 
 macro_rules! worker_columns {
     () => {
-        "SELECT id, name, cpu_millis, memory_mib, max_apps, labels, availability, version, token_id, joined_at, heartbeat_at, draining FROM workers "
+        "SELECT id, name, cpu_millis, memory_mib, max_apps, labels, availability, version, token_id, joined_at, heartbeat_at, draining, status FROM workers "
     };
 }
 
@@ -87,6 +90,7 @@ fn worker(row: WorkerRow) -> Result<WorkerRecord> {
         joined_ms: row.9,
         heartbeat_ms: row.10,
         draining: row.11,
+        status: row.12,
     })
 }
 
@@ -175,7 +179,7 @@ impl SqlWorkers {
                 .await?;
             sqlx::query(
                 "INSERT INTO workers (id, name, cpu_millis, memory_mib, max_apps, labels, availability, version,
-                 token_id, joined_at, heartbeat_at, draining) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, FALSE)",
+                 token_id, joined_at, heartbeat_at, draining, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, FALSE, '{}')",
             )
             .bind(&id)
             .bind(&spec.name)
@@ -215,15 +219,17 @@ impl SqlWorkers {
         row.map(worker).transpose()
     }
 
-    /// Records a heartbeat; false when the worker is unknown (removed) or its token revoked.
-    pub async fn heartbeat(&self, id: &str, now_ms: i64) -> Result<bool> {
+    /// Records a heartbeat with the worker's `status` (JSON); false when the worker is
+    /// unknown (removed) or its token revoked.
+    pub async fn heartbeat(&self, id: &str, status: &str, now_ms: i64) -> Result<bool> {
         let n = on_pool!(&self.backend, |pool| {
             sqlx::query(
-                "UPDATE workers SET heartbeat_at = $2 WHERE id = $1 AND EXISTS
+                "UPDATE workers SET heartbeat_at = $2, status = $3 WHERE id = $1 AND EXISTS
                  (SELECT 1 FROM join_tokens t WHERE t.id = workers.token_id AND t.revoked_at IS NULL)",
             )
             .bind(id)
             .bind(now_ms)
+            .bind(status)
             .execute(pool)
             .await?
             .rows_affected()

@@ -72,10 +72,17 @@ async fn workers_join_with_tokens(store: &Store) {
     assert_ne!(w1, w2);
     assert!(workers.get(&w1).await.unwrap().is_none());
     assert_eq!(workers.list().await.unwrap().len(), 1);
-    assert!(workers.heartbeat(&w2, t + 10).await.unwrap());
+    assert_eq!(workers.get(&w2).await.unwrap().unwrap().status, "{}");
+    assert!(
+        workers
+            .heartbeat(&w2, r#"{"hosts":[]}"#, t + 10)
+            .await
+            .unwrap()
+    );
+    let beat = workers.get(&w2).await.unwrap().unwrap();
     assert_eq!(
-        workers.get(&w2).await.unwrap().unwrap().heartbeat_ms,
-        t + 10
+        (beat.heartbeat_ms, beat.status.as_str()),
+        (t + 10, r#"{"hosts":[]}"#)
     );
     assert!(workers.set_draining(&w2, true).await.unwrap());
     assert!(workers.get(&w2).await.unwrap().unwrap().draining);
@@ -84,7 +91,7 @@ async fn workers_join_with_tokens(store: &Store) {
     assert!(workers.revoke_token(&id, t + 20).await.unwrap());
     assert!(!workers.revoke_token(&id, t + 21).await.unwrap());
     assert_eq!(workers.admit(&token).await.unwrap(), None);
-    assert!(!workers.heartbeat(&w2, t + 30).await.unwrap());
+    assert!(!workers.heartbeat(&w2, "{}", t + 30).await.unwrap());
     assert!(workers.remove(&w2).await.unwrap());
     assert!(!workers.remove(&w2).await.unwrap());
     assert!(workers.list().await.unwrap().is_empty());

@@ -176,6 +176,27 @@ impl Hosts {
         })
     }
 
+    /// What runs here, for the heartbeat: each host's app, version, URL and whether it
+    /// accepts connections.
+    pub async fn status(&self) -> serde_json::Value {
+        let mut hosts = Vec::new();
+        for (app, r) in &self.running {
+            let ready = tokio::time::timeout(
+                Duration::from_millis(200),
+                tokio::net::TcpStream::connect(("127.0.0.1", r.port)),
+            )
+            .await
+            .is_ok_and(|c| c.is_ok());
+            hosts.push(serde_json::json!({
+                "app": app,
+                "version": r.version,
+                "url": format!("http://127.0.0.1:{}", r.port),
+                "ready": ready,
+            }));
+        }
+        serde_json::json!({ "hosts": hosts })
+    }
+
     /// Stops every host.
     pub async fn stop_all(&mut self) {
         for (app, mut r) in std::mem::take(&mut self.running) {

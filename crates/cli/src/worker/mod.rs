@@ -222,10 +222,8 @@ pub async fn run(args: WorkerArgs) -> Result<(), ExitError> {
                 () = &mut shutdown => return Ok(()),
             }
             let path = format!("/api/workers/{id}/heartbeat");
-            let beat = match client
-                .send("POST", &path, Vec::new(), "application/json")
-                .await
-            {
+            let status = hosts.status().await.to_string().into_bytes();
+            let beat = match client.send("POST", &path, status, "application/json").await {
                 Ok(_) => cache.refresh(&client, &id).await,
                 Err(e) => Err(e),
             };

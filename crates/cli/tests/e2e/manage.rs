@@ -625,6 +625,32 @@ fn a_worker_runs_the_deployed_version_of_its_apps_with_their_settings() {
             .filter(|r| r.status == 200)
     });
     assert_eq!(hello.text(), "Howdy, Ann!", "{}", w.log());
+    // The worker reports where the replica serves, and that it is ready.
+    let admin = format!(
+        "Bearer {}",
+        std::fs::read_to_string(m.data.path().join("admin-token")).unwrap()
+    );
+    let placement = eventually(Duration::from_secs(10), || {
+        let r = request(
+            m.port,
+            "GET",
+            "/api/placements",
+            &[("Authorization", &admin)],
+            b"",
+        )
+        .unwrap();
+        let v: Value = serde_json::from_str(&r.text()).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["ready"] == true)
+            .cloned()
+    });
+    assert_eq!(placement["url"], format!("http://127.0.0.1:{port}"));
+    assert_eq!(
+        (placement["app"].as_str(), placement["version"].as_i64()),
+        (Some("greeter"), Some(1))
+    );
     // A new version replaces the host; an app that goes away stops it.
     m.apps(&["set", "greeter", "GREETING", "Hi"]).unwrap();
     let zip2 = dir.path().join("app2.zip");
