@@ -16,6 +16,8 @@ pub mod http;
 pub mod http_data;
 pub mod keys;
 pub mod logging;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod triggers;
 
 use std::sync::Arc;

@@ -24,13 +24,6 @@ pub struct SchedulerOptions {
     pub lease_ttl: Duration,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 /// One round, if this process leads: the placements changed (added, removed).
 pub async fn round(
     apps: &SqlApps,
@@ -102,7 +95,7 @@ pub async fn run(
     tokio::pin!(stop);
     let mut leading = false;
     loop {
-        match round(&apps, &workers, &leases, &options, now_ms()).await {
+        match round(&apps, &workers, &leases, &options, crate::now_ms()).await {
             Ok(Some(_)) if !leading => {
                 leading = true;
                 tracing::info!(instance = %options.instance, "this process now leads scheduling");

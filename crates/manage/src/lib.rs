@@ -13,7 +13,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 
 pub use api::{Api, ApiError, ApiRequest};
 
@@ -54,7 +53,8 @@ impl AdminToken {
     }
 }
 
-fn now_ms() -> i64 {
+/// Milliseconds since the epoch.
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -106,30 +106,10 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let shared = Arc::new((api, token));
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!("management API: accept failed: {e}");
-                    continue;
-                }
-            },
-            () = &mut shutdown => return,
-        };
-        let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| answer(shared.clone(), req));
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await
-            {
-                tracing::debug!("management API connection: {e}");
-            }
-        });
-    }
+    stratus_storage::serve::serve_http(listener, "management API", shutdown, move |req| {
+        answer(shared.clone(), req)
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Serving the Queue service over HTTP on a listener of its own (development storage's
-//! `127.0.0.1:10001` by default).
+//! Serving HTTP on a listener of its own: the connection loop the Queue service (on
+//! development storage's `127.0.0.1:10001` by default) and the management API share.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -57,27 +57,46 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let service = Arc::new(service);
+    serve_http(listener, "queue service", shutdown, move |req| {
+        answer(service.clone(), req)
+    })
+    .await;
+}
+
+/// Accepts HTTP/1.1 connections on `listener` until `shutdown` completes, answering each
+/// request with `answer`; `what` names the service in logs.
+pub async fn serve_http<F, Fut>(
+    listener: tokio::net::TcpListener,
+    what: &'static str,
+    shutdown: impl std::future::Future<Output = ()>,
+    answer: F,
+) where
+    F: Fn(hyper::Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<hyper::Response<Full<Bytes>>, Infallible>>
+        + Send
+        + 'static,
+{
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
-                    tracing::warn!("queue service: accept failed: {e}");
+                    tracing::warn!("{what}: accept failed: {e}");
                     continue;
                 }
             },
             () = &mut shutdown => return,
         };
         let _ = stream.set_nodelay(true);
-        let service = service.clone();
+        let answer = answer.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| answer(service.clone(), req));
+            let svc = hyper::service::service_fn(answer);
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
                 .await
             {
-                tracing::debug!("queue service connection: {e}");
+                tracing::debug!("{what} connection: {e}");
             }
         });
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{eventually, free_port, request, stratus_command};
+use crate::support::{eventually, free_port, request, run_stratus, stratus_command};
 
 /// A child process killed when the test ends, however it ends.
 struct Killed(Child);
@@ -74,20 +74,39 @@ impl Manage {
 
     /// `stratus COMMAND ARGS` against this management role.
     fn cli(&self, command: &str, args: &[&str]) -> Result<String, String> {
-        let out = stratus_command()
-            .arg(command)
-            .args(args)
-            .arg("--url")
-            .arg(format!("http://127.0.0.1:{}", self.port))
-            .env("STRATUS_DATA_DIR", self.data.path())
-            .env_remove("STRATUS_ADMIN_TOKEN")
-            .output()
-            .unwrap();
-        if out.status.success() {
-            Ok(String::from_utf8(out.stdout).unwrap())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).into_owned())
-        }
+        run_stratus(
+            stratus_command()
+                .arg(command)
+                .args(args)
+                .arg("--url")
+                .arg(format!("http://127.0.0.1:{}", self.port))
+                .env("STRATUS_DATA_DIR", self.data.path())
+                .env_remove("STRATUS_ADMIN_TOKEN"),
+        )
+    }
+
+    /// `Bearer <admin token>`.
+    fn admin_bearer(&self) -> String {
+        let token = std::fs::read_to_string(self.data.path().join("admin-token")).unwrap();
+        format!("Bearer {token}")
+    }
+
+    /// The placements, as `GET /api/placements` lists them.
+    fn placements(&self) -> Vec<Value> {
+        let bearer = self.admin_bearer();
+        let r = request(
+            self.port,
+            "GET",
+            "/api/placements",
+            &[("Authorization", &bearer)],
+            b"",
+        )
+        .unwrap();
+        serde_json::from_str::<Value>(&r.text())
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
     }
 
     /// A new join token's value.
@@ -108,19 +127,7 @@ impl Manage {
 
     /// The names of the workers replicas are placed on.
     fn placed(&self) -> Vec<String> {
-        let token = std::fs::read_to_string(self.data.path().join("admin-token")).unwrap();
-        let bearer = format!("Bearer {token}");
-        let r = request(
-            self.port,
-            "GET",
-            "/api/placements",
-            &[("Authorization", &bearer)],
-            b"",
-        )
-        .unwrap();
-        let v: Value = serde_json::from_str(&r.text()).unwrap();
-        v.as_array()
-            .unwrap()
+        self.placements()
             .iter()
             .map(|p| p["workerName"].as_str().unwrap_or("?").to_string())
             .collect()
@@ -626,25 +633,8 @@ fn a_worker_runs_the_deployed_version_of_its_apps_with_their_settings() {
     });
     assert_eq!(hello.text(), "Howdy, Ann!", "{}", w.log());
     // The worker reports where the replica serves, and that it is ready.
-    let admin = format!(
-        "Bearer {}",
-        std::fs::read_to_string(m.data.path().join("admin-token")).unwrap()
-    );
     let placement = eventually(Duration::from_secs(10), || {
-        let r = request(
-            m.port,
-            "GET",
-            "/api/placements",
-            &[("Authorization", &admin)],
-            b"",
-        )
-        .unwrap();
-        let v: Value = serde_json::from_str(&r.text()).unwrap();
-        v.as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["ready"] == true)
-            .cloned()
+        m.placements().into_iter().find(|p| p["ready"] == true)
     });
     assert_eq!(placement["url"], format!("http://127.0.0.1:{port}"));
     assert_eq!(

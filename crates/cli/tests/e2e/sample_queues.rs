@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Options, Stratus, eventually, free_port, stratus_command};
+use crate::support::{Options, Stratus, eventually, free_port, run_stratus, stratus_command};
 
 /// Options that open the queue service on a free port; the port goes with them.
 pub fn with_queue_service(opts: Options) -> (Options, u16) {
@@ -19,18 +19,13 @@ pub fn with_queue_service(opts: Options) -> (Options, u16) {
 
 /// `stratus queue ARGS` against the queue service on `port`.
 pub fn queue_cli(port: u16, args: &[&str]) -> Result<String, String> {
-    let out = stratus_command()
-        .arg("queue")
-        .args(args)
-        .env("STRATUS_QUEUE_LISTEN", format!("127.0.0.1:{port}"))
-        .env_remove("STRATUS_QUEUE_CONNECTION")
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(String::from_utf8(out.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    run_stratus(
+        stratus_command()
+            .arg("queue")
+            .args(args)
+            .env("STRATUS_QUEUE_LISTEN", format!("127.0.0.1:{port}"))
+            .env_remove("STRATUS_QUEUE_CONNECTION"),
+    )
 }
 
 fn peek(port: u16, queue: &str) -> Vec<Value> {

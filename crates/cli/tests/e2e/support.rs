@@ -49,6 +49,17 @@ pub fn stratus_command() -> std::process::Command {
     c
 }
 
+/// Runs `stratus` to completion: its standard output when it succeeds, else its standard
+/// error.
+pub fn run_stratus(cmd: &mut std::process::Command) -> Result<String, String> {
+    let out = cmd.output().unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
 /// How to start an app.
 pub struct Options {
     pub env: Vec<(String, String)>,

@@ -189,79 +189,41 @@ mod tests {
 
     use super::*;
     use crate::clock::ManualClock;
-    use crate::executor::{BoxFuture, ConnectionContext, ExecutorStatus, HttpCall};
-    use crate::http::response::HttpResponse;
 
-    /// Fails the first `failures` calls; records each call's retry context.
-    #[derive(Debug)]
-    struct Flaky {
-        failures: usize,
-        seen: Mutex<Vec<Option<RetryContext>>>,
-    }
-
-    impl Executor for Flaky {
-        fn status(&self) -> ExecutorStatus {
-            ExecutorStatus::Ready
-        }
-        fn call_http<'a>(
-            &'a self,
-            _call: HttpCall,
-            _conn: &'a ConnectionContext,
-        ) -> BoxFuture<'a, Result<HttpResponse, InvokeError>> {
-            Box::pin(async { Err(InvokeError::Failed("no HTTP here".into())) })
-        }
-        fn call(&self, call: TriggerCall) -> BoxFuture<'_, Result<TriggerOutcome, InvokeError>> {
-            let mut seen = self.seen.lock();
-            seen.push(call.retry);
-            let n = seen.len();
-            Box::pin(async move {
-                if n <= self.failures {
-                    Err(InvokeError::Failed(format!("failure {n}")))
-                } else {
-                    Ok(TriggerOutcome::default())
-                }
-            })
-        }
-        fn timed_out(&self, _f: &Function, _id: uuid::Uuid, _d: u64) {}
-        fn start(self: Arc<Self>) -> BoxFuture<'static, ()> {
-            Box::pin(async {})
-        }
-        fn shutdown(&self) -> BoxFuture<'_, ()> {
-            Box::pin(async {})
-        }
-    }
+    /// The retry context of each call so far.
+    type Seen = Arc<Mutex<Vec<Option<RetryContext>>>>;
 
     fn function(retry: Option<RetryPolicy>) -> Arc<Function> {
-        let doc = serde_json::json!({"bindings":[{"type":"queueTrigger","name":"msg","direction":"in","queueName":"q"}]});
-        Arc::new(Function {
-            name: "work".into(),
-            short_name: "Functions.work".into(),
-            config: stratus_model::FunctionConfig::parse("work", "work/function.json", doc)
-                .unwrap(),
-            dir: "/tmp".into(),
-            disabled: false,
-            script_file: None,
-            invocation_log_level: stratus_model::LogLevel::Information,
-            user_log_level: stratus_model::LogLevel::Information,
-            http_output: None,
-            outputs: Vec::new(),
-            retry,
-        })
+        let mut f = crate::test_support::function(
+            "work",
+            serde_json::json!([{"type":"queueTrigger","name":"msg","direction":"in","queueName":"q"}]),
+        );
+        f.retry = retry;
+        Arc::new(f)
     }
 
-    fn rig(failures: usize) -> (Arc<Flaky>, ManualClock, Invoker) {
-        let flaky = Arc::new(Flaky {
-            failures,
-            seen: Mutex::new(Vec::new()),
+    /// An invoker whose executor fails the first `failures` calls, recording each call's
+    /// retry context.
+    fn rig(failures: usize) -> (Seen, ManualClock, Invoker) {
+        let seen = Seen::default();
+        let record = seen.clone();
+        let executor = crate::test_support::FnExecutor(move |call: TriggerCall| {
+            let mut seen = record.lock();
+            seen.push(call.retry);
+            if seen.len() <= failures {
+                Err(InvokeError::Failed(format!("failure {}", seen.len())))
+            } else {
+                Ok(TriggerOutcome::default())
+            }
         });
         let clock = ManualClock::new(chrono::Utc::now());
         let invoker = Invoker {
-            executor: flaky.clone(),
+            executor: Arc::new(executor),
             timeout: None,
             outputs: None,
             clock: Arc::new(clock.clone()),
         };
-        (flaky, clock, invoker)
+        (seen, clock, invoker)
     }
 
     async fn settle() {
@@ -272,7 +234,7 @@ mod tests {
 
     #[tokio::test]
     async fn retries_wait_on_the_clock_and_carry_their_context() {
-        let (flaky, clock, invoker) = rig(2);
+        let (seen, clock, invoker) = rig(2);
         let policy = RetryPolicy {
             strategy: RetryStrategy::ExponentialBackoff {
                 minimum: Duration::from_secs(10),
@@ -286,16 +248,16 @@ mod tests {
                 .await
         });
         settle().await;
-        assert_eq!(flaky.seen.lock().len(), 1);
+        assert_eq!(seen.lock().len(), 1);
         clock.advance(chrono::Duration::seconds(9));
         settle().await;
-        assert_eq!(flaky.seen.lock().len(), 1, "the first retry waits 10 s");
+        assert_eq!(seen.lock().len(), 1, "the first retry waits 10 s");
         clock.advance(chrono::Duration::seconds(1));
         settle().await;
-        assert_eq!(flaky.seen.lock().len(), 2);
+        assert_eq!(seen.lock().len(), 2);
         clock.advance(chrono::Duration::seconds(20));
         assert!(run.await.unwrap().is_ok());
-        let seen = flaky.seen.lock();
+        let seen = seen.lock();
         assert_eq!(seen.len(), 3);
         let contexts: Vec<_> = seen.iter().map(|c| c.clone().unwrap()).collect();
         assert_eq!(
@@ -309,13 +271,13 @@ mod tests {
 
     #[tokio::test]
     async fn without_a_policy_one_attempt_and_no_context() {
-        let (flaky, _clock, invoker) = rig(5);
+        let (seen, _clock, invoker) = rig(5);
         let r = invoker
             .invoke(function(None), Value::Null, Map::new(), "test")
             .await;
         assert!(r.is_err());
-        assert_eq!(*flaky.seen.lock(), vec![None]);
-        let (flaky, _clock, invoker) = rig(5);
+        assert_eq!(*seen.lock(), vec![None]);
+        let (seen, _clock, invoker) = rig(5);
         let policy = RetryPolicy {
             strategy: RetryStrategy::FixedDelay {
                 delay: Duration::ZERO,
@@ -326,6 +288,6 @@ mod tests {
             .invoke(function(Some(policy)), Value::Null, Map::new(), "test")
             .await;
         assert_eq!(r.unwrap_err().to_string(), "failure 3");
-        assert_eq!(flaky.seen.lock().len(), 3, "1 + maxRetryCount attempts");
+        assert_eq!(seen.lock().len(), 3, "1 + maxRetryCount attempts");
     }
 }

@@ -411,66 +411,30 @@ mod tests {
 
     use super::*;
     use crate::clock::ManualClock;
-    use crate::executor::{
-        BoxFuture, ConnectionContext, Executor, ExecutorStatus, HttpCall, InvokeError, TriggerCall,
-        TriggerOutcome,
-    };
-    use crate::http::response::HttpResponse;
+    use crate::executor::{TriggerCall, TriggerOutcome};
     use crate::triggers::state::MemoryState;
 
     /// Records the values timer invocations receive.
-    #[derive(Debug, Default)]
-    struct Recorder {
-        calls: Mutex<Vec<(String, Value)>>,
-    }
+    type Calls = Arc<Mutex<Vec<(String, Value)>>>;
 
-    impl Executor for Recorder {
-        fn status(&self) -> ExecutorStatus {
-            ExecutorStatus::Ready
-        }
-        fn call_http<'a>(
-            &'a self,
-            _call: HttpCall,
-            _conn: &'a ConnectionContext,
-        ) -> BoxFuture<'a, Result<HttpResponse, InvokeError>> {
-            Box::pin(async { Err(InvokeError::Failed("no HTTP here".into())) })
-        }
-        fn call(&self, call: TriggerCall) -> BoxFuture<'_, Result<TriggerOutcome, InvokeError>> {
-            self.calls
-                .lock()
-                .push((call.function.name.clone(), call.value));
-            Box::pin(async { Ok(TriggerOutcome::default()) })
-        }
-        fn timed_out(&self, _f: &Function, _id: uuid::Uuid, _d: u64) {}
-        fn start(self: Arc<Self>) -> BoxFuture<'static, ()> {
-            Box::pin(async {})
-        }
-        fn shutdown(&self) -> BoxFuture<'_, ()> {
-            Box::pin(async {})
-        }
+    fn recorder(calls: Calls) -> Arc<dyn crate::executor::Executor> {
+        Arc::new(crate::test_support::FnExecutor(move |call: TriggerCall| {
+            calls.lock().push((call.function.name.clone(), call.value));
+            Ok(TriggerOutcome::default())
+        }))
     }
 
     fn function(name: &str) -> Arc<Function> {
-        let doc = serde_json::json!({"bindings":[{"type":"timerTrigger","name":"myTimer","direction":"in","schedule":"0 0 2 * * *"}]});
-        Arc::new(Function {
-            name: name.into(),
-            short_name: format!("Functions.{name}"),
-            config: stratus_model::FunctionConfig::parse(name, "f/function.json", doc).unwrap(),
-            dir: "/tmp".into(),
-            disabled: false,
-            script_file: None,
-            invocation_log_level: stratus_model::LogLevel::Information,
-            user_log_level: stratus_model::LogLevel::Information,
-            http_output: None,
-            outputs: Vec::new(),
-            retry: None,
-        })
+        Arc::new(crate::test_support::function(
+            name,
+            serde_json::json!([{"type":"timerTrigger","name":"myTimer","direction":"in","schedule":"0 0 2 * * *"}]),
+        ))
     }
 
     struct Rig {
         clock: ManualClock,
         state: Arc<MemoryState>,
-        recorder: Arc<Recorder>,
+        calls: Calls,
     }
 
     impl Rig {
@@ -478,7 +442,7 @@ mod tests {
             Rig {
                 clock: ManualClock::new(start),
                 state: Arc::new(MemoryState::default()),
-                recorder: Arc::new(Recorder::default()),
+                calls: Calls::default(),
             }
         }
 
@@ -487,7 +451,7 @@ mod tests {
                 host_id: "host1".into(),
                 tz: Tz::UTC,
                 invoker: super::super::Invoker {
-                    executor: self.recorder.clone(),
+                    executor: recorder(self.calls.clone()),
                     timeout: None,
                     outputs: None,
                     clock: Arc::new(self.clock.clone()),
@@ -511,18 +475,13 @@ mod tests {
         }
 
         fn calls(&self) -> Vec<Value> {
-            self.recorder
-                .calls
-                .lock()
-                .iter()
-                .map(|(_, v)| v.clone())
-                .collect()
+            self.calls.lock().iter().map(|(_, v)| v.clone()).collect()
         }
 
         /// Lets the listeners run until `n` calls were made (or fails).
         async fn wait_calls(&self, n: usize) {
             for _ in 0..500 {
-                if self.recorder.calls.lock().len() >= n {
+                if self.calls.lock().len() >= n {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;

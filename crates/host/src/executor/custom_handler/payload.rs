@@ -243,21 +243,10 @@ mod tests {
     use chrono::TimeZone as _;
 
     fn function() -> Function {
-        let doc = serde_json::json!({"bindings":[{"type":"httpTrigger","name":"req","direction":"in"},{"type":"http","direction":"out","name":"res"}]});
-        Function {
-            name: "Hello".into(),
-            short_name: "Functions.Hello".into(),
-            config: stratus_model::FunctionConfig::parse("Hello", "Hello/function.json", doc)
-                .unwrap(),
-            dir: "/tmp".into(),
-            disabled: false,
-            script_file: None,
-            invocation_log_level: stratus_model::LogLevel::Information,
-            user_log_level: stratus_model::LogLevel::Information,
-            http_output: Some("res".into()),
-            outputs: Vec::new(),
-            retry: None,
-        }
+        crate::test_support::function(
+            "Hello",
+            serde_json::json!([{"type":"httpTrigger","name":"req","direction":"in"},{"type":"http","direction":"out","name":"res"}]),
+        )
     }
 
     #[test]
