@@ -17,6 +17,13 @@ pub struct ManageArgs {
     /// over after that).
     #[arg(long, env = "STRATUS_SCHEDULER_LEASE_SECONDS", default_value_t = 5)]
     pub scheduler_lease_seconds: u64,
+    /// Address of the front door, which routes `/apps/{app}/...` (and `{app}.{domain}`) to
+    /// the apps' replicas; `off` for none.
+    #[arg(long, env = "STRATUS_FRONT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub front_listen: String,
+    /// The domain apps are addressed under by host name: `{app}.{domain}`.
+    #[arg(long, env = "STRATUS_DOMAIN")]
+    pub domain: Option<String>,
     #[command(flatten)]
     pub config: ConfigFlags,
 }
@@ -43,6 +50,31 @@ pub async fn run(args: ManageArgs) -> Result<(), ExitError> {
         args.listen,
         store.engine()
     );
+    let front_listener = if args.front_listen == "off" {
+        None
+    } else {
+        Some(
+            tokio::net::TcpListener::bind(&args.front_listen)
+                .await
+                .map_err(|e| {
+                    ExitError::Unavailable(anyhow::anyhow!(
+                        "the front door cannot listen on {} ({e}); set --front-listen or STRATUS_FRONT_LISTEN",
+                        args.front_listen
+                    ))
+                })?,
+        )
+    };
+    if front_listener.is_some() {
+        let by_host = args
+            .domain
+            .as_deref()
+            .map(|d| format!(" and http://{{app}}.{d}/..."))
+            .unwrap_or_default();
+        println!(
+            "front door on http://{}/apps/{{app}}/...{by_host}",
+            args.front_listen
+        );
+    }
     let api = stratus_manage::Api {
         apps: store.apps(),
         workers: store.workers(),
@@ -67,10 +99,29 @@ pub async fn run(args: ManageArgs) -> Result<(), ExitError> {
         listener,
         api,
         stratus_manage::AdminToken::new(&token),
-        stopped(stop_rx),
+        stopped(stop_rx.clone()),
     ));
+    let front = front_listener.map(|listener| {
+        let front = stratus_manage::front::FrontDoor::new(
+            store.apps(),
+            store.workers(),
+            args.domain.clone(),
+        );
+        tokio::spawn(front.clone().follow(
+            std::time::Duration::from_millis(500),
+            stopped(stop_rx.clone()),
+        ));
+        tokio::spawn(front.serve(
+            listener,
+            stopped(stop_rx.clone()),
+            std::time::Duration::from_secs(10),
+        ))
+    });
     crate::start::shutdown_signal().await;
     let _ = stop_tx.send(true);
+    if let Some(front) = front {
+        let _ = front.await;
+    }
     let _ = scheduler.await;
     let _ = server.await;
     store.close().await;

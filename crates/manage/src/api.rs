@@ -458,42 +458,18 @@ impl Api {
                 Ok(empty(StatusCode::NO_CONTENT))
             }
             ["api", "placements"] if m == Method::GET => {
-                let workers: std::collections::HashMap<String, WorkerRecord> = self
-                    .workers
-                    .list()
+                let list: Vec<Value> = crate::front::table::replicas(&self.workers)
                     .await?
                     .into_iter()
-                    .map(|w| (w.id.clone(), w))
-                    .collect();
-                // Where the replica serves, as its worker reported it.
-                let host = |app: &str, worker: &str| -> Value {
-                    let Some(w) = workers.get(worker) else {
-                        return Value::Null;
-                    };
-                    let status: Value = serde_json::from_str(&w.status).unwrap_or(Value::Null);
-                    status["hosts"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .find(|h| h["app"] == app)
-                        .cloned()
-                        .unwrap_or(Value::Null)
-                };
-                let list: Vec<Value> = self
-                    .workers
-                    .placements()
-                    .await?
-                    .into_iter()
-                    .map(|(app, worker, since)| {
-                        let h = host(&app, &worker);
+                    .map(|r| {
                         json!({
-                            "app": app,
-                            "workerName": workers.get(&worker).map(|w| w.spec.name.clone()),
-                            "workerId": worker,
-                            "since": since,
-                            "version": h["version"],
-                            "url": h["url"],
-                            "ready": h["ready"].as_bool().unwrap_or(false),
+                            "app": r.app,
+                            "workerName": r.worker_name,
+                            "workerId": r.worker_id,
+                            "since": r.since_ms,
+                            "version": r.version,
+                            "url": r.url,
+                            "ready": r.ready,
                         })
                     })
                     .collect();

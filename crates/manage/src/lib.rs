@@ -1,9 +1,10 @@
 //! The management role: the REST API over managed apps (their scale, settings and versions),
-//! served with an admin bearer token. Later: the scheduler, workers' streams, the front door.
+//! served with an admin bearer token; the scheduler; the front door to the apps' replicas.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod front;
 pub mod leader;
 pub mod scheduler;
 

@@ -29,6 +29,10 @@ struct Running {
 pub struct Hosts {
     /// The worker's data directory (`packages/`, `apps/`, `hosts/` under it).
     pub data_dir: PathBuf,
+    /// The address hosts listen on.
+    listen: String,
+    /// The name in the URLs the front door uses.
+    advertise: String,
     running: BTreeMap<String, Running>,
 }
 
@@ -75,9 +79,11 @@ fn free_port() -> Option<u16> {
 }
 
 impl Hosts {
-    pub fn new(data_dir: PathBuf) -> Hosts {
+    pub fn new(data_dir: PathBuf, listen: String, advertise: String) -> Hosts {
         Hosts {
             data_dir,
+            listen,
+            advertise,
             running: BTreeMap::new(),
         }
     }
@@ -107,8 +113,10 @@ impl Hosts {
             match self.start(a) {
                 Ok(r) => {
                     println!(
-                        "serving {} version {} on http://127.0.0.1:{}",
-                        a.app, a.version, r.port
+                        "serving {} version {} on {}",
+                        a.app,
+                        a.version,
+                        self.url(r.port)
                     );
                     self.running.insert(a.app.clone(), r);
                 }
@@ -158,7 +166,7 @@ impl Hosts {
                 "--port".into(),
                 port.to_string().into(),
                 "--address".into(),
-                "127.0.0.1".into(),
+                self.listen.clone().into(),
             ],
             cwd: dir,
             env,
@@ -176,21 +184,36 @@ impl Hosts {
         })
     }
 
+    /// Where the front door reaches a host on `port`.
+    fn url(&self, port: u16) -> String {
+        if self.advertise.contains(':') && !self.advertise.starts_with('[') {
+            format!("http://[{}]:{port}", self.advertise)
+        } else {
+            format!("http://{}:{port}", self.advertise)
+        }
+    }
+
     /// What runs here, for the heartbeat: each host's app, version, URL and whether it
     /// accepts connections.
     pub async fn status(&self) -> serde_json::Value {
         let mut hosts = Vec::new();
+        // A wildcard listener is reached on loopback from here.
+        let probe = match self.listen.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V6(ip)) if ip.is_unspecified() => "::1",
+            Ok(ip) if ip.is_unspecified() => "127.0.0.1",
+            _ => self.listen.as_str(),
+        };
         for (app, r) in &self.running {
             let ready = tokio::time::timeout(
                 Duration::from_millis(200),
-                tokio::net::TcpStream::connect(("127.0.0.1", r.port)),
+                tokio::net::TcpStream::connect((probe, r.port)),
             )
             .await
             .is_ok_and(|c| c.is_ok());
             hosts.push(serde_json::json!({
                 "app": app,
                 "version": r.version,
-                "url": format!("http://127.0.0.1:{}", r.port),
+                "url": self.url(r.port),
                 "ready": ready,
             }));
         }

@@ -41,6 +41,14 @@ pub struct WorkerArgs {
     /// Most apps it runs.
     #[arg(long, default_value_t = 8)]
     pub max_apps: u64,
+    /// The address the apps' hosts listen on; `0.0.0.0` lets other machines (the front door)
+    /// reach them.
+    #[arg(long, env = "STRATUS_WORKER_HOST_ADDRESS", default_value = "127.0.0.1")]
+    pub host_address: String,
+    /// The name or address the front door reaches this worker's hosts by (default: the
+    /// listen address, or the machine's name when that is a wildcard).
+    #[arg(long, env = "STRATUS_WORKER_ADVERTISE")]
+    pub advertise: Option<String>,
     /// Seconds between heartbeats.
     #[arg(long, default_value_t = 2)]
     pub heartbeat_seconds: u64,
@@ -207,7 +215,17 @@ pub async fn run(args: WorkerArgs) -> Result<(), ExitError> {
     let client = Client::with_token(&args.join, &args.token)?;
     let body = spec(&args)?.to_string().into_bytes();
     let every = Duration::from_secs(args.heartbeat_seconds.max(1));
-    let mut hosts = Hosts::new(config.data_dir.clone());
+    let advertise = args.advertise.clone().unwrap_or_else(|| {
+        match args.host_address.parse::<std::net::IpAddr>() {
+            Ok(ip) if ip.is_unspecified() => crate::app::machine_name(),
+            _ => args.host_address.clone(),
+        }
+    });
+    let mut hosts = Hosts::new(
+        config.data_dir.clone(),
+        args.host_address.clone(),
+        advertise,
+    );
     let shutdown = crate::start::shutdown_signal();
     tokio::pin!(shutdown);
     let result = async {

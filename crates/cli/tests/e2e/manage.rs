@@ -21,6 +21,8 @@ impl Drop for Killed {
 struct Manage {
     child: Child,
     port: u16,
+    /// The front door's port.
+    front: u16,
     data: tempfile::TempDir,
 }
 
@@ -41,14 +43,23 @@ fn manage_with(args: &[&str]) -> Manage {
 
 /// A management process over the store in `data` (several may share one).
 fn manage_in(data: tempfile::TempDir, args: &[&str]) -> Manage {
+    manage_env(data, args, &[])
+}
+
+/// A management process with `env` set.
+fn manage_env(data: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Manage {
     let port = free_port();
+    let front = free_port();
     let child = stratus_command()
         .arg("manage")
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
+        .arg("--front-listen")
+        .arg(format!("127.0.0.1:{front}"))
         .args(args)
         .env("STRATUS_DATA_DIR", data.path())
         .env_remove("STRATUS_ADMIN_TOKEN")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -58,7 +69,12 @@ fn manage_in(data: tempfile::TempDir, args: &[&str]) -> Manage {
             .ok()
             .filter(|r| r.status == 200)
     });
-    Manage { child, port, data }
+    Manage {
+        child,
+        port,
+        front,
+        data,
+    }
 }
 
 impl Manage {
@@ -615,7 +631,7 @@ fn serving(w: &WorkerProc, app: &str, version: i64) -> u16 {
 
 #[test]
 fn a_worker_runs_the_deployed_version_of_its_apps_with_their_settings() {
-    let m = manage();
+    let m = manage_with(&["--domain", "apps.test"]);
     let token = m.join_token();
     let w = spawn_worker(&m, &token, "w1", &[]);
     m.apps(&["create", "greeter"]).unwrap();
@@ -641,6 +657,46 @@ fn a_worker_runs_the_deployed_version_of_its_apps_with_their_settings() {
         (placement["app"].as_str(), placement["version"].as_i64()),
         (Some("greeter"), Some(1))
     );
+    // The front door routes the path form and the host form to the replica; keys are the
+    // host's business.
+    let front = eventually(Duration::from_secs(10), || {
+        request(m.front, "GET", "/apps/Greeter/api/hello?name=Cy", &[], b"")
+            .ok()
+            .filter(|r| r.status == 200)
+    });
+    assert_eq!(front.text(), "Howdy, Cy!");
+    let by_host = request(
+        m.front,
+        "GET",
+        "/api/hello?name=Di",
+        &[("Host", "greeter.apps.test:80")],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(
+        (by_host.status, by_host.text().as_str()),
+        (200, "Howdy, Di!")
+    );
+    let keyed = request(
+        m.front,
+        "GET",
+        "/apps/greeter/api/products/books/1",
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(keyed.status, 401, "the host asks for a key");
+    let unknown = request(m.front, "GET", "/apps/nobody/api/hello", &[], b"").unwrap();
+    assert_eq!(unknown.status, 404);
+    let unaddressed = request(m.front, "GET", "/api/hello", &[], b"").unwrap();
+    assert_eq!(unaddressed.status, 404);
+    m.apps(&["create", "idle"]).unwrap();
+    let idle = eventually(Duration::from_secs(5), || {
+        request(m.front, "GET", "/apps/idle/api/hello", &[], b"")
+            .ok()
+            .filter(|r| r.status == 503)
+    });
+    assert_eq!(idle.header("retry-after"), Some("2"));
     // A new version replaces the host; an app that goes away stops it.
     m.apps(&["set", "greeter", "GREETING", "Hi"]).unwrap();
     let zip2 = dir.path().join("app2.zip");

@@ -369,8 +369,10 @@ pub fn request(
 ) -> std::io::Result<Response> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let mut head =
-        format!("{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: localhost:{port}\r\n"));
+    }
     let mut has_length = false;
     for (k, v) in headers {
         has_length |=
@@ -446,5 +448,54 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
         }
         out.extend_from_slice(data.get(..size)?);
         data = data.get(size + 2..)?;
+    }
+}
+
+/// A database of its own on the machine's PostgreSQL, dropped at the end.
+pub struct Database {
+    admin: String,
+    name: String,
+}
+
+impl Database {
+    pub fn create(purpose: &str) -> Database {
+        let admin = std::env::var("STRATUS_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+        let name = format!("stratus_{purpose}_{}", std::process::id());
+        let db = Database { admin, name };
+        db.psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name));
+        db.psql(&format!("CREATE DATABASE {}", db.name));
+        db
+    }
+
+    pub fn psql(&self, sql: &str) {
+        #[allow(clippy::disallowed_methods, reason = "the test prepares its database")]
+        let out = std::process::Command::new("psql")
+            .arg(&self.admin)
+            .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+            .output()
+            .expect("psql (PostgreSQL's client) is needed");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn url(&self) -> String {
+        let base = self
+            .admin
+            .rsplit_once('/')
+            .map_or(self.admin.as_str(), |(b, _)| b);
+        format!("{base}/{}", self.name)
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        self.psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
     }
 }

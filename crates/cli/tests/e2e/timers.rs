@@ -3,56 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Options, Stratus, eventually, signal, test_app};
-
-/// A database of its own on the machine's PostgreSQL, dropped at the end.
-struct Database {
-    admin: String,
-    name: String,
-}
-
-impl Database {
-    fn create() -> Database {
-        let admin = std::env::var("STRATUS_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-        let name = format!("stratus_timers_{}", std::process::id());
-        let db = Database { admin, name };
-        db.psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name));
-        db.psql(&format!("CREATE DATABASE {}", db.name));
-        db
-    }
-
-    fn psql(&self, sql: &str) {
-        #[allow(clippy::disallowed_methods, reason = "the test prepares its database")]
-        let out = std::process::Command::new("psql")
-            .arg(&self.admin)
-            .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
-            .output()
-            .expect("psql (PostgreSQL's client) is needed");
-        assert!(
-            out.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn url(&self) -> String {
-        let base = self
-            .admin
-            .rsplit_once('/')
-            .map_or(self.admin.as_str(), |(b, _)| b);
-        format!("{base}/{}", self.name)
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        self.psql(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ));
-    }
-}
+use crate::support::{Database, Options, Stratus, eventually, signal, test_app};
 
 fn ticks(s: &Stratus) -> usize {
     s.logs().matches("timer tick IsPastDue=False").count()
@@ -60,7 +11,7 @@ fn ticks(s: &Stratus) -> usize {
 
 #[test]
 fn two_processes_fire_each_occurrence_once_and_the_survivor_takes_over() {
-    let db = Database::create();
+    let db = Database::create("timers");
     let opts = || {
         Options::default()
             .env("STRATUS_DATABASE_URL", &db.url())
