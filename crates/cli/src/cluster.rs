@@ -95,6 +95,25 @@ fn labels(w: &Value) -> String {
         .join(",")
 }
 
+/// A worker's placed apps: `app@version` (`*` when its host is not ready).
+fn placed(w: &Value) -> String {
+    let list: Vec<String> = w["apps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            let version = a["version"].as_i64().map_or("-".into(), |v| v.to_string());
+            let star = if a["ready"] == true { "" } else { "*" };
+            format!("{}@{version}{star}", a["app"].as_str().unwrap_or("?"))
+        })
+        .collect();
+    if list.is_empty() {
+        "-".into()
+    } else {
+        list.join(",")
+    }
+}
+
 pub async fn workers(args: WorkersArgs) -> Result<(), ExitError> {
     let c = Client::connect(&args.api)?;
     match args.command {
@@ -107,12 +126,12 @@ pub async fn workers(args: WorkersArgs) -> Result<(), ExitError> {
                 return Ok(());
             }
             println!(
-                "{:<38} {:<16} {:>6} {:>8} {:>5} {:>9} {:<12} {:<9} LABELS",
-                "ID", "NAME", "CPU", "MEMORY", "APPS", "HEARTBEAT", "WINDOW", "STATE"
+                "{:<38} {:<16} {:>6} {:>8} {:>5} {:>9} {:<12} {:<9} {:<16} PLACED",
+                "ID", "NAME", "CPU", "MEMORY", "MAX", "HEARTBEAT", "WINDOW", "STATE", "LABELS"
             );
             for w in list.as_array().into_iter().flatten() {
                 println!(
-                    "{:<38} {:<16} {:>6} {:>8} {:>5} {:>8}s {:<12} {:<9} {}",
+                    "{:<38} {:<16} {:>6} {:>8} {:>5} {:>8}s {:<12} {:<9} {:<16} {}",
                     w["id"].as_str().unwrap_or(""),
                     w["name"].as_str().unwrap_or(""),
                     format!("{}m", w["cpuMillis"]),
@@ -125,7 +144,8 @@ pub async fn workers(args: WorkersArgs) -> Result<(), ExitError> {
                     } else {
                         "active"
                     },
-                    labels(w)
+                    labels(w),
+                    placed(w)
                 );
             }
         }

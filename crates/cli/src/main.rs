@@ -10,10 +10,12 @@ mod keys;
 mod log_format;
 mod log_writer;
 mod manage;
+mod package;
 mod queue;
 mod secrets;
 mod start;
 mod telemetry;
+mod up;
 mod worker;
 
 use std::process::ExitCode;
@@ -36,7 +38,9 @@ enum Command {
     Keys(keys::KeysArgs),
     /// Put, peek, list and clear queue messages on a running queue service.
     Queue(queue::QueueArgs),
-    /// Run the management role: the management API over the store.
+    /// Run the whole platform on this machine: management role, a worker, the samples.
+    Up(up::UpArgs),
+    /// Run the management role: the management API, the scheduler and the front door.
     Manage(manage::ManageArgs),
     /// Create, deploy and configure managed apps through the management API.
     Apps(apps::AppsArgs),
@@ -96,6 +100,7 @@ fn log_format(cli: &Cli) -> config::LogFormat {
         Command::Keys(a) => &a.config,
         Command::Queue(a) => &a.config,
         Command::Manage(a) => &a.config,
+        Command::Up(a) => &a.config,
         Command::Apps(a) => &a.api.config,
         Command::Tokens(a) => &a.api.config,
         Command::Workers(a) => &a.api.config,
@@ -125,6 +130,7 @@ fn main() -> ExitCode {
             Command::Keys(args) => keys::run(args).await,
             Command::Queue(args) => queue::run(args).await,
             Command::Manage(args) => manage::run(args).await,
+            Command::Up(args) => up::run(args).await,
             Command::Apps(args) => apps::run(args).await,
             Command::Tokens(args) => cluster::tokens(args).await,
             Command::Workers(args) => cluster::workers(args).await,

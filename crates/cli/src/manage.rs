@@ -6,6 +6,15 @@ use crate::config::{Config, ConfigFlags};
 
 #[derive(Debug, clap::Args)]
 pub struct ManageArgs {
+    #[command(flatten)]
+    pub role: RoleFlags,
+    #[command(flatten)]
+    pub config: ConfigFlags,
+}
+
+/// The management role's own options (`stratus manage` and `stratus up`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RoleFlags {
     /// Address of the management API.
     #[arg(long, env = "STRATUS_MANAGE_LISTEN", default_value = "127.0.0.1:7080")]
     pub listen: String,
@@ -24,8 +33,6 @@ pub struct ManageArgs {
     /// The domain apps are addressed under by host name: `{app}.{domain}`.
     #[arg(long, env = "STRATUS_DOMAIN")]
     pub domain: Option<String>,
-    #[command(flatten)]
-    pub config: ConfigFlags,
 }
 
 pub async fn run(args: ManageArgs) -> Result<(), ExitError> {
@@ -34,9 +41,37 @@ pub async fn run(args: ManageArgs) -> Result<(), ExitError> {
     let store = crate::app::open_store(&config)
         .await
         .map_err(ExitError::Other)?;
-    let (token, place) =
-        crate::secrets::admin_token(&config.data_dir).map_err(ExitError::Config)?;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
+    let role = Role::start(&store, &args.role, &config).await?;
+    crate::start::shutdown_signal().await;
+    role.stop().await;
+    store.close().await;
+    Ok(())
+}
+
+/// The management role's running parts: the API, the scheduler, the front door.
+pub struct Role {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Role {
+    /// Stops every part and waits for them.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// Starts the API, the scheduler and the front door over `store`.
+    pub async fn start(
+        store: &stratus_store::Store,
+        args: &RoleFlags,
+        config: &Config,
+    ) -> Result<Role, ExitError> {
+        let (token, place) =
+            crate::secrets::admin_token(&config.data_dir).map_err(ExitError::Config)?;
+        let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| {
             ExitError::Unavailable(anyhow::anyhow!(
@@ -44,16 +79,16 @@ pub async fn run(args: ManageArgs) -> Result<(), ExitError> {
                 args.listen
             ))
         })?;
-    println!(
-        "Stratus {} management API on http://{}/api (OpenAPI: /api/openapi.json); store: {}; admin token: {place}",
-        env!("CARGO_PKG_VERSION"),
-        args.listen,
-        store.engine()
-    );
-    let front_listener = if args.front_listen == "off" {
-        None
-    } else {
-        Some(
+        println!(
+            "Stratus {} management API on http://{}/api (OpenAPI: /api/openapi.json); store: {}; admin token: {place}",
+            env!("CARGO_PKG_VERSION"),
+            args.listen,
+            store.engine()
+        );
+        let front_listener = if args.front_listen == "off" {
+            None
+        } else {
+            Some(
             tokio::net::TcpListener::bind(&args.front_listen)
                 .await
                 .map_err(|e| {
@@ -63,67 +98,67 @@ pub async fn run(args: ManageArgs) -> Result<(), ExitError> {
                     ))
                 })?,
         )
-    };
-    if front_listener.is_some() {
-        let by_host = args
-            .domain
-            .as_deref()
-            .map(|d| format!(" and http://{{app}}.{d}/..."))
-            .unwrap_or_default();
-        println!(
-            "front door on http://{}/apps/{{app}}/...{by_host}",
-            args.front_listen
-        );
-    }
-    let api = stratus_manage::Api {
-        apps: store.apps(),
-        workers: store.workers(),
-    };
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let scheduler = tokio::spawn(stratus_manage::leader::run(
-        store.apps(),
-        store.workers(),
-        store.leases(),
-        stratus_manage::leader::SchedulerOptions {
-            instance: format!("{}-{}", crate::app::machine_name(), std::process::id()),
-            interval: std::time::Duration::from_secs(1),
-            worker_timeout: std::time::Duration::from_secs(args.worker_timeout_seconds.max(1)),
-            lease_ttl: std::time::Duration::from_secs(args.scheduler_lease_seconds.max(2)),
-        },
-        stopped(stop_rx.clone()),
-    ));
-    let server = tokio::spawn(stratus_manage::serve(
-        listener,
-        api,
-        stratus_manage::AdminToken::new(&token),
-        stopped(stop_rx.clone()),
-    ));
-    let front = front_listener.map(|listener| {
-        let front = stratus_manage::front::FrontDoor::new(
+        };
+        if front_listener.is_some() {
+            let by_host = args
+                .domain
+                .as_deref()
+                .map(|d| format!(" and http://{{app}}.{d}/..."))
+                .unwrap_or_default();
+            println!(
+                "front door on http://{}/apps/{{app}}/...{by_host}",
+                args.front_listen
+            );
+        }
+        let api = stratus_manage::Api {
+            apps: store.apps(),
+            workers: store.workers(),
+        };
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let scheduler = tokio::spawn(stratus_manage::leader::run(
             store.apps(),
             store.workers(),
-            args.domain.clone(),
-        );
-        tokio::spawn(front.clone().follow(
-            std::time::Duration::from_millis(500),
+            store.leases(),
+            stratus_manage::leader::SchedulerOptions {
+                instance: format!("{}-{}", crate::app::machine_name(), std::process::id()),
+                interval: std::time::Duration::from_secs(1),
+                worker_timeout: std::time::Duration::from_secs(args.worker_timeout_seconds.max(1)),
+                lease_ttl: std::time::Duration::from_secs(args.scheduler_lease_seconds.max(2)),
+            },
             stopped(stop_rx.clone()),
         ));
-        tokio::spawn(front.serve(
+        let server = tokio::spawn(stratus_manage::serve(
             listener,
+            api,
+            stratus_manage::AdminToken::new(&token),
             stopped(stop_rx.clone()),
-            std::time::Duration::from_secs(10),
-        ))
-    });
-    crate::start::shutdown_signal().await;
-    let _ = stop_tx.send(true);
-    if let Some(front) = front {
-        let _ = front.await;
+        ));
+        let front = front_listener.map(|listener| {
+            let front = stratus_manage::front::FrontDoor::new(
+                store.apps(),
+                store.workers(),
+                args.domain.clone(),
+            );
+            [
+                tokio::spawn(front.clone().follow(
+                    std::time::Duration::from_millis(500),
+                    stopped(stop_rx.clone()),
+                )),
+                tokio::spawn(front.serve(
+                    listener,
+                    stopped(stop_rx.clone()),
+                    std::time::Duration::from_secs(10),
+                )),
+            ]
+        });
+        let mut tasks = vec![scheduler, server];
+        tasks.extend(front.into_iter().flatten());
+        Ok(Role {
+            stop: stop_tx,
+            tasks,
+        })
     }
-    let _ = scheduler.await;
-    let _ = server.await;
-    store.close().await;
-    Ok(())
 }

@@ -440,10 +440,20 @@ impl Api {
             }
             ["api", "workers"] if m == Method::GET => {
                 let workers = self.workers.list().await?;
-                Ok(json_response(
-                    StatusCode::OK,
-                    &Value::Array(workers.iter().map(|w| worker_json(w, req.now_ms)).collect()),
-                ))
+                let replicas = crate::front::table::replicas(&self.workers).await?;
+                let list = workers
+                    .iter()
+                    .map(|w| {
+                        let mut v = worker_json(w, req.now_ms);
+                        v["apps"] = replicas
+                            .iter()
+                            .filter(|r| r.worker_id == w.id)
+                            .map(|r| json!({"app": r.app, "version": r.version, "ready": r.ready}))
+                            .collect();
+                        v
+                    })
+                    .collect();
+                Ok(json_response(StatusCode::OK, &Value::Array(list)))
             }
             ["api", "workers", id, "drain"] if m == Method::POST => {
                 if !self.workers.set_draining(id, true).await? {

@@ -150,6 +150,11 @@ impl Hosts {
             .iter()
             .filter_map(|k| Some((OsString::from(k), std::env::var_os(k)?)))
             .collect();
+        // Where this machine keeps language workers is the machine's business, not the app's.
+        env.extend(std::env::vars_os().filter(|(k, _)| {
+            k.to_str()
+                .is_some_and(|k| k.starts_with("languageWorkers__") || k == "STRATUS_WORKERS_DIR")
+        }));
         env.push((
             "STRATUS_DATA_DIR".into(),
             self.data_dir.join("hosts").join(&a.app).into(),

@@ -2,6 +2,7 @@
 
 mod auth;
 mod behaviour;
+mod cluster;
 mod language_workers;
 mod manage;
 mod queue_service;
@@ -10,4 +11,5 @@ mod sample_queues;
 mod samples;
 mod support;
 mod timers;
+mod up;
 mod worker_protocol;

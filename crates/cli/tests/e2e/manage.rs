@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::support::{eventually, free_port, request, run_stratus, stratus_command};
 
 /// A child process killed when the test ends, however it ends.
-struct Killed(Child);
+pub(crate) struct Killed(Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -18,12 +18,12 @@ impl Drop for Killed {
     }
 }
 
-struct Manage {
+pub(crate) struct Manage {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     /// The front door's port.
-    front: u16,
-    data: tempfile::TempDir,
+    pub(crate) front: u16,
+    pub(crate) data: tempfile::TempDir,
 }
 
 impl Drop for Manage {
@@ -42,12 +42,12 @@ fn manage_with(args: &[&str]) -> Manage {
 }
 
 /// A management process over the store in `data` (several may share one).
-fn manage_in(data: tempfile::TempDir, args: &[&str]) -> Manage {
+pub(crate) fn manage_in(data: tempfile::TempDir, args: &[&str]) -> Manage {
     manage_env(data, args, &[])
 }
 
 /// A management process with `env` set.
-fn manage_env(data: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Manage {
+pub(crate) fn manage_env(data: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Manage {
     let port = free_port();
     let front = free_port();
     let child = stratus_command()
@@ -61,7 +61,7 @@ fn manage_env(data: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> M
         .env_remove("STRATUS_ADMIN_TOKEN")
         .envs(env.iter().copied())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(data.path().join(format!("manage-{port}.log"))).unwrap())
         .spawn()
         .unwrap();
     eventually(Duration::from_secs(20), || {
@@ -78,18 +78,24 @@ fn manage_env(data: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> M
 }
 
 impl Manage {
+    /// What it logged so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(self.data.path().join(format!("manage-{}.log", self.port)))
+            .unwrap_or_default()
+    }
+
     /// Kills the process (its data directory stays).
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
-    fn apps(&self, args: &[&str]) -> Result<String, String> {
+    pub(crate) fn apps(&self, args: &[&str]) -> Result<String, String> {
         self.cli("apps", args)
     }
 
     /// `stratus COMMAND ARGS` against this management role.
-    fn cli(&self, command: &str, args: &[&str]) -> Result<String, String> {
+    pub(crate) fn cli(&self, command: &str, args: &[&str]) -> Result<String, String> {
         run_stratus(
             stratus_command()
                 .arg(command)
@@ -108,7 +114,7 @@ impl Manage {
     }
 
     /// The placements, as `GET /api/placements` lists them.
-    fn placements(&self) -> Vec<Value> {
+    pub(crate) fn placements(&self) -> Vec<Value> {
         let bearer = self.admin_bearer();
         let r = request(
             self.port,
@@ -126,7 +132,7 @@ impl Manage {
     }
 
     /// A new join token's value.
-    fn join_token(&self) -> String {
+    pub(crate) fn join_token(&self) -> String {
         let created: Value =
             serde_json::from_str(&self.cli("tokens", &["create", "ci"]).unwrap()).unwrap();
         created["token"].as_str().unwrap().to_string()
@@ -149,7 +155,7 @@ impl Manage {
             .collect()
     }
 
-    fn json(&self, args: &[&str]) -> Value {
+    pub(crate) fn json(&self, args: &[&str]) -> Value {
         serde_json::from_str(&self.apps(args).unwrap()).unwrap()
     }
 }
@@ -436,9 +442,9 @@ fn a_worker_process_joins_sends_heartbeats_rejoins_and_stops_when_its_token_is_r
 }
 
 /// A worker process with its own data directory.
-struct WorkerProc {
+pub(crate) struct WorkerProc {
     _child: Killed,
-    data: tempfile::TempDir,
+    pub(crate) data: tempfile::TempDir,
 }
 
 impl WorkerProc {
@@ -461,7 +467,7 @@ impl WorkerProc {
     }
 }
 
-fn spawn_worker(m: &Manage, token: &str, name: &str, extra: &[&str]) -> WorkerProc {
+pub(crate) fn spawn_worker(m: &Manage, token: &str, name: &str, extra: &[&str]) -> WorkerProc {
     let data = tempfile::tempdir().unwrap();
     let out = std::fs::File::create(data.path().join("worker.log")).unwrap();
     let child = stratus_command()
@@ -565,11 +571,7 @@ fn another_management_process_takes_scheduling_over_when_the_leader_dies() {
     ];
     // Both processes share one store (and so one admin token); the first one leads.
     let mut leader = manage_in(tempfile::TempDir::new_in(&path).unwrap(), &opts);
-    let data = leader.data.path().to_path_buf();
-    let follower_dir = tempfile::Builder::new().tempdir_in(&path).unwrap();
-    std::fs::remove_dir(follower_dir.path()).unwrap();
-    std::os::unix::fs::symlink(&data, follower_dir.path()).unwrap();
-    let follower = manage_in(follower_dir, &opts);
+    let follower = manage_in(shared_data(&leader), &opts);
     let token = follower.join_token();
     let mut workers: Vec<WorkerProc> = ["w1", "w2"]
         .iter()
@@ -593,8 +595,16 @@ fn another_management_process_takes_scheduling_over_when_the_leader_dies() {
     assert_ne!(moved[0], victim);
 }
 
+/// A data directory that is `m`'s (a link to it): the same admin token and encryption key.
+pub(crate) fn shared_data(m: &Manage) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::remove_dir(dir.path()).unwrap();
+    std::os::unix::fs::symlink(m.data.path(), dir.path()).unwrap();
+    dir
+}
+
 /// A zip of the directory `dir` (its files at the root of the archive).
-fn zip_dir(dir: &std::path::Path, to: &std::path::Path) {
+pub(crate) fn zip_dir(dir: &std::path::Path, to: &std::path::Path) {
     fn add(zip: &mut zip::ZipWriter<std::fs::File>, root: &std::path::Path, dir: &std::path::Path) {
         let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().collect();
         entries.sort_by_key(|e| e.file_name());

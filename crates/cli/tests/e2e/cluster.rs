@@ -1,0 +1,212 @@
+//! A cluster on PostgreSQL: two management processes and three workers (plus one outside its
+//! availability window) on loopback, each with its own data directory. An app with two
+//! replicas serves through both front doors; under steady load a worker is killed (its
+//! replica moves, no idempotent request fails), then the scheduler leader (the other
+//! process takes over).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::manage::{Manage, WorkerProc, manage_env, shared_data, spawn_worker, zip_dir};
+use crate::support::{Database, eventually, request};
+
+/// The ready replicas of `app`: (worker name, url).
+fn ready(m: &Manage, app: &str) -> Vec<(String, String)> {
+    m.placements()
+        .into_iter()
+        .filter(|p| p["app"] == app && p["ready"] == true)
+        .map(|p| {
+            (
+                p["workerName"].as_str().unwrap_or("?").to_string(),
+                p["url"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Steady GET load on a front door from `threads` clients until stopped.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    threads: Vec<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Load {
+    fn start(port: u16, path: &'static str, threads: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let threads = (0..threads)
+            .map(|_| {
+                let (stop, ok) = (stop.clone(), ok.clone());
+                std::thread::spawn(move || {
+                    let mut errors = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        match request(port, "GET", path, &[], b"") {
+                            Ok(r) if r.status == 200 => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            other => {
+                                errors.push(match other {
+                                    Ok(r) => format!("{} {}", r.status, r.text()),
+                                    Err(e) => e.to_string(),
+                                });
+                            }
+                        }
+                    }
+                    errors
+                })
+            })
+            .collect();
+        Load { stop, ok, threads }
+    }
+
+    fn ok(&self) -> usize {
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    /// Stops the clients: (successes, failures with their answers).
+    fn finish(self) -> (usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let errors = self
+            .threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        (self.ok.load(Ordering::Relaxed), errors)
+    }
+}
+
+#[test]
+fn a_cluster_on_postgres_keeps_serving_through_a_lost_worker_and_a_lost_leader() {
+    let db = Database::create("cluster");
+    let url = db.url();
+    let env = [("STRATUS_DATABASE_URL", url.as_str())];
+    let opts = [
+        "--worker-timeout-seconds",
+        "2",
+        "--scheduler-lease-seconds",
+        "2",
+    ];
+    let a = manage_env(tempfile::tempdir().unwrap(), &opts, &env);
+    let b = manage_env(shared_data(&a), &opts, &env);
+    let token = b.join_token();
+    let now_min = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 60)
+        % (24 * 60);
+    let hhmm = |m: u64| format!("{:02}:{:02}", (m / 60) % 24, m % 60);
+    let window = format!("{}-{}", hhmm(now_min + 120), hhmm(now_min + 180));
+    let names = ["w1", "w2", "w3"];
+    let mut workers: Vec<Option<WorkerProc>> = names
+        .iter()
+        .map(|n| Some(spawn_worker(&b, &token, n, &[])))
+        .collect();
+    let _night = spawn_worker(&b, &token, "night", &["--window", &window]);
+    eventually(Duration::from_secs(20), || {
+        let list: Value =
+            serde_json::from_str(&a.cli("workers", &["list", "--json"]).unwrap()).unwrap();
+        (list.as_array().unwrap().len() == 4).then_some(())
+    });
+    // Deploy through one management process; both see it.
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("app.zip");
+    zip_dir(&crate::support::sample("python-handler"), &zip);
+    a.apps(&["create", "greeter", "--min", "2", "--max", "2"])
+        .unwrap();
+    a.apps(&["set", "greeter", "GREETING", "Hello"]).unwrap();
+    a.apps(&["deploy", "greeter", zip.to_str().unwrap()])
+        .unwrap();
+    let first = eventually(Duration::from_secs(60), || {
+        let r = ready(&b, "greeter");
+        (r.len() == 2).then_some(r)
+    });
+    assert_ne!(first[0].0, first[1].0, "two replicas never share a worker");
+    assert!(
+        first.iter().all(|(w, _)| w != "night"),
+        "outside its window: {first:?}"
+    );
+    for m in [&a, &b] {
+        let r = eventually(Duration::from_secs(10), || {
+            request(m.front, "GET", "/apps/greeter/api/hello?name=Ann", &[], b"")
+                .ok()
+                .filter(|r| r.status == 200)
+        });
+        assert_eq!(r.text(), "Hello, Ann!");
+    }
+    // Steady load through a front door; a worker holding a replica dies without a word.
+    let load = Load::start(b.front, "/apps/greeter/api/hello?name=Load", 4);
+    eventually(Duration::from_secs(10), || (load.ok() > 50).then_some(()));
+    let victim = first[0].0.clone();
+    let index = names.iter().position(|n| *n == victim).unwrap();
+    let killed_at = Instant::now();
+    drop(workers[index].take());
+    let replaced = eventually(Duration::from_secs(60), || {
+        let r = ready(&b, "greeter");
+        (r.len() == 2 && r.iter().all(|(w, _)| *w != victim)).then_some(r)
+    });
+    let recovery = killed_at.elapsed();
+    // The new replica takes its share of the load.
+    let new_url = replaced
+        .iter()
+        .find(|(w, _)| !first.iter().any(|(f, _)| f == w))
+        .map(|(_, u)| u.clone())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let (ok, errors) = load.finish();
+    eprintln!(
+        "worker killed under load: {ok} requests answered, {} failed; replicas re-placed and ready after {recovery:?} (new replica {new_url})",
+        errors.len()
+    );
+    assert!(errors.is_empty(), "idempotent requests failed: {errors:?}");
+    assert!(
+        recovery < Duration::from_secs(20),
+        "recovery took {recovery:?}"
+    );
+    // The scheduler leader dies: the other process takes over and moves the replica of the
+    // next lost worker.
+    let (mut leader, follower) = if a.log().contains("this process now leads scheduling") {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert!(leader.log().contains("this process now leads scheduling"));
+    leader.kill();
+    let victim = replaced[0].0.clone();
+    let index = names.iter().position(|n| *n == victim).unwrap();
+    drop(workers[index].take());
+    let survivor = names
+        .iter()
+        .zip(&workers)
+        .find_map(|(n, w)| w.as_ref().map(|_| n.to_string()))
+        .unwrap();
+    let last = eventually(Duration::from_secs(30), || {
+        let r = ready(&follower, "greeter");
+        // Only the survivor is left (the night worker is outside its window).
+        (r.len() == 1 && r[0].0 == survivor).then_some(r)
+    });
+    assert!(last.iter().all(|(w, _)| *w != "night"));
+    // (It says so once its first round is over, just after it wrote the placements.)
+    eventually(Duration::from_secs(5), || {
+        follower
+            .log()
+            .contains("this process now leads scheduling")
+            .then_some(())
+    });
+    let r = eventually(Duration::from_secs(10), || {
+        request(
+            follower.front,
+            "GET",
+            "/apps/greeter/api/hello?name=End",
+            &[],
+            b"",
+        )
+        .ok()
+        .filter(|r| r.status == 200)
+    });
+    assert_eq!(r.text(), "Hello, End!");
+}
