@@ -14,6 +14,7 @@
     reason = "the benchmark starts the processes it measures"
 )]
 
+mod frontdoor;
 mod queues;
 
 use std::collections::BTreeMap;
@@ -46,7 +47,7 @@ fn args() -> Args {
             "--only" => a.only = it.next(),
             "-h" | "--help" => {
                 println!(
-                    "stratus-bench [--duration SECONDS] [--rounds N] [--only throughput|latency|cold|timers|queues]"
+                    "stratus-bench [--duration SECONDS] [--rounds N] [--only throughput|latency|cold|timers|queues|frontdoor]"
                 );
                 std::process::exit(0);
             }
@@ -331,6 +332,16 @@ const RATIOS: &[(&str, &str, Option<f64>)] = &[
         "python function, bare server",
         None,
     ),
+    (
+        "front door to the worker's host",
+        "minimal affine hop to the worker's host",
+        Some(0.8),
+    ),
+    (
+        "front door to the worker's host",
+        "worker's host direct",
+        None,
+    ),
 ];
 
 fn run_profile(
@@ -518,13 +529,16 @@ fn main() {
     if a.only.as_deref() == Some("timers") {
         results.insert("timers".into(), timers(&a, &data));
     }
+    if a.only.as_deref() == Some("frontdoor") {
+        results.insert("frontdoor".into(), frontdoor::run(&a, &data));
+    }
     if a.only.as_deref() == Some("queues") {
         results.insert("queues".into(), queues::run(a.duration, a.rounds, &data));
     }
 
     if a.only
         .as_deref()
-        .is_none_or(|o| o != "cold" && o != "timers" && o != "queues")
+        .is_none_or(|o| o != "cold" && o != "timers" && o != "queues" && o != "frontdoor")
     {
         let ports: Vec<u16> = (0..12).map(|_| free_port()).collect();
         let python = worker_python();
@@ -609,6 +623,7 @@ fn main() {
     if a.only.as_deref().is_none() {
         results.insert("timers".into(), timers(&a, &data));
         results.insert("queues".into(), queues::run(a.duration, a.rounds, &data));
+        results.insert("frontdoor".into(), frontdoor::run(&a, &data));
     }
 
     if a.only.as_deref().is_none_or(|o| o == "cold") {

@@ -40,6 +40,7 @@ pub enum AppsCommand {
     /// Upload a zip of the app's files as a new version (active unless --no-activate).
     Deploy {
         name: String,
+        /// A zip of the app, or its directory.
         zip: PathBuf,
         #[arg(long, short)]
         message: Option<String>,
@@ -132,7 +133,13 @@ pub async fn run(args: AppsArgs) -> Result<(), ExitError> {
             message,
             no_activate,
         } => {
-            let content = std::fs::read(&zip).map_err(|e| {
+            // A directory is zipped here (the same files make the same package).
+            let content = if zip.is_dir() {
+                crate::package::zip_dir(&zip)
+            } else {
+                std::fs::read(&zip)
+            }
+            .map_err(|e| {
                 ExitError::NotFound(anyhow::anyhow!("cannot read {}: {e}", zip.display()))
             })?;
             let mut path = format!(

@@ -448,7 +448,9 @@ impl Api {
                         v["apps"] = replicas
                             .iter()
                             .filter(|r| r.worker_id == w.id)
-                            .map(|r| json!({"app": r.app, "version": r.version, "ready": r.ready}))
+                            .map(|r| {
+                                json!({"app": r.app, "version": r.version, "url": r.url, "ready": r.ready})
+                            })
                             .collect();
                         v
                     })

@@ -1,0 +1,167 @@
+//! The front door: HTTP through `stratus manage`'s front door to a worker's host, against
+//! calling that host directly and against a minimal connection-affine proxy hop to it, in the
+//! same run; then the time from losing the worker to its replica serving again elsewhere.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::{Target, bin_dir, free_port, proxy_cmd, repo, run_profile, spawn, wait_200};
+
+const ADMIN: &str = "bench-admin-token";
+
+fn stratus(data: &Path) -> Command {
+    let mut c = Command::new(bin_dir().join("stratus"));
+    c.env("STRATUS_DATA_DIR", data)
+        .env("STRATUS_ADMIN_TOKEN", ADMIN)
+        .env("STRATUS_QUEUE_LISTEN", "off")
+        .env_remove("RUST_LOG");
+    c
+}
+
+/// Runs a management CLI command; its standard output.
+fn cli(data: &Path, api: u16, args: &[&str]) -> String {
+    let out = stratus(data)
+        .args(args)
+        .arg("--url")
+        .arg(format!("http://127.0.0.1:{api}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "stratus {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The port of `app`'s ready replica on the worker named `worker`.
+fn ready_port(data: &Path, api: u16, app: &str, worker: &str, limit: Duration) -> Option<u16> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        let out = stratus(data)
+            .args(["workers", "list", "--json", "--url"])
+            .arg(format!("http://127.0.0.1:{api}"))
+            .output()
+            .unwrap();
+        let list: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        let found = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|w| w["name"] == worker)
+            .flat_map(|w| w["apps"].as_array().cloned().unwrap_or_default())
+            .find(|a| a["app"] == app && a["ready"] == true)
+            .and_then(|a| a["url"].as_str()?.rsplit(':').next()?.parse().ok());
+        if found.is_some() {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+fn worker_cmd(data: &Path, api: u16, token: &str, name: &str) -> Command {
+    let mut c = stratus(data);
+    c.args(["worker", "--join", &format!("http://127.0.0.1:{api}")])
+        .args(["--name", name, "--heartbeat-seconds", "1"])
+        .env("STRATUS_JOIN_TOKEN", token);
+    c
+}
+
+pub fn run(a: &crate::Args, data: &Path) -> serde_json::Value {
+    let (api, front, proxy) = (free_port(), free_port(), free_port());
+    let m = data.join("manage");
+    let _manage = spawn("frontdoor-manage", {
+        let mut c = stratus(&m);
+        c.args(["manage", "--listen", &format!("127.0.0.1:{api}")])
+            .args(["--front-listen", &format!("127.0.0.1:{front}")])
+            .args(["--worker-timeout-seconds", "2"]);
+        c
+    });
+    let start = Instant::now();
+    while Command::new(bin_dir().join("stratus"))
+        .args(["apps", "list", "--url", &format!("http://127.0.0.1:{api}")])
+        .env("STRATUS_ADMIN_TOKEN", ADMIN)
+        .output()
+        .map_or(true, |o| !o.status.success())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "manage did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let token: serde_json::Value =
+        serde_json::from_str(&cli(&m, api, &["tokens", "create", "bench"])).unwrap();
+    let token = token["token"].as_str().unwrap().to_string();
+    let w1 = spawn(
+        "frontdoor-worker-1",
+        worker_cmd(&data.join("w1"), api, &token, "w1"),
+    );
+    cli(&m, api, &["apps", "create", "bench"]);
+    let hello = bin_dir().join("bench-hello");
+    cli(
+        &m,
+        api,
+        &[
+            "apps",
+            "set",
+            "bench",
+            "BENCH_HELLO_PATH",
+            hello.to_str().unwrap(),
+        ],
+    );
+    let app = repo().join("bench/apps/native");
+    cli(&m, api, &["apps", "deploy", "bench", app.to_str().unwrap()]);
+    let host = ready_port(&m, api, "bench", "w1", Duration::from_secs(60))
+        .expect("the worker did not report its host ready");
+    let _proxy = spawn("frontdoor-proxy", proxy_cmd(proxy, host));
+    for (port, path) in [
+        (host, "/api/hello"),
+        (proxy, "/api/hello"),
+        (front, "/apps/bench/api/hello"),
+    ] {
+        wait_200(port, path, Duration::from_secs(30)).expect("a target did not answer");
+    }
+    let targets = [
+        Target {
+            name: "worker's host direct",
+            url: format!("http://127.0.0.1:{host}/api/hello"),
+        },
+        Target {
+            name: "minimal affine hop to the worker's host",
+            url: format!("http://127.0.0.1:{proxy}/api/hello"),
+        },
+        Target {
+            name: "front door to the worker's host",
+            url: format!("http://127.0.0.1:{front}/apps/bench/api/hello"),
+        },
+    ];
+    let throughput = run_profile(&targets, "front door, throughput", 2, 32, a);
+    let latency = run_profile(&targets, "front door, latency", 1, 4, a);
+    // A second worker joins; the first is lost: time until the front door serves again.
+    let _w2 = spawn(
+        "frontdoor-worker-2",
+        worker_cmd(&data.join("w2"), api, &token, "w2"),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let lost = Instant::now();
+    // Killed without a word, as a machine that goes away (its hosts die with it).
+    let mut w1 = w1;
+    let _ = w1.0.kill();
+    let _ = w1.0.wait();
+    ready_port(&m, api, "bench", "w2", Duration::from_secs(60)).expect("not re-placed");
+    wait_200(front, "/apps/bench/api/hello", Duration::from_secs(60)).expect("not serving");
+    let recovery = lost.elapsed();
+    println!(
+        "\nworker lost -> its replica re-placed and serving through the front door: {:.2} s (worker timeout 2 s, heartbeats every 1 s)",
+        recovery.as_secs_f64()
+    );
+    serde_json::json!({
+        "throughput": throughput,
+        "latency": latency,
+        "recovery_seconds": recovery.as_secs_f64(),
+    })
+}
