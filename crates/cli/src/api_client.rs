@@ -9,17 +9,7 @@ use serde_json::Value;
 use crate::ExitError;
 use crate::config::{Config, ConfigFlags};
 
-/// Percent-encodes a path segment or query value.
-pub fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
+pub use stratus_model::text::url_encode as encode;
 
 /// Prints a JSON answer (nothing for an empty one).
 pub fn print(v: &Value) {

@@ -61,6 +61,39 @@ pub enum AppsCommand {
     },
     /// Delete an app setting.
     Unset { name: String, setting: String },
+    /// List an app's function keys (shared by all its replicas).
+    Keys { name: String },
+    /// Create or renew a key (a new value unless --value is given), or delete it.
+    Key {
+        name: String,
+        /// `master`, `host`, `system` or `function:NAME`.
+        scope: String,
+        /// The key's name.
+        #[arg(default_value = "default")]
+        key: String,
+        #[arg(long)]
+        value: Option<String>,
+        #[arg(long)]
+        delete: bool,
+    },
+}
+
+/// The API path of a key: `master`, `host/{key}`, `system/{key}`, `functions/{fn}/{key}`.
+fn key_path(scope: &str, key: &str) -> Result<String, ExitError> {
+    let key = encode(key);
+    Ok(match scope {
+        "master" => "master".into(),
+        "host" => format!("host/{key}"),
+        "system" => format!("system/{key}"),
+        other => match other.strip_prefix("function:") {
+            Some(f) if !f.is_empty() => format!("functions/{}/{key}", encode(f)),
+            _ => {
+                return Err(ExitError::Usage(anyhow::anyhow!(
+                    "expected a scope of master, host, system or function:NAME, found {other}"
+                )));
+            }
+        },
+    })
 }
 
 pub async fn run(args: AppsArgs) -> Result<(), ExitError> {
@@ -154,6 +187,29 @@ pub async fn run(args: AppsArgs) -> Result<(), ExitError> {
                 path.push_str(&format!("&author={}", encode(&user)));
             }
             print(&c.send("POST", &path, content, "application/zip").await?);
+        }
+        AppsCommand::Keys { name } => {
+            let path = format!("{}/keys", app(&name));
+            print(&c.send("GET", &path, Vec::new(), "application/json").await?);
+        }
+        AppsCommand::Key {
+            name,
+            scope,
+            key,
+            value,
+            delete,
+        } => {
+            let path = format!("{}/keys/{}", app(&name), key_path(&scope, &key)?);
+            if delete {
+                c.send("DELETE", &path, Vec::new(), "application/json")
+                    .await?;
+                eprintln!("deleted {scope} key {key} of {name}");
+            } else {
+                let body = serde_json::json!({ "value": value })
+                    .to_string()
+                    .into_bytes();
+                print(&c.send("PUT", &path, body, "application/json").await?);
+            }
         }
         AppsCommand::Versions { name } => {
             let path = format!("{}/versions", app(&name));

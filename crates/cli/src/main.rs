@@ -10,6 +10,7 @@ mod keys;
 mod log_format;
 mod log_writer;
 mod manage;
+mod managed;
 mod package;
 mod queue;
 mod secrets;

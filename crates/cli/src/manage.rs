@@ -113,6 +113,7 @@ impl Role {
         let api = stratus_manage::Api {
             apps: store.apps(),
             workers: store.workers(),
+            keys: store.keys(),
         };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

@@ -5,7 +5,9 @@ use bytes::Bytes;
 use http::{Method, Response, StatusCode, header};
 use serde_json::{Value, json};
 use stratus_model::text::url_decode as decode;
-use stratus_store::{AppRecord, AppVersion, Scale, SqlApps, SqlWorkers, WorkerRecord, WorkerSpec};
+use stratus_store::{
+    AppRecord, AppVersion, Scale, SqlApps, SqlKeys, SqlWorkers, WorkerRecord, WorkerSpec,
+};
 
 /// The OpenAPI description of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -68,7 +70,7 @@ impl ApiError {
     }
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response<Bytes> {
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response<Bytes> {
     let mut r = Response::new(Bytes::from(body.to_string()));
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -78,7 +80,7 @@ fn json_response(status: StatusCode, body: &Value) -> Response<Bytes> {
     r
 }
 
-fn empty(status: StatusCode) -> Response<Bytes> {
+pub(crate) fn empty(status: StatusCode) -> Response<Bytes> {
     let mut r = Response::new(Bytes::new());
     *r.status_mut() = status;
     r
@@ -196,6 +198,8 @@ pub struct ApiRequest<'a> {
 pub struct Api {
     pub apps: SqlApps,
     pub workers: SqlWorkers,
+    /// Managed apps' function keys.
+    pub keys: SqlKeys,
 }
 
 /// Whether `path` is one workers call with their join token rather than the admin token.
@@ -207,6 +211,7 @@ pub fn is_worker_route(path: &str) -> bool {
             | ["api", "workers", _, "heartbeat"]
             | ["api", "workers", _, "assignments"]
             | ["api", "workers", _, "packages", _]
+            | ["api", "workers", _, "apps", _, "keys", ..]
     )
 }
 
@@ -417,6 +422,26 @@ impl Api {
                     )));
                 }
                 Ok(empty(StatusCode::NO_CONTENT))
+            }
+            ["api", "apps", name, "keys", rest @ ..] => {
+                let app = self.existing(name).await?;
+                self.keys_route(req, &app.name, rest).await
+            }
+            ["api", "workers", id, "apps", app, "keys", rest @ ..] => {
+                self.worker_by_token(req, id).await?;
+                // Only the keys of apps placed on it.
+                let placed = self
+                    .workers
+                    .placements()
+                    .await?
+                    .iter()
+                    .any(|(a, w, _)| a == app && w == id);
+                if !placed {
+                    return Err(ApiError::NotFound(format!(
+                        "app {app} is not placed on worker {id}"
+                    )));
+                }
+                self.keys_route(req, app, rest).await
             }
             ["api", "workers", id, "assignments"] if m == Method::GET => {
                 self.worker_by_token(req, id).await?;
@@ -629,6 +654,7 @@ impl Api {
             Method::DELETE => {
                 let app = self.existing(name).await?;
                 self.apps.delete(&app.name).await?;
+                self.drop_keys(&app.name).await?;
                 Ok(empty(StatusCode::NO_CONTENT))
             }
             _ => Err(ApiError::MethodNotAllowed),

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod front;
+pub mod keys;
 pub mod leader;
 pub mod scheduler;
 

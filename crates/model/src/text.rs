@@ -1,4 +1,19 @@
-//! Decoding of URL text (paths, query strings, form values) shared by every HTTP surface.
+//! Encoding and decoding of URL text (paths, query strings, form values) shared by every HTTP
+//! surface.
+
+/// Percent-encodes a path segment or query value (all but the unreserved characters).
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char);
+            }
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    out
+}
 
 /// Decodes `%XX` escapes and `+` (as a space), as query strings are read; a `%` not followed
 /// by two hex digits stays as it is, and invalid UTF-8 becomes U+FFFD.

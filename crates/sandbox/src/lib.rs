@@ -94,6 +94,17 @@ impl Process {
         self.pid
     }
 
+    /// Its exit status, if it has exited (without waiting).
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        if self.exited.is_none()
+            && let Ok(Some(status)) = self.child.try_wait()
+        {
+            self.exited = Some(status);
+            sys::kill_group(self.pid, sys::SIGKILL);
+        }
+        self.exited
+    }
+
     /// Waits for the process to exit.
     pub async fn wait(&mut self) -> Result<ExitStatus, Error> {
         if let Some(status) = self.exited {

@@ -145,8 +145,14 @@ impl SqlKeys {
             &context(app, scope_col, &function, &name_lc),
         )?;
         let now = now_ms();
+        // SQLite: take the write lock up front; a read lock upgraded later fails at once when
+        // another writer (another replica's host making its defaults) got there first.
+        let begin = match &self.backend {
+            Backend::Sqlite(_) => "BEGIN IMMEDIATE",
+            Backend::Postgres(_) => "BEGIN",
+        };
         let created = on_pool!(&self.backend, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(begin).await?;
             let existing: Option<i64> = sqlx::query_scalar(
                 "SELECT updated_at FROM function_keys WHERE app = $1 AND scope = $2 AND function = $3 AND name_lc = $4",
             )

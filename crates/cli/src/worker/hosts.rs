@@ -23,7 +23,17 @@ struct Running {
     version: i64,
     port: u16,
     process: Process,
+    started: std::time::Instant,
 }
+
+/// A host that exited on its own: when to start it again, and the wait after that.
+struct Backoff {
+    next: std::time::Instant,
+    delay: Duration,
+}
+
+const FIRST_RESTART: Duration = Duration::from_secs(1);
+const LAST_RESTART: Duration = Duration::from_secs(60);
 
 /// The hosts running on this worker, by app.
 pub struct Hosts {
@@ -33,6 +43,10 @@ pub struct Hosts {
     listen: String,
     /// The name in the URLs the front door uses.
     advertise: String,
+    /// The management API, this worker's join token and id: hosts read their app's keys
+    /// through it.
+    link: Option<(String, String, String)>,
+    restarts: BTreeMap<String, Backoff>,
     running: BTreeMap<String, Running>,
 }
 
@@ -84,12 +98,51 @@ impl Hosts {
             data_dir,
             listen,
             advertise,
+            link: None,
+            restarts: BTreeMap::new(),
             running: BTreeMap::new(),
         }
     }
 
+    /// Hosts started from now on reach the management role at `url` as worker `id`.
+    pub fn link(&mut self, url: &str, token: &str, id: &str) {
+        self.link = Some((url.to_string(), token.to_string(), id.to_string()));
+    }
+
     /// Makes the running hosts match `wanted`.
     pub async fn apply(&mut self, wanted: &[Assignment]) {
+        // Hosts that exited on their own start again, waiting longer each time they fail
+        // soon after starting.
+        let exited: Vec<String> = self
+            .running
+            .iter_mut()
+            .filter_map(|(app, r)| r.process.try_wait().map(|_| app.clone()))
+            .collect();
+        for app in exited {
+            let Some(mut r) = self.running.remove(&app) else {
+                continue;
+            };
+            let status = r.process.try_wait();
+            let delay = match self.restarts.get(&app) {
+                Some(b) if r.started.elapsed() < LAST_RESTART => (b.delay * 2).min(LAST_RESTART),
+                _ => FIRST_RESTART,
+            };
+            tracing::error!(
+                app,
+                "the app's host exited ({}); starting it again in {} s",
+                status.map_or("unknown status".into(), |s| s.to_string()),
+                delay.as_secs()
+            );
+            self.restarts.insert(
+                app,
+                Backoff {
+                    next: std::time::Instant::now() + delay,
+                    delay,
+                },
+            );
+        }
+        self.restarts
+            .retain(|app, _| wanted.iter().any(|a| &a.app == app));
         let stale: Vec<String> = self
             .running
             .iter()
@@ -107,7 +160,12 @@ impl Hosts {
             }
         }
         for a in wanted {
-            if self.running.contains_key(&a.app) {
+            if self.running.contains_key(&a.app)
+                || self
+                    .restarts
+                    .get(&a.app)
+                    .is_some_and(|b| b.next > std::time::Instant::now())
+            {
                 continue;
             }
             match self.start(a) {
@@ -160,6 +218,19 @@ impl Hosts {
             self.data_dir.join("hosts").join(&a.app).into(),
         ));
         env.push(("STRATUS_QUEUE_LISTEN".into(), "off".into()));
+        if let Some((url, token, id)) = &self.link {
+            use crate::managed::{ENV_APP, ENV_TOKEN, ENV_URL};
+            env.push((ENV_URL.into(), url.into()));
+            env.push((ENV_TOKEN.into(), token.into()));
+            env.push((
+                ENV_APP.into(),
+                format!(
+                    "/api/workers/{id}/apps/{}",
+                    crate::api_client::encode(&a.app)
+                )
+                .into(),
+            ));
+        }
         for (k, v) in &a.settings {
             env.push((k.into(), v.into()));
         }
@@ -186,6 +257,7 @@ impl Hosts {
             version: a.version,
             port,
             process,
+            started: std::time::Instant::now(),
         })
     }
 

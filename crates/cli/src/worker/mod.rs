@@ -234,6 +234,7 @@ pub async fn run(args: WorkerArgs) -> Result<(), ExitError> {
             () = &mut shutdown => return Ok(()),
         };
         println!("joined {} as worker {id}", args.join);
+        hosts.link(&args.join, &args.token, &id);
         loop {
             tokio::select! {
                 () = tokio::time::sleep(every) => {}
@@ -252,6 +253,7 @@ pub async fn run(args: WorkerArgs) -> Result<(), ExitError> {
                     hosts.apply(&[]).await;
                     id = join(&client, &body).await?;
                     println!("joined {} as worker {id}", args.join);
+                    hosts.link(&args.join, &args.token, &id);
                 }
                 // Refused: the token was revoked (or is wrong); nothing to retry.
                 Err(e @ ExitError::Config(_)) => return Err::<(), ExitError>(e),

@@ -138,6 +138,23 @@ fn a_cluster_on_postgres_keeps_serving_through_a_lost_worker_and_a_lost_leader()
         });
         assert_eq!(r.text(), "Hello, Ann!");
     }
+    // One set of keys for the app: a key works on every replica.
+    let keys = a.json(&["keys", "greeter"]);
+    let key = keys["functionKeys"][0]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..10 {
+        let r = request(
+            b.front,
+            "GET",
+            "/apps/greeter/api/products/books/1",
+            &[("x-functions-key", &key)],
+            b"",
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
     // Steady load through a front door; a worker holding a replica dies without a word.
     let load = Load::start(b.front, "/apps/greeter/api/hello?name=Load", 4);
     eventually(Duration::from_secs(10), || (load.ok() > 50).then_some(()));

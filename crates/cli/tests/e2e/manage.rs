@@ -696,6 +696,49 @@ fn a_worker_runs_the_deployed_version_of_its_apps_with_their_settings() {
     )
     .unwrap();
     assert_eq!(keyed.status, 401, "the host asks for a key");
+    // The app's keys are the management role's: the host reads them from there.
+    let keys = m.json(&["keys", "greeter"]);
+    let host_key = keys["functionKeys"][0]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let own_key = keys["functions"]["products"][0]["value"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the host made the function's default key: {keys}"))
+        .to_string();
+    let with = |key: &str| {
+        request(
+            m.front,
+            "GET",
+            "/apps/greeter/api/products/books/1",
+            &[("x-functions-key", key)],
+            b"",
+        )
+        .unwrap()
+        .status
+    };
+    assert_eq!(with(&host_key), 200);
+    assert_eq!(with(&own_key), 200);
+    // Renewed through the management API: the old value stops working, the new one works.
+    let renewed = m.json(&["key", "greeter", "host", "default"]);
+    let new_key = renewed["value"].as_str().unwrap().to_string();
+    assert_ne!(new_key, host_key);
+    eventually(Duration::from_secs(10), || {
+        (with(&new_key) == 200).then_some(())
+    });
+    eventually(Duration::from_secs(10), || {
+        (with(&host_key) == 401).then_some(())
+    });
+    let master = keys["master"].as_str().unwrap();
+    let status = request(
+        m.front,
+        "GET",
+        "/apps/greeter/admin/host/status",
+        &[("x-functions-key", master)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(status.status, 200, "{}", status.text());
     let unknown = request(m.front, "GET", "/apps/nobody/api/hello", &[], b"").unwrap();
     assert_eq!(unknown.status, 404);
     let unaddressed = request(m.front, "GET", "/api/hello", &[], b"").unwrap();
@@ -744,4 +787,26 @@ fn a_worker_runs_the_deployed_version_of_its_apps_with_their_settings() {
         request(port2, "GET", "/api/hello", &[], b"").is_err(),
         "the host is gone"
     );
+}
+
+#[test]
+fn a_host_that_exits_is_started_again_with_back_off() {
+    let m = manage();
+    let token = m.join_token();
+    let w = spawn_worker(&m, &token, "w1", &[]);
+    // An app whose host.json is not valid: its host stops at once, every time.
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("host.json"), br#"{"version": "1.0"}"#).unwrap();
+    m.apps(&["create", "broken"]).unwrap();
+    m.apps(&["deploy", "broken", app.to_str().unwrap()])
+        .unwrap();
+    let log = eventually(Duration::from_secs(30), || {
+        let log = w.log();
+        (log.matches("the app's host exited").count() >= 2).then_some(log)
+    });
+    assert!(log.contains("starting it again in 1 s"), "{log}");
+    assert!(log.contains("starting it again in 2 s"), "{log}");
+    assert!(log.contains("host.json"), "the host says why: {log}");
 }

@@ -19,6 +19,8 @@ use stratus_model::keys::{KEY_RANDOM_BYTES, KeyKind, identifiable_key};
 use stratus_store::{AppKeys, FileKeys, KeyScope, NamedKey, SqlKeys, Upsert};
 use tokio::time::Instant;
 
+use crate::executor::BoxFuture;
+
 /// Name of the master key in API responses and claims.
 pub const MASTER_KEY_NAME: &str = "_master";
 /// Name of the key generated for the host and for each function.
@@ -31,6 +33,28 @@ pub enum KeyBackend {
     Store { keys: SqlKeys, app: String },
     /// Azure secrets files (`AzureWebJobsSecretStorageType=files`).
     Files(FileKeys),
+    /// Kept elsewhere (the management role keeps a managed app's keys for all its replicas).
+    Remote(Arc<dyn KeyStorage>),
+}
+
+/// Keys kept outside this process.
+pub trait KeyStorage: Send + Sync + std::fmt::Debug {
+    fn load(&self) -> BoxFuture<'_, Result<AppKeys, KeyError>>;
+    /// Changes whenever a key changes.
+    fn version(&self) -> BoxFuture<'_, Result<i64, KeyError>>;
+    /// Writes a key; with `replace` false an existing key of that name is kept.
+    fn put<'a>(
+        &'a self,
+        scope: KeyScope<'a>,
+        name: &'a str,
+        value: &'a str,
+        replace: bool,
+    ) -> BoxFuture<'a, Result<Upsert, KeyError>>;
+    fn delete<'a>(
+        &'a self,
+        scope: KeyScope<'a>,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<bool, KeyError>>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +63,8 @@ pub enum KeyError {
     Store(#[from] stratus_store::Error),
     #[error("no randomness available: {0}")]
     Random(String),
+    #[error("key storage: {0}")]
+    Remote(String),
 }
 
 /// Who a request authenticated as.
@@ -153,11 +179,11 @@ impl KeyService {
         };
         let keys = svc.load().await?;
         if keys.master.is_none() {
-            svc.write(KeyScope::Master, "master", &generate_key(KeyKind::Master)?)
+            svc.write_default(KeyScope::Master, "master", &generate_key(KeyKind::Master)?)
                 .await?;
         }
         if keys.master.is_none() && keys.function_keys.is_empty() {
-            svc.write(
+            svc.write_default(
                 KeyScope::HostFunction,
                 DEFAULT_KEY_NAME,
                 &generate_key(KeyKind::Function)?,
@@ -166,7 +192,7 @@ impl KeyService {
         }
         for f in functions {
             if !keys.functions.contains_key(&f.to_ascii_lowercase()) {
-                svc.write(
+                svc.write_default(
                     KeyScope::Function(f),
                     DEFAULT_KEY_NAME,
                     &generate_key(KeyKind::Function)?,
@@ -182,6 +208,7 @@ impl KeyService {
         Ok(match &self.backend {
             KeyBackend::Store { keys, app } => keys.load(app).await?,
             KeyBackend::Files(f) => f.load().await?,
+            KeyBackend::Remote(r) => r.load().await?,
         })
     }
 
@@ -189,6 +216,7 @@ impl KeyService {
         Ok(match &self.backend {
             KeyBackend::Store { keys, app } => keys.version(app).await?,
             KeyBackend::Files(f) => f.version().await?,
+            KeyBackend::Remote(r) => r.version().await?,
         })
     }
 
@@ -317,7 +345,27 @@ impl KeyService {
         Ok(match &self.backend {
             KeyBackend::Store { keys, app } => keys.put(app, scope, name, value).await?,
             KeyBackend::Files(f) => f.put(scope, name, value).await?,
+            KeyBackend::Remote(r) => r.put(scope, name, value, true).await?,
         })
+    }
+
+    /// Writes a default key unless one of that name exists (another replica of the app may
+    /// have just made it).
+    async fn write_default(
+        &self,
+        scope: KeyScope<'_>,
+        name: &str,
+        value: &str,
+    ) -> Result<(), KeyError> {
+        match &self.backend {
+            KeyBackend::Remote(r) => {
+                r.put(scope, name, value, false).await?;
+            }
+            _ => {
+                self.write(scope, name, value).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Creates or replaces a key (`value` None generates one), then reloads.
@@ -347,6 +395,7 @@ impl KeyService {
         let existed = match &self.backend {
             KeyBackend::Store { keys, app } => keys.delete(app, scope, name).await?,
             KeyBackend::Files(f) => f.delete(scope, name).await?,
+            KeyBackend::Remote(r) => r.delete(scope, name).await?,
         };
         self.reload().await?;
         Ok(existed)
