@@ -58,12 +58,15 @@ pub async fn open_keys(
         .is_some_and(|t| t.eq_ignore_ascii_case("files"));
     let functions: Vec<&str> = app.functions.iter().map(|f| f.name.as_str()).collect();
     // A worker's host: the management role keeps the app's keys for all its replicas.
-    if let Some(managed) = crate::managed::ManagedKeys::from_env() {
-        let managed = managed.map_err(|e| anyhow::anyhow!(e))?;
-        let place = managed.place();
-        let keys = KeyService::open(KeyBackend::Remote(managed), &functions)
-            .await
-            .with_context(|| format!("cannot read the app's keys from {place}"))?;
+    if let Some(link) = crate::managed::Link::from_env() {
+        let link = link.map_err(|e| anyhow::anyhow!(e))?;
+        let place = link.place();
+        let keys = KeyService::open(
+            KeyBackend::Remote(crate::managed::ManagedKeys::new(link)),
+            &functions,
+        )
+        .await
+        .with_context(|| format!("cannot read the app's keys from {place}"))?;
         return Ok((keys, None, place));
     }
     if files {

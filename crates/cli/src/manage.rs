@@ -114,6 +114,8 @@ impl Role {
             apps: store.apps(),
             workers: store.workers(),
             keys: store.keys(),
+            leases: store.leases(),
+            timers: store.timers(),
         };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

@@ -1,6 +1,7 @@
 //! What a worker's host reaches through the management role rather than a store of its own:
-//! the app's function keys, shared by all its replicas. The worker passes the management
-//! API's address, the app's path under its worker id and its join token in the environment.
+//! the app's function keys, shared by all its replicas, and the leases and timer status that
+//! make each timer fire once among them. The worker passes the management API's address, the
+//! app's path under its worker id and its join token in the environment.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,7 +9,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use stratus_host::executor::BoxFuture;
 use stratus_host::keys::{KeyError, KeyStorage};
-use stratus_store::{AppKeys, KeyScope, Upsert};
+use stratus_host::triggers::state::{LeaseStore, TimerStatusStore};
+use stratus_store::{AppKeys, KeyScope, TimerStatus, Upsert};
 
 use crate::api_client::Client;
 
@@ -22,27 +24,22 @@ pub const ENV_TOKEN: &str = "STRATUS_JOIN_TOKEN";
 /// How long a read of the keys answers both `version` and `load`.
 const FRESH: Duration = Duration::from_millis(500);
 
-/// The app's keys, kept by the management role.
-pub struct ManagedKeys {
+/// The management role, as one app's host on a worker reaches it.
+pub struct Link {
     client: Client,
     url: String,
     base: String,
-    last: Mutex<Option<(Instant, AppKeys, i64)>>,
 }
 
-impl std::fmt::Debug for ManagedKeys {
+impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ManagedKeys({}{}/keys)", self.url, self.base)
+        write!(f, "Link({}{})", self.url, self.base)
     }
 }
 
-fn remote(e: crate::ExitError) -> KeyError {
-    KeyError::Remote(format!("{:#}", e.error()))
-}
-
-impl ManagedKeys {
-    /// The keys of the app the environment names, if it names one.
-    pub fn from_env() -> Option<Result<Arc<ManagedKeys>, String>> {
+impl Link {
+    /// The link the environment describes, if it describes one.
+    pub fn from_env() -> Option<Result<Arc<Link>, String>> {
         let url = std::env::var(ENV_URL).ok().filter(|u| !u.is_empty())?;
         let build = || {
             let base = std::env::var(ENV_APP)
@@ -51,19 +48,54 @@ impl ManagedKeys {
                 .map_err(|_| format!("{ENV_URL} is set but {ENV_TOKEN} is not"))?;
             let client =
                 Client::with_token(&url, &token).map_err(|e| format!("{:#}", e.error()))?;
-            Ok(Arc::new(ManagedKeys {
+            Ok(Arc::new(Link {
                 client,
                 url: url.clone(),
                 base: base.trim_end_matches('/').to_string(),
-                last: Mutex::new(None),
             }))
         };
         Some(build())
     }
 
-    /// Where the keys are, for messages.
+    /// Where the state is, for messages.
     pub fn place(&self) -> String {
         format!("the management role ({})", self.url)
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        rest: &str,
+        body: Vec<u8>,
+    ) -> Result<serde_json::Value, crate::ExitError> {
+        self.client
+            .send(
+                method,
+                &format!("{}/{rest}", self.base),
+                body,
+                "application/json",
+            )
+            .await
+    }
+}
+
+/// The app's keys, kept by the management role.
+#[derive(Debug)]
+pub struct ManagedKeys {
+    link: Arc<Link>,
+    last: Mutex<Option<(Instant, AppKeys, i64)>>,
+}
+
+fn remote(e: crate::ExitError) -> KeyError {
+    KeyError::Remote(format!("{:#}", e.error()))
+}
+
+impl ManagedKeys {
+    pub fn new(link: Arc<Link>) -> Arc<ManagedKeys> {
+        Arc::new(ManagedKeys {
+            link,
+            last: Mutex::new(None),
+        })
     }
 
     async fn fetch(&self) -> Result<(AppKeys, i64), KeyError> {
@@ -73,10 +105,11 @@ impl ManagedKeys {
             return Ok((keys.clone(), *version));
         }
         let v = self
+            .link
             .client
             .send(
                 "GET",
-                &format!("{}/keys", self.base),
+                &format!("{}/keys", self.link.base),
                 Vec::new(),
                 "application/json",
             )
@@ -112,7 +145,7 @@ impl KeyStorage for ManagedKeys {
         Box::pin(async move {
             let path = format!(
                 "{}/keys/{}{}",
-                self.base,
+                self.link.base,
                 stratus_manage::keys::scope_path(scope, name),
                 if replace { "" } else { "?replace=false" }
             );
@@ -120,6 +153,7 @@ impl KeyStorage for ManagedKeys {
                 .to_string()
                 .into_bytes();
             let v = self
+                .link
                 .client
                 .send("PUT", &path, body, "application/json")
                 .await
@@ -141,11 +175,12 @@ impl KeyStorage for ManagedKeys {
         Box::pin(async move {
             let path = format!(
                 "{}/keys/{}",
-                self.base,
+                self.link.base,
                 stratus_manage::keys::scope_path(scope, name)
             );
             *self.last.lock() = None;
             match self
+                .link
                 .client
                 .send("DELETE", &path, Vec::new(), "application/json")
                 .await
@@ -154,6 +189,92 @@ impl KeyStorage for ManagedKeys {
                 Err(crate::ExitError::NotFound(_)) => Ok(false),
                 Err(e) => Err(remote(e)),
             }
+        })
+    }
+}
+
+/// Leases and timer status of the app's hosts, kept by the management role (the app and
+/// time are the management role's: the names the host gives are kept under its app).
+#[derive(Debug)]
+pub struct ManagedState {
+    link: Arc<Link>,
+}
+
+impl ManagedState {
+    pub fn new(link: Arc<Link>) -> Arc<ManagedState> {
+        Arc::new(ManagedState { link })
+    }
+}
+
+fn text(e: crate::ExitError) -> String {
+    format!("{:#}", e.error())
+}
+
+impl TimerStatusStore for ManagedState {
+    fn get<'a>(
+        &'a self,
+        _app: &'a str,
+        timer: &'a str,
+    ) -> BoxFuture<'a, Result<Option<TimerStatus>, String>> {
+        Box::pin(async move {
+            let path = format!("timers/{}", crate::api_client::encode(timer));
+            match self.link.send("GET", &path, Vec::new()).await {
+                Ok(v) => stratus_manage::state::status_from_json(&v)
+                    .map(Some)
+                    .ok_or_else(|| format!("unexpected timer status: {v}")),
+                Err(crate::ExitError::NotFound(_)) => Ok(None),
+                Err(e) => Err(text(e)),
+            }
+        })
+    }
+
+    fn put<'a>(
+        &'a self,
+        _app: &'a str,
+        timer: &'a str,
+        status: TimerStatus,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let path = format!("timers/{}", crate::api_client::encode(timer));
+            let body = stratus_manage::state::status_json(&status)
+                .to_string()
+                .into_bytes();
+            self.link
+                .send("PUT", &path, body)
+                .await
+                .map(|_| ())
+                .map_err(text)
+        })
+    }
+}
+
+impl LeaseStore for ManagedState {
+    fn acquire<'a>(
+        &'a self,
+        name: &'a str,
+        holder: &'a str,
+        _now_ms: i64,
+        ttl_ms: i64,
+    ) -> BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            let body = serde_json::json!({"name": name, "holder": holder, "ttlMs": ttl_ms})
+                .to_string()
+                .into_bytes();
+            let v = self.link.send("POST", "leases", body).await.map_err(text)?;
+            Ok(v["held"] == true)
+        })
+    }
+
+    fn release<'a>(&'a self, name: &'a str, holder: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let body = serde_json::json!({"name": name, "holder": holder})
+                .to_string()
+                .into_bytes();
+            self.link
+                .send("POST", "leases/release", body)
+                .await
+                .map(|_| ())
+                .map_err(text)
         })
     }
 }

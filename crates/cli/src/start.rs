@@ -8,6 +8,7 @@ use stratus_host::bindings::OutputSink;
 use stratus_host::clock::SystemClock;
 use stratus_host::executor::custom_handler::CustomHandler;
 use stratus_host::executor::language_worker::{LanguageWorker, WorkerOptions};
+use stratus_host::triggers::state::{LeaseStore, TimerStatusStore};
 use stratus_host::triggers::{queue, timer};
 use stratus_host::{App, AuthMode, Cors, Executor, Host, HostOptions};
 
@@ -301,14 +302,30 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
         },
     );
     let (stop_timers, timers_stopped) = tokio::sync::watch::channel(false);
-    let timer_tasks = match &store {
-        Some(store) if !timers.is_empty() => {
+    // A worker's host shares timer leases and status with the app's other replicas through
+    // the management role; otherwise they are in the store.
+    let timer_state: Option<(Arc<dyn TimerStatusStore>, Arc<dyn LeaseStore>)> =
+        match crate::managed::Link::from_env() {
+            Some(link) => {
+                let state = crate::managed::ManagedState::new(
+                    link.map_err(|e| ExitError::Config(anyhow::anyhow!(e)))?,
+                );
+                Some((state.clone(), state))
+            }
+            None => store
+                .as_ref()
+                .map(|s| -> (Arc<dyn TimerStatusStore>, Arc<dyn LeaseStore>) {
+                    (Arc::new(s.timers()), Arc::new(s.leases()))
+                }),
+        };
+    let timer_tasks = match timer_state {
+        Some((status, leases)) if !timers.is_empty() => {
             let ctx = timer::TimerContext {
                 host_id: host.app.host_id.clone(),
                 tz: time_zone,
                 invoker: host.invoker.clone(),
-                status: Arc::new(store.timers()),
-                leases: Arc::new(store.leases()),
+                status,
+                leases,
                 clock: Arc::new(SystemClock),
                 instance: format!("{}-{}", crate::app::machine_name(), std::process::id()),
                 lease_ttl: config.timer_lease,

@@ -6,7 +6,8 @@ use http::{Method, Response, StatusCode, header};
 use serde_json::{Value, json};
 use stratus_model::text::url_decode as decode;
 use stratus_store::{
-    AppRecord, AppVersion, Scale, SqlApps, SqlKeys, SqlWorkers, WorkerRecord, WorkerSpec,
+    AppRecord, AppVersion, Scale, SqlApps, SqlKeys, SqlLeases, SqlTimers, SqlWorkers, WorkerRecord,
+    WorkerSpec,
 };
 
 /// The OpenAPI description of this API.
@@ -200,6 +201,9 @@ pub struct Api {
     pub workers: SqlWorkers,
     /// Managed apps' function keys.
     pub keys: SqlKeys,
+    /// Leases and timer status of managed apps' hosts.
+    pub leases: SqlLeases,
+    pub timers: SqlTimers,
 }
 
 /// Whether `path` is one workers call with their join token rather than the admin token.
@@ -211,7 +215,15 @@ pub fn is_worker_route(path: &str) -> bool {
             | ["api", "workers", _, "heartbeat"]
             | ["api", "workers", _, "assignments"]
             | ["api", "workers", _, "packages", _]
-            | ["api", "workers", _, "apps", _, "keys", ..]
+            | [
+                "api",
+                "workers",
+                _,
+                "apps",
+                _,
+                "keys" | "leases" | "timers",
+                ..
+            ]
     )
 }
 
@@ -427,7 +439,15 @@ impl Api {
                 let app = self.existing(name).await?;
                 self.keys_route(req, &app.name, rest).await
             }
-            ["api", "workers", id, "apps", app, "keys", rest @ ..] => {
+            [
+                "api",
+                "workers",
+                id,
+                "apps",
+                app,
+                section @ ("keys" | "leases" | "timers"),
+                rest @ ..,
+            ] => {
                 self.worker_by_token(req, id).await?;
                 // Only the keys of apps placed on it.
                 let placed = self
@@ -441,7 +461,13 @@ impl Api {
                         "app {app} is not placed on worker {id}"
                     )));
                 }
-                self.keys_route(req, app, rest).await
+                if *section == "keys" {
+                    self.keys_route(req, app, rest).await
+                } else {
+                    let mut path = vec![*section];
+                    path.extend_from_slice(rest);
+                    self.state_route(req, app, &path).await
+                }
             }
             ["api", "workers", id, "assignments"] if m == Method::GET => {
                 self.worker_by_token(req, id).await?;

@@ -8,6 +8,7 @@ pub mod front;
 pub mod keys;
 pub mod leader;
 pub mod scheduler;
+pub mod state;
 
 use std::convert::Infallible;
 use std::sync::Arc;

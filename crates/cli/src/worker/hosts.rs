@@ -218,6 +218,12 @@ impl Hosts {
             self.data_dir.join("hosts").join(&a.app).into(),
         ));
         env.push(("STRATUS_QUEUE_LISTEN".into(), "off".into()));
+        // Every replica of the app is one host to Azure's code (timer locks are named by it);
+        // the app's settings may still say otherwise.
+        env.push((
+            "AzureFunctionsWebHost__hostid".into(),
+            a.app.chars().take(32).collect::<String>().into(),
+        ));
         if let Some((url, token, id)) = &self.link {
             use crate::managed::{ENV_APP, ENV_TOKEN, ENV_URL};
             env.push((ENV_URL.into(), url.into()));

@@ -810,3 +810,51 @@ fn a_host_that_exits_is_started_again_with_back_off() {
     assert!(log.contains("starting it again in 2 s"), "{log}");
     assert!(log.contains("host.json"), "the host says why: {log}");
 }
+
+#[test]
+fn timers_of_an_app_fire_once_among_its_replicas() {
+    let m = manage();
+    let token = m.join_token();
+    let a = spawn_worker(&m, &token, "w1", &[]);
+    let b = spawn_worker(&m, &token, "w2", &[]);
+    // The timer app, with its handler inside the package.
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(app.join("tick")).unwrap();
+    let src = crate::support::test_app("timer-cluster");
+    std::fs::copy(
+        src.join("tick/function.json"),
+        app.join("tick/function.json"),
+    )
+    .unwrap();
+    std::fs::copy(
+        crate::support::test_app("common").join("handler.py"),
+        app.join("handler.py"),
+    )
+    .unwrap();
+    let host = std::fs::read_to_string(src.join("host.json"))
+        .unwrap()
+        .replace("../common/handler.py", "handler.py");
+    std::fs::write(app.join("host.json"), host).unwrap();
+    m.apps(&["create", "ticker", "--min", "2", "--max", "2"])
+        .unwrap();
+    m.apps(&["deploy", "ticker", app.to_str().unwrap()])
+        .unwrap();
+    eventually(Duration::from_secs(30), || {
+        let ready = m.placements().iter().filter(|p| p["ready"] == true).count();
+        (ready == 2).then_some(())
+    });
+    let ticks = |w: &WorkerProc| w.log().matches("timer tick IsPastDue=False").count();
+    let (a0, b0) = (ticks(&a), ticks(&b));
+    let started = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(8));
+    let (ta, tb) = (ticks(&a) - a0, ticks(&b) - b0);
+    let expected = (started.elapsed().as_secs_f64() / 2.0).floor() as usize;
+    assert!(
+        (expected.saturating_sub(1)..=expected + 1).contains(&(ta + tb)),
+        "{ta} + {tb} firings, {expected} expected\n{}\n{}",
+        a.log(),
+        b.log()
+    );
+    assert!(ta == 0 || tb == 0, "both replicas fired: {ta} and {tb}");
+}
