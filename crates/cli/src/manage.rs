@@ -116,6 +116,7 @@ impl Role {
             keys: store.keys(),
             leases: store.leases(),
             timers: store.timers(),
+            queues: store.queues(),
         };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

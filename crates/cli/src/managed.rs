@@ -1,6 +1,7 @@
 //! What a worker's host reaches through the management role rather than a store of its own:
-//! the app's function keys, shared by all its replicas, and the leases and timer status that
-//! make each timer fire once among them. The worker passes the management API's address, the
+//! the app's function keys, shared by all its replicas, the leases and timer status that
+//! make each timer fire once among them, and the app's queues (its own account of the
+//! management role's queue service, so the replicas compete for its messages). The worker passes the management API's address, the
 //! app's path under its worker id and its join token in the environment.
 
 use std::sync::Arc;
@@ -9,7 +10,10 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use stratus_host::executor::BoxFuture;
 use stratus_host::keys::{KeyError, KeyStorage};
+use stratus_host::queues::{QueueError, QueueStore};
 use stratus_host::triggers::state::{LeaseStore, TimerStatusStore};
+use stratus_storage::client::{ClientError, QueueClient};
+use stratus_store::queues::Message;
 use stratus_store::{AppKeys, KeyScope, TimerStatus, Upsert};
 
 use crate::api_client::Client;
@@ -29,6 +33,7 @@ pub struct Link {
     client: Client,
     url: String,
     base: String,
+    token: String,
 }
 
 impl std::fmt::Debug for Link {
@@ -52,9 +57,15 @@ impl Link {
                 client,
                 url: url.clone(),
                 base: base.trim_end_matches('/').to_string(),
+                token,
             }))
         };
         Some(build())
+    }
+
+    /// The app's name (the last segment of its path).
+    fn app(&self) -> String {
+        stratus_model::text::url_decode(self.base.rsplit('/').next().unwrap_or_default())
     }
 
     /// Where the state is, for messages.
@@ -275,6 +286,126 @@ impl LeaseStore for ManagedState {
                 .await
                 .map(|_| ())
                 .map_err(text)
+        })
+    }
+}
+
+/// The app's queues at the management role: an account named after the app, opened with the
+/// worker's token (the account the host names is the app's, whatever it is called there).
+#[derive(Debug)]
+pub struct ManagedQueues {
+    client: QueueClient,
+}
+
+impl ManagedQueues {
+    pub fn open(link: &Link) -> Result<Arc<dyn QueueStore>, String> {
+        let app = link.app();
+        let endpoint = format!(
+            "{}/queues/{}",
+            link.url.trim_end_matches('/'),
+            crate::api_client::encode(&app)
+        );
+        let client =
+            QueueClient::with_bearer(&endpoint, &app, &link.token).map_err(|e| e.to_string())?;
+        Ok(Arc::new(ManagedQueues { client }))
+    }
+}
+
+fn queue_error(e: ClientError) -> QueueError {
+    match e {
+        ClientError::Service { code, .. } if code == "QueueNotFound" => QueueError::QueueNotFound,
+        e => QueueError::Other(e.to_string()),
+    }
+}
+
+/// Seconds, rounded up.
+fn seconds(ms: i64) -> i64 {
+    (ms.max(0) + 999) / 1000
+}
+
+impl QueueStore for ManagedQueues {
+    fn create_queue<'a>(
+        &'a self,
+        _account: &'a str,
+        queue: &'a str,
+    ) -> BoxFuture<'a, Result<(), QueueError>> {
+        Box::pin(async move { self.client.create(queue).await.map_err(queue_error) })
+    }
+
+    fn put_many<'a>(
+        &'a self,
+        _account: &'a str,
+        queue: &'a str,
+        texts: &'a [&'a str],
+        _now_ms: i64,
+    ) -> BoxFuture<'a, Result<(), QueueError>> {
+        Box::pin(async move {
+            for text in texts {
+                self.client.put(queue, text).await.map_err(queue_error)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn get<'a>(
+        &'a self,
+        _account: &'a str,
+        queue: &'a str,
+        count: usize,
+        visibility_ms: i64,
+        _now_ms: i64,
+    ) -> BoxFuture<'a, Result<Vec<Message>, QueueError>> {
+        Box::pin(async move {
+            let got = self
+                .client
+                .receive(queue, count, seconds(visibility_ms))
+                .await
+                .map_err(queue_error)?;
+            Ok(got
+                .into_iter()
+                .map(|r| Message {
+                    id: r.id,
+                    pop_receipt: r.pop_receipt,
+                    text: r.text,
+                    insertion_ms: r.insertion_ms,
+                    expiration_ms: r.expiration_ms,
+                    next_visible_ms: r.next_visible_ms,
+                    dequeue_count: r.dequeue_count,
+                })
+                .collect())
+        })
+    }
+
+    fn update<'a>(
+        &'a self,
+        _account: &'a str,
+        queue: &'a str,
+        id: &'a str,
+        pop_receipt: &'a str,
+        visibility_ms: i64,
+        _now_ms: i64,
+    ) -> BoxFuture<'a, Result<String, QueueError>> {
+        Box::pin(async move {
+            self.client
+                .update(queue, id, pop_receipt, seconds(visibility_ms))
+                .await
+                .map_err(queue_error)
+        })
+    }
+
+    fn delete<'a>(
+        &'a self,
+        _account: &'a str,
+        queue: &'a str,
+        id: &'a str,
+        pop_receipt: &'a str,
+    ) -> BoxFuture<'a, Result<(), QueueError>> {
+        Box::pin(async move {
+            match self.client.delete(queue, id, pop_receipt).await {
+                Ok(()) => Ok(()),
+                Err(ClientError::Service { code, .. }) if code == "MessageNotFound" => Ok(()),
+                Err(e) => Err(queue_error(e)),
+            }
         })
     }
 }

@@ -8,6 +8,7 @@ use stratus_host::bindings::OutputSink;
 use stratus_host::clock::SystemClock;
 use stratus_host::executor::custom_handler::CustomHandler;
 use stratus_host::executor::language_worker::{LanguageWorker, WorkerOptions};
+use stratus_host::queues::QueueStore;
 use stratus_host::triggers::state::{LeaseStore, TimerStatusStore};
 use stratus_host::triggers::{queue, timer};
 use stratus_host::{App, AuthMode, Cors, Executor, Host, HostOptions};
@@ -238,6 +239,7 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
                         stratus_storage::DEV_ACCOUNT.to_string(),
                         stratus_storage::DEV_ACCOUNT_KEY.to_string(),
                     )],
+                    bearer: None,
                 };
                 println!(
                     "Queue service (Azure Storage Queue API, development storage account) on http://{addr}/{}",
@@ -277,9 +279,22 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
 
     let queue_options = queue::QueueOptions::from_app(&app);
     let signals = queue::QueueSignals::default();
-    let outputs = store.as_ref().map(|store| {
+    // A worker's host uses the app's queues at the management role (shared by its replicas);
+    // otherwise they are in the store.
+    let queue_store: Option<Arc<dyn QueueStore>> = match crate::managed::Link::from_env() {
+        Some(link) => Some(
+            crate::managed::ManagedQueues::open(
+                &*link.map_err(|e| ExitError::Config(anyhow::anyhow!(e)))?,
+            )
+            .map_err(|e| ExitError::Config(anyhow::anyhow!(e)))?,
+        ),
+        None => store
+            .as_ref()
+            .map(|s| -> Arc<dyn QueueStore> { Arc::new(s.queues()) }),
+    };
+    let outputs = queue_store.as_ref().map(|queues| {
         Arc::new(OutputSink {
-            queues: store.queues(),
+            queues: queues.clone(),
             account: stratus_storage::DEV_ACCOUNT.to_string(),
             base64: queue_options.base64,
             clock: Arc::new(SystemClock),
@@ -335,11 +350,11 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
         }
         _ => Vec::new(),
     };
-    let queue_listeners = match &store {
-        Some(store) if !queue_functions.is_empty() => {
+    let queue_listeners = match &queue_store {
+        Some(queues) if !queue_functions.is_empty() => {
             let ctx = queue::QueueContext {
                 account: stratus_storage::DEV_ACCOUNT.to_string(),
-                queues: store.queues(),
+                queues: queues.clone(),
                 invoker: host.invoker.clone(),
                 signals: signals.clone(),
                 clock: Arc::new(SystemClock),

@@ -6,8 +6,8 @@ use http::{Method, Response, StatusCode, header};
 use serde_json::{Value, json};
 use stratus_model::text::url_decode as decode;
 use stratus_store::{
-    AppRecord, AppVersion, Scale, SqlApps, SqlKeys, SqlLeases, SqlTimers, SqlWorkers, WorkerRecord,
-    WorkerSpec,
+    AppRecord, AppVersion, Scale, SqlApps, SqlKeys, SqlLeases, SqlQueues, SqlTimers, SqlWorkers,
+    WorkerRecord, WorkerSpec,
 };
 
 /// The OpenAPI description of this API.
@@ -204,6 +204,8 @@ pub struct Api {
     /// Leases and timer status of managed apps' hosts.
     pub leases: SqlLeases,
     pub timers: SqlTimers,
+    /// Managed apps' queues (an account per app), served under `/queues/`.
+    pub queues: SqlQueues,
 }
 
 /// Whether `path` is one workers call with their join token rather than the admin token.

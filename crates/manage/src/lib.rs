@@ -7,6 +7,7 @@ pub mod api;
 pub mod front;
 pub mod keys;
 pub mod leader;
+pub mod queues;
 pub mod scheduler;
 pub mod state;
 
@@ -29,7 +30,7 @@ impl std::fmt::Debug for AdminToken {
     }
 }
 
-fn digest(text: &str) -> [u8; 32] {
+pub(crate) fn digest(text: &str) -> [u8; 32] {
     use sha2::Digest as _;
     sha2::Sha256::digest(text.as_bytes()).into()
 }
@@ -64,12 +65,51 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// What the management API's listener serves.
+struct Served {
+    api: Api,
+    token: AdminToken,
+    /// Managed apps' queues, under `/queues/`.
+    queues: stratus_storage::queue_api::QueueService,
+}
+
+/// Largest queue request body (a message is at most 64 KiB of text, escaped in XML).
+const QUEUE_BODY_LIMIT: usize = 1 << 20;
+
+async fn answer_queue(
+    queues: &stratus_storage::queue_api::QueueService,
+    parts: http::request::Parts,
+    body: Incoming,
+) -> hyper::Response<Full<Bytes>> {
+    let body = match Limited::new(body, QUEUE_BODY_LIMIT).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            let mut r = hyper::Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = http::StatusCode::PAYLOAD_TOO_LARGE;
+            return r;
+        }
+    };
+    let path = parts.uri.path().strip_prefix("/queues").unwrap_or("/");
+    let request = stratus_storage::queue_api::QueueRequest {
+        method: &parts.method,
+        path,
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        body: &body,
+        now_ms: now_ms(),
+    };
+    queues.handle(&request).await.map(Full::new)
+}
+
 async fn answer(
-    api: Arc<(Api, AdminToken)>,
+    served: Arc<Served>,
     req: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
-    let (api, token) = &*api;
+    if parts.uri.path().starts_with("/queues/") {
+        return Ok(answer_queue(&served.queues, parts, body).await);
+    }
+    let (api, token) = (&served.api, &served.token);
     let authorization = parts.headers.get(http::header::AUTHORIZATION);
     let admin = token.admits(authorization);
     let bearer = authorization
@@ -108,7 +148,8 @@ pub async fn serve(
     token: AdminToken,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let shared = Arc::new((api, token));
+    let queues = queues::service(api.queues.clone(), api.workers.clone());
+    let shared = Arc::new(Served { api, token, queues });
     stratus_storage::serve::serve_http(listener, "management API", shutdown, move |req| {
         answer(shared.clone(), req)
     })

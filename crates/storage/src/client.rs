@@ -1,5 +1,6 @@
-//! A small client of the Azure Storage Queue REST API (Shared Key signed), for the command
-//! line: list queues, put, peek and clear messages on a running queue service.
+//! A small client of the Azure Storage Queue REST API, Shared Key signed or with a bearer
+//! token: list queues, put, peek and clear messages (the command line), receive, update and
+//! delete them (a worker's hosts, through the management role).
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
@@ -44,11 +45,41 @@ pub struct Peeked {
     pub insertion_time: String,
 }
 
+/// A received message; times in milliseconds since the epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub id: String,
+    pub pop_receipt: String,
+    pub text: String,
+    pub insertion_ms: i64,
+    pub expiration_ms: i64,
+    pub next_visible_ms: i64,
+    pub dequeue_count: i64,
+}
+
+/// How requests prove who sends them.
+#[derive(Clone)]
+enum Auth {
+    /// The account's base64 key signs each request.
+    SharedKey(String),
+    /// `Authorization: Bearer <token>`.
+    Bearer(String),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Auth::SharedKey(_) => "SharedKey(..)",
+            Auth::Bearer(_) => "Bearer(..)",
+        })
+    }
+}
+
 /// A client of one storage account's queue service.
 #[derive(Debug, Clone)]
 pub struct QueueClient {
     account: String,
-    key: String,
+    auth: Auth,
     /// `host:port`.
     authority: String,
     /// The path prefix of the account (`/devstoreaccount1` path-style, empty otherwise).
@@ -86,10 +117,28 @@ impl QueueClient {
         }
         Ok(QueueClient {
             account: conn.account.clone(),
-            key: conn.key.clone().ok_or(ClientError::NoKey)?,
+            auth: Auth::SharedKey(conn.key.clone().ok_or(ClientError::NoKey)?),
             authority: authority.to_string(),
             prefix: path,
         })
+    }
+
+    /// A client of `account` at `endpoint` (`http://host:port/prefix/account`, path-style)
+    /// that presents `token` as a bearer token.
+    pub fn with_bearer(
+        endpoint: &str,
+        account: &str,
+        token: &str,
+    ) -> Result<QueueClient, ClientError> {
+        let conn = ConnectionString {
+            account: account.to_string(),
+            key: Some(String::new()),
+            queue_endpoint: endpoint.to_string(),
+            development: false,
+        };
+        let mut c = QueueClient::new(&conn)?;
+        c.auth = Auth::Bearer(token.to_string());
+        Ok(c)
     }
 
     async fn send(
@@ -99,6 +148,18 @@ impl QueueClient {
         query: Option<&str>,
         body: Option<String>,
     ) -> Result<(StatusCode, String), ClientError> {
+        self.exchange(method, path, query, body)
+            .await
+            .map(|(status, _, text)| (status, text))
+    }
+
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        query: Option<&str>,
+        body: Option<String>,
+    ) -> Result<(StatusCode, HeaderMap, String), ClientError> {
         let full_path = format!("{}{path}", self.prefix);
         let uri = match query {
             Some(q) => format!("http://{}{full_path}?{q}", self.authority),
@@ -129,13 +190,17 @@ impl QueueClient {
             query,
             headers: &headers,
         };
-        // Path-style: the account appears twice in the canonical resource, as the SDKs sign.
-        let text = string_to_sign(&self.account, &signed, Layout::Standard);
-        let signature = sign(&self.key, &text).map_err(|e| ClientError::Http(e.to_string()))?;
-        headers.insert(
-            http::header::AUTHORIZATION,
-            value(&format!("SharedKey {}:{signature}", self.account))?,
-        );
+        let authorization = match &self.auth {
+            Auth::SharedKey(key) => {
+                // Path-style: the account appears twice in the canonical resource, as the SDKs
+                // sign.
+                let text = string_to_sign(&self.account, &signed, Layout::Standard);
+                let signature = sign(key, &text).map_err(|e| ClientError::Http(e.to_string()))?;
+                format!("SharedKey {}:{signature}", self.account)
+            }
+            Auth::Bearer(token) => format!("Bearer {token}"),
+        };
+        headers.insert(http::header::AUTHORIZATION, value(&authorization)?);
         headers.insert(http::header::HOST, value(&self.authority)?);
         let mut request = Request::builder()
             .method(method)
@@ -159,6 +224,7 @@ impl QueueClient {
             .await
             .map_err(|e| ClientError::Http(e.to_string()))?;
         let status = response.status();
+        let response_headers = response.headers().clone();
         let bytes = response
             .into_body()
             .collect()
@@ -175,7 +241,7 @@ impl QueueClient {
                 message: xml::unescape(message).unwrap_or_else(|_| message.to_string()),
             });
         }
-        Ok((status, text))
+        Ok((status, response_headers, text))
     }
 
     /// The names of the account's queues.
@@ -233,6 +299,99 @@ impl QueueClient {
                 }
             })
             .collect())
+    }
+
+    /// Receives up to `count` (1 to 32) messages, invisible for `visibility_s` seconds.
+    pub async fn receive(
+        &self,
+        queue: &str,
+        count: usize,
+        visibility_s: i64,
+    ) -> Result<Vec<Received>, ClientError> {
+        let query = format!(
+            "numofmessages={}&visibilitytimeout={}",
+            count.clamp(1, 32),
+            visibility_s.max(1)
+        );
+        let (_, doc) = self
+            .send(
+                Method::GET,
+                &format!("/{queue}/messages"),
+                Some(&query),
+                None,
+            )
+            .await?;
+        let time = |t: &str| {
+            chrono::DateTime::parse_from_rfc2822(t)
+                .map(|d| d.timestamp_millis())
+                .unwrap_or(0)
+        };
+        Ok(tag_values(&doc, "QueueMessage")
+            .into_iter()
+            .map(|m| {
+                let one = |t: &str| tag_values(m, t).first().copied().unwrap_or("").to_string();
+                Received {
+                    id: one("MessageId"),
+                    pop_receipt: xml::unescape(&one("PopReceipt"))
+                        .unwrap_or_else(|_| one("PopReceipt")),
+                    text: xml::unescape(&one("MessageText")).unwrap_or_else(|_| one("MessageText")),
+                    insertion_ms: time(&one("InsertionTime")),
+                    expiration_ms: time(&one("ExpirationTime")),
+                    next_visible_ms: time(&one("TimeNextVisible")),
+                    dequeue_count: one("DequeueCount").parse().unwrap_or(0),
+                }
+            })
+            .collect())
+    }
+
+    /// Makes a received message visible again after `visibility_s` seconds; its new pop
+    /// receipt.
+    pub async fn update(
+        &self,
+        queue: &str,
+        id: &str,
+        pop_receipt: &str,
+        visibility_s: i64,
+    ) -> Result<String, ClientError> {
+        let query = format!(
+            "popreceipt={}&visibilitytimeout={}",
+            stratus_model::text::url_encode(pop_receipt),
+            visibility_s.max(0)
+        );
+        let (_, headers, _) = self
+            .exchange(
+                Method::PUT,
+                &format!("/{queue}/messages/{id}"),
+                Some(&query),
+                None,
+            )
+            .await?;
+        headers
+            .get("x-ms-popreceipt")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| ClientError::Http("the update answer has no x-ms-popreceipt".into()))
+    }
+
+    /// Deletes a received message.
+    pub async fn delete(
+        &self,
+        queue: &str,
+        id: &str,
+        pop_receipt: &str,
+    ) -> Result<(), ClientError> {
+        let query = format!(
+            "popreceipt={}",
+            stratus_model::text::url_encode(pop_receipt)
+        );
+        self.send(
+            Method::DELETE,
+            &format!("/{queue}/messages/{id}"),
+            Some(&query),
+            None,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Deletes every message of `queue`.

@@ -21,6 +21,17 @@ pub struct QueueService {
     pub queues: SqlQueues,
     /// (account name, base64 key).
     pub accounts: Vec<(String, String)>,
+    /// Who may use which account with `Authorization: Bearer <token>` (none: Shared Key only).
+    pub bearer: Option<std::sync::Arc<dyn BearerAuth>>,
+}
+
+/// Decides whether a bearer token opens an account.
+pub trait BearerAuth: Send + Sync + std::fmt::Debug {
+    fn admits<'a>(
+        &'a self,
+        token: &'a str,
+        account: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>>;
 }
 
 /// A failure the service reports with an error code.
@@ -204,6 +215,28 @@ impl QueueService {
     async fn route(&self, req: &QueueRequest<'_>) -> Result<Response<Bytes>, Fail> {
         let segments: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
         let account = segments.first().copied().unwrap_or("");
+        let bearer = req
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match (bearer, &self.bearer) {
+            (Some(token), Some(auth)) => {
+                if !auth.admits(token.trim(), account).await {
+                    return Err(fail(
+                        StatusCode::FORBIDDEN,
+                        "AuthorizationPermissionMismatch",
+                        format!("This token is not authorized for account \"{account}\"."),
+                    ));
+                }
+            }
+            _ => self.verify_shared_key(req, account)?,
+        }
+        self.dispatch(req, account, &segments).await
+    }
+
+    /// Checks the request's Shared Key signature with `account`'s key.
+    fn verify_shared_key(&self, req: &QueueRequest<'_>, account: &str) -> Result<(), Fail> {
         let key = self
             .accounts
             .iter()
@@ -228,7 +261,15 @@ impl QueueService {
                 "AuthenticationFailed",
                 format!("Server failed to authenticate the request: {e}."),
             )
-        })?;
+        })
+    }
+
+    async fn dispatch(
+        &self,
+        req: &QueueRequest<'_>,
+        account: &str,
+        segments: &[&str],
+    ) -> Result<Response<Bytes>, Fail> {
         let params = query_params(req.query);
         let comp = param(&params, "comp").map(str::to_ascii_lowercase);
         let rest: Vec<&str> = segments[1..]

@@ -79,6 +79,49 @@ impl Load {
     }
 }
 
+/// Puts job `n` on the app's `jobs` queue through the `enqueue` function.
+fn enqueue(m: &Manage, n: u32) {
+    let body = format!("{{\"job\": {n}}}");
+    let r = request(
+        m.front,
+        "POST",
+        "/apps/greeter/api/enqueue",
+        &[],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 202, "{}", r.text());
+}
+
+/// Jobs in `log`'s "finished job N" lines.
+fn jobs_in(log: &str) -> Vec<u32> {
+    log.lines()
+        .filter_map(|l| l.split("finished job ").nth(1))
+        .filter_map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// The jobs each live worker finished, by data directory.
+fn finished(workers: &[Option<WorkerProc>]) -> std::collections::BTreeMap<String, Vec<u32>> {
+    workers
+        .iter()
+        .flatten()
+        .map(|w| (w.data.path().display().to_string(), jobs_in(&w.log())))
+        .collect()
+}
+
+/// Every job finished by the live workers or recorded in `lost` logs.
+fn finished_jobs(workers: &[Option<WorkerProc>], lost: &[String]) -> Vec<u32> {
+    let mut all: Vec<u32> = finished(workers).into_values().flatten().collect();
+    all.extend(lost.iter().flat_map(|l| jobs_in(l)));
+    all
+}
+
 #[test]
 fn a_cluster_on_postgres_keeps_serving_through_a_lost_worker_and_a_lost_leader() {
     let db = Database::create("cluster");
@@ -119,6 +162,9 @@ fn a_cluster_on_postgres_keeps_serving_through_a_lost_worker_and_a_lost_leader()
     a.apps(&["create", "greeter", "--min", "2", "--max", "2"])
         .unwrap();
     a.apps(&["set", "greeter", "GREETING", "Hello"]).unwrap();
+    // Messages taken by a lost worker come back after this long (10 minutes by default).
+    a.apps(&["set", "greeter", "STRATUS_QUEUE_MESSAGE_LEASE_SECONDS", "4"])
+        .unwrap();
     a.apps(&["deploy", "greeter", zip.to_str().unwrap()])
         .unwrap();
     let first = eventually(Duration::from_secs(60), || {
@@ -155,13 +201,46 @@ fn a_cluster_on_postgres_keeps_serving_through_a_lost_worker_and_a_lost_leader()
         .unwrap();
         assert_eq!(r.status, 200, "{}", r.text());
     }
+    // The replicas share the app's queues: jobs enqueued through either are worked on by
+    // both, each once.
+    for job in 0..40 {
+        enqueue(&b, job);
+    }
+    let done = eventually(Duration::from_secs(30), || {
+        let done = finished(&workers);
+        (done.values().map(Vec::len).sum::<usize>() >= 40).then_some(done)
+    });
+    for job in 0..40 {
+        let by: Vec<&String> = done
+            .iter()
+            .filter(|(_, jobs)| jobs.contains(&job))
+            .map(|(w, _)| w)
+            .collect();
+        assert_eq!(by.len(), 1, "job {job} finished by {by:?}");
+        assert_eq!(
+            done[by[0]].iter().filter(|j| **j == job).count(),
+            1,
+            "job {job} twice"
+        );
+    }
+    assert!(
+        done.values().filter(|jobs| !jobs.is_empty()).count() == 2,
+        "both replicas take messages: {done:?}"
+    );
     // Steady load through a front door; a worker holding a replica dies without a word.
     let load = Load::start(b.front, "/apps/greeter/api/hello?name=Load", 4);
     eventually(Duration::from_secs(10), || (load.ok() > 50).then_some(()));
     let victim = first[0].0.clone();
     let index = names.iter().position(|n| *n == victim).unwrap();
+    // Jobs in flight when it dies are worked on all the same.
+    for job in 100..130 {
+        enqueue(&b, job);
+    }
     let killed_at = Instant::now();
-    drop(workers[index].take());
+    let victim_proc = workers[index].take().unwrap();
+    drop(victim_proc._child);
+    let lost_logs =
+        vec![std::fs::read_to_string(victim_proc.data.path().join("worker.log")).unwrap()];
     let replaced = eventually(Duration::from_secs(60), || {
         let r = ready(&b, "greeter");
         (r.len() == 2 && r.iter().all(|(w, _)| *w != victim)).then_some(r)
@@ -180,6 +259,10 @@ fn a_cluster_on_postgres_keeps_serving_through_a_lost_worker_and_a_lost_leader()
         errors.len()
     );
     assert!(errors.is_empty(), "idempotent requests failed: {errors:?}");
+    eventually(Duration::from_secs(30), || {
+        let done = finished_jobs(&workers, &lost_logs);
+        (100..130).all(|j| done.contains(&j)).then_some(())
+    });
     assert!(
         recovery < Duration::from_secs(20),
         "recovery took {recovery:?}"

@@ -443,13 +443,13 @@ fn a_worker_process_joins_sends_heartbeats_rejoins_and_stops_when_its_token_is_r
 
 /// A worker process with its own data directory.
 pub(crate) struct WorkerProc {
-    _child: Killed,
+    pub(crate) _child: Killed,
     pub(crate) data: tempfile::TempDir,
 }
 
 impl WorkerProc {
     /// What it printed so far.
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.data.path().join("worker.log")).unwrap_or_default()
     }
 

@@ -6,11 +6,11 @@ pub mod expr;
 
 use std::sync::Arc;
 
+use crate::queues::{QueueError, QueueStore};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 use stratus_model::function_json::Direction;
 use stratus_model::{AppSettings, FunctionConfig};
-use stratus_store::SqlQueues;
 
 use crate::clock::Clock;
 use crate::triggers::queue::QueueSignals;
@@ -121,7 +121,7 @@ pub fn messages_of(value: &Value) -> Vec<String> {
 /// Writes output values to their targets.
 #[derive(Debug, Clone)]
 pub struct OutputSink {
-    pub queues: SqlQueues,
+    pub queues: Arc<dyn QueueStore>,
     pub account: String,
     /// Messages are base64-encoded (`messageEncoding`, as the queue trigger reads them).
     pub base64: bool,
@@ -172,7 +172,7 @@ impl OutputSink {
     }
 
     /// Puts messages into `queue`, creating it when it does not exist.
-    pub async fn put(&self, queue: &str, messages: &[String]) -> Result<(), stratus_store::Error> {
+    pub async fn put(&self, queue: &str, messages: &[String]) -> Result<(), QueueError> {
         let encoded: Vec<String>;
         let texts: Vec<&str> = if self.base64 {
             encoded = messages
@@ -186,13 +186,13 @@ impl OutputSink {
         let now = self.clock.now().timestamp_millis();
         let put = self
             .queues
-            .put_many(&self.account, queue, &texts, 0, None, now)
+            .put_many(&self.account, queue, &texts, now)
             .await;
         match put {
-            Err(stratus_store::Error::QueueNotFound { .. }) => {
-                self.queues.create_queue(&self.account, queue, &[]).await?;
+            Err(QueueError::QueueNotFound) => {
+                self.queues.create_queue(&self.account, queue).await?;
                 self.queues
-                    .put_many(&self.account, queue, &texts, 0, None, now)
+                    .put_many(&self.account, queue, &texts, now)
                     .await?;
             }
             other => {

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::queues::{QueueError, QueueStore};
 use base64::Engine as _;
 use serde_json::{Map, Value};
-use stratus_store::SqlQueues;
 use stratus_store::queues::Message;
 
 use std::collections::HashMap;
@@ -190,7 +190,7 @@ impl QueueSignals {
 #[derive(Debug, Clone)]
 pub struct QueueContext {
     pub account: String,
-    pub queues: SqlQueues,
+    pub queues: Arc<dyn QueueStore>,
     pub invoker: Invoker,
     pub signals: QueueSignals,
     pub clock: Arc<dyn Clock>,
@@ -335,7 +335,7 @@ impl Listener {
             .await;
         match got {
             Ok(b) => b,
-            Err(stratus_store::Error::QueueNotFound { .. }) => Vec::new(),
+            Err(QueueError::QueueNotFound) => Vec::new(),
             Err(e) => {
                 tracing::warn!(function = %self.target.function.name, "cannot read queue {}: {e}", self.target.queue);
                 Vec::new()
@@ -370,11 +370,10 @@ impl Listener {
                                 &self.target.queue,
                                 &m.id,
                                 &receipt,
-                                None,
                                 self.ctx.message_lease.as_millis() as i64,
                                 now,
                             ).await {
-                                Ok(u) => receipt = u.pop_receipt,
+                                Ok(r) => receipt = r,
                                 Err(e) => tracing::warn!(function = %function.name, message_id = %m.id,
                                     "cannot renew the message's visibility: {e}"),
                             }
@@ -390,22 +389,20 @@ impl Listener {
         let queues = &self.ctx.queues;
         let account = &self.ctx.account;
         let queue = &self.target.queue;
+        // Settled with the latest receipt (the lease renewals changed it).
         let result = match outcome {
-            Ok(()) => queues
-                .delete(account, queue, &m.id, &m.pop_receipt)
-                .await
-                .map(|_| ()),
+            Ok(()) => queues.delete(account, queue, &m.id, &receipt).await,
             Err(_) if m.dequeue_count >= opts.max_dequeue_count => {
                 let poison = format!("{queue}-poison");
                 tracing::warn!(function = %function.name, message_id = %m.id,
                     "Message has reached MaxDequeueCount of {}. Moving message to queue '{poison}'.", opts.max_dequeue_count);
                 let now = ms(self.ctx.clock.as_ref());
-                let _ = queues.create_queue(account, &poison, &[]).await;
-                match queues.put(account, &poison, &m.text, 0, None, now).await {
-                    Ok(_) => queues
-                        .delete(account, queue, &m.id, &m.pop_receipt)
-                        .await
-                        .map(|_| ()),
+                let _ = queues.create_queue(account, &poison).await;
+                match queues
+                    .put_many(account, &poison, &[m.text.as_str()], now)
+                    .await
+                {
+                    Ok(()) => queues.delete(account, queue, &m.id, &receipt).await,
                     Err(e) => Err(e),
                 }
             }
@@ -417,7 +414,6 @@ impl Listener {
                         queue,
                         &m.id,
                         &receipt,
-                        None,
                         opts.visibility_timeout.as_millis() as i64,
                         now,
                     )

@@ -1,0 +1,88 @@
+//! The built-in queue service as the management role serves it under `/queues/{app}/...`:
+//! each managed app is an account of its own, opened to the workers its replicas are placed
+//! on, with their join token as a bearer token.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use stratus_storage::queue_api::{BearerAuth, QueueService};
+use stratus_store::{SqlQueues, SqlWorkers};
+
+/// How long a decision is reused (a worker that loses the app loses its queues this late).
+const REMEMBER: Duration = Duration::from_secs(5);
+
+/// (SHA-256 of a token, account) → (when decided, admitted).
+type Decisions = HashMap<([u8; 32], String), (Instant, bool)>;
+
+/// Admits a worker's token to the accounts of the apps placed on it.
+#[derive(Debug)]
+pub struct WorkerQueues {
+    workers: SqlWorkers,
+    decided: Mutex<Decisions>,
+}
+
+impl WorkerQueues {
+    async fn decide(&self, token: &str, account: &str) -> Result<bool, stratus_store::Error> {
+        let Some(token_id) = self.workers.admit(token).await? else {
+            return Ok(false);
+        };
+        let ids: Vec<String> = self
+            .workers
+            .list()
+            .await?
+            .into_iter()
+            .filter(|w| w.token_id == token_id)
+            .map(|w| w.id)
+            .collect();
+        Ok(self
+            .workers
+            .placements()
+            .await?
+            .iter()
+            .any(|(app, worker, _)| app == account && ids.contains(worker)))
+    }
+}
+
+impl BearerAuth for WorkerQueues {
+    fn admits<'a>(
+        &'a self,
+        token: &'a str,
+        account: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
+        Box::pin(async move {
+            let key = (crate::digest(token), account.to_string());
+            if let Some((at, ok)) = self.decided.lock().get(&key)
+                && at.elapsed() < REMEMBER
+            {
+                return *ok;
+            }
+            let ok = match self.decide(token, account).await {
+                Ok(ok) => ok,
+                Err(e) => {
+                    tracing::warn!("queue service: cannot check a worker's token: {e}");
+                    return false;
+                }
+            };
+            let mut decided = self.decided.lock();
+            if decided.len() > 10_000 {
+                decided.clear();
+            }
+            decided.insert(key, (Instant::now(), ok));
+            ok
+        })
+    }
+}
+
+/// The queue service of managed apps: bearer tokens of workers only.
+pub fn service(queues: SqlQueues, workers: SqlWorkers) -> QueueService {
+    QueueService {
+        queues,
+        accounts: Vec::new(),
+        bearer: Some(Arc::new(WorkerQueues {
+            workers,
+            decided: Mutex::new(HashMap::new()),
+        })),
+    }
+}
