@@ -216,11 +216,14 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
         .await
         .map_err(ExitError::Other)?;
     let has_outputs = app.functions.iter().any(|f| !f.outputs.is_empty());
+    // A worker's host keeps nothing in a store: the management role keeps it all.
+    let managed = crate::managed::Link::from_env().is_some();
     if (!timers.is_empty()
         || !queue_functions.is_empty()
         || has_outputs
         || config.queue_listen.is_some())
         && store.is_none()
+        && !managed
     {
         // Timer status, leases and queues live in the store, whatever keeps the keys.
         store = Some(

@@ -739,6 +739,13 @@ fn a_worker_runs_the_deployed_version_of_its_apps_with_their_settings() {
     )
     .unwrap();
     assert_eq!(status.status, 200, "{}", status.text());
+    // The worker's hosts keep no database: keys, leases and queues are the management role's.
+    let hosts = w.data.path().join("hosts");
+    let databases: Vec<_> = walk(&hosts)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "db"))
+        .collect();
+    assert!(databases.is_empty(), "{databases:?}");
     let unknown = request(m.front, "GET", "/apps/nobody/api/hello", &[], b"").unwrap();
     assert_eq!(unknown.status, 404);
     let unaddressed = request(m.front, "GET", "/api/hello", &[], b"").unwrap();
@@ -857,4 +864,18 @@ fn timers_of_an_app_fire_once_among_its_replicas() {
         b.log()
     );
     assert!(ta == 0 || tb == 0, "both replicas fired: {ta} and {tb}");
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
