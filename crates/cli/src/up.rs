@@ -142,6 +142,8 @@ pub async fn run(args: UpArgs) -> Result<(), ExitError> {
         memory_mib: None,
         max_apps: 64,
         heartbeat_seconds: 1,
+        // Nowhere else to go.
+        drain_seconds: 0,
         host_address: "127.0.0.1".into(),
         advertise: None,
         config: args.config.clone(),

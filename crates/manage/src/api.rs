@@ -216,6 +216,7 @@ pub fn is_worker_route(path: &str) -> bool {
         ["api", "workers", "join"]
             | ["api", "workers", _, "heartbeat"]
             | ["api", "workers", _, "assignments"]
+            | ["api", "workers", _, "leave"]
             | ["api", "workers", _, "packages", _]
             | [
                 "api",
@@ -470,6 +471,24 @@ impl Api {
                     path.extend_from_slice(rest);
                     self.state_route(req, app, &path).await
                 }
+            }
+            ["api", "workers", id, "leave"] if m == Method::POST => {
+                // A worker shutting down: it drains (its replicas move, each once its
+                // replacement is ready); once nothing is placed on it, it is forgotten.
+                self.worker_by_token(req, id).await?;
+                self.workers.set_draining(id, true).await?;
+                let placed = self
+                    .workers
+                    .placements()
+                    .await?
+                    .iter()
+                    .filter(|(_, w, _)| w == id)
+                    .count();
+                let removed = placed == 0 && self.workers.remove(id).await?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &json!({"placed": placed, "removed": removed}),
+                ))
             }
             ["api", "workers", id, "assignments"] if m == Method::GET => {
                 self.worker_by_token(req, id).await?;

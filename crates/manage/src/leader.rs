@@ -24,6 +24,18 @@ pub struct SchedulerOptions {
     pub lease_ttl: Duration,
 }
 
+/// The apps a worker's status reports ready (`{"hosts": [{"app", "ready"}]}`).
+fn ready_apps(status: &str) -> std::collections::BTreeSet<String> {
+    let v: serde_json::Value = serde_json::from_str(status).unwrap_or_default();
+    v["hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|h| h["ready"] == true)
+        .filter_map(|h| h["app"].as_str().map(str::to_string))
+        .collect()
+}
+
 /// One round, if this process leads: the placements changed (added, removed).
 pub async fn round(
     apps: &SqlApps,
@@ -50,6 +62,7 @@ pub async fn round(
             labels: w.spec.labels,
             max_apps: w.spec.max_apps,
             draining: w.draining,
+            ready: ready_apps(&w.status),
         })
         .collect();
     let app_views: Vec<AppView> = apps

@@ -1,7 +1,8 @@
 //! Placement of app replicas on workers, as a pure function of the apps, the workers and the
 //! placements already made: replicas stay where they are while their worker is eligible;
 //! missing ones go to the eligible worker with the fewest replicas; never two replicas of one
-//! app on one worker.
+//! app on one worker. A replica on a worker that is leaving in good order (draining, or out
+//! of its window, but alive) stays until the app has its replicas ready elsewhere.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,6 +18,8 @@ pub struct WorkerView {
     pub draining: bool,
     /// Inside its availability window now.
     pub in_window: bool,
+    /// Apps whose replica here reported itself ready.
+    pub ready: BTreeSet<String>,
 }
 
 impl WorkerView {
@@ -102,6 +105,31 @@ pub fn plan(apps: &[AppView], workers: &[WorkerView], current: &Placements) -> P
             have += 1;
         }
     }
+    // Make before break: a leaving worker keeps serving an app until enough of the app's
+    // new replicas are ready.
+    for app in apps.iter().filter(|a| a.deployed && a.replicas > 0) {
+        let ready = next
+            .iter()
+            .filter(|(a, w)| {
+                *a == app.name
+                    && by_id
+                        .get(w.as_str())
+                        .is_some_and(|w| w.ready.contains(&app.name))
+            })
+            .count() as i64;
+        if ready >= app.replicas {
+            continue;
+        }
+        for (_, worker) in current.iter().filter(|(a, _)| *a == app.name) {
+            if let Some(w) = by_id.get(worker.as_str())
+                && w.alive
+                && !w.eligible()
+                && w.ready.contains(&app.name)
+            {
+                next.insert((app.name.clone(), worker.clone()));
+            }
+        }
+    }
     next
 }
 
@@ -118,6 +146,7 @@ mod tests {
             alive: true,
             draining: false,
             in_window: true,
+            ready: BTreeSet::new(),
         }
     }
 
@@ -166,6 +195,30 @@ mod tests {
             plan(&[app("a", 2)], &workers, &moved).is_empty(),
             "nowhere eligible"
         );
+    }
+
+    #[test]
+    fn a_leaving_worker_serves_until_the_new_replica_is_ready() {
+        let mut workers = vec![worker("w1", 8), worker("w2", 8)];
+        workers[0].ready.insert("a".into());
+        let first = plan(&[app("a", 1)], &workers, &Placements::new());
+        assert_eq!(on(&first, "a"), vec!["w1"]);
+        // w1 drains: a replica goes to w2 and w1 keeps its own while w2's is not ready.
+        workers[0].draining = true;
+        let both = plan(&[app("a", 1)], &workers, &first);
+        assert_eq!(on(&both, "a"), vec!["w1", "w2"]);
+        assert_eq!(
+            plan(&[app("a", 1)], &workers, &both),
+            both,
+            "stable meanwhile"
+        );
+        // w2's replica is ready: w1's goes.
+        workers[1].ready.insert("a".into());
+        assert_eq!(on(&plan(&[app("a", 1)], &workers, &both), "a"), vec!["w2"]);
+        // A lost worker is not waited for.
+        workers[1].ready.clear();
+        workers[0].alive = false;
+        assert_eq!(on(&plan(&[app("a", 1)], &workers, &both), "a"), vec!["w2"]);
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct WorkerArgs {
     /// listen address, or the machine's name when that is a wildcard).
     #[arg(long, env = "STRATUS_WORKER_ADVERTISE")]
     pub advertise: Option<String>,
+    /// On SIGTERM or Ctrl-C, how long to keep serving while the apps move elsewhere.
+    #[arg(long, default_value_t = 60)]
+    pub drain_seconds: u64,
     /// Seconds between heartbeats.
     #[arg(long, default_value_t = 2)]
     pub heartbeat_seconds: u64,
@@ -235,10 +238,37 @@ pub async fn run(args: WorkerArgs) -> Result<(), ExitError> {
         };
         println!("joined {} as worker {id}", args.join);
         hosts.link(&args.join, &args.token, &id);
+        let mut leaving: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 () = tokio::time::sleep(every) => {}
-                () = &mut shutdown => return Ok(()),
+                () = &mut shutdown, if leaving.is_none() => {
+                    if args.drain_seconds == 0 {
+                        return Ok(());
+                    }
+                    println!("leaving: the apps move to other workers first (up to {} s)", args.drain_seconds);
+                    leaving = Some(tokio::time::Instant::now() + Duration::from_secs(args.drain_seconds));
+                }
+            }
+            if let Some(deadline) = leaving {
+                let left = client
+                    .send("POST", &format!("/api/workers/{id}/leave"), Vec::new(), "application/json")
+                    .await;
+                match left {
+                    Ok(v) if v["removed"] == true => {
+                        println!("left: nothing is placed here any more");
+                        return Ok(());
+                    }
+                    Ok(_) if tokio::time::Instant::now() < deadline => {}
+                    Ok(v) => {
+                        tracing::warn!("leaving with {} replicas still placed here", v["placed"]);
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        tracing::warn!("cannot leave in good order: {:#}", e.error());
+                        return Ok(());
+                    }
+                }
             }
             let path = format!("/api/workers/{id}/heartbeat");
             let status = hosts.status().await.to_string().into_bytes();

@@ -879,3 +879,61 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_worker_stopped_with_sigterm_hands_its_apps_over_without_failing_a_request() {
+    let m = manage();
+    let token = m.join_token();
+    let w1 = spawn_worker(&m, &token, "w1", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("app.zip");
+    zip_dir(&crate::support::sample("python-handler"), &zip);
+    m.apps(&["create", "greeter"]).unwrap();
+    m.apps(&["deploy", "greeter", zip.to_str().unwrap()])
+        .unwrap();
+    let hello = || request(m.front, "GET", "/apps/greeter/api/hello?name=Ed", &[], b"");
+    eventually(Duration::from_secs(30), || {
+        hello().ok().filter(|r| r.status == 200)
+    });
+    let w2 = spawn_worker(&m, &token, "w2", &[]);
+    eventually(Duration::from_secs(10), || {
+        let list: Value =
+            serde_json::from_str(&m.cli("workers", &["list", "--json"]).unwrap()).unwrap();
+        (list.as_array().unwrap().len() == 2).then_some(())
+    });
+    // Requests keep going while w1 leaves.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let front = m.front;
+    let client = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match request(front, "GET", "/apps/greeter/api/hello?name=Ed", &[], b"") {
+                    Ok(r) if r.status == 200 => ok += 1,
+                    Ok(r) => failed.push(format!("{} {}", r.status, r.text())),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            (ok, failed)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    crate::support::signal(w1._child.0.id(), "TERM");
+    // It leaves once its app is ready elsewhere, and stops the host.
+    let log = eventually(Duration::from_secs(30), || {
+        let log = w1.log();
+        (log.contains("left: nothing is placed here any more") && log.contains("stopped greeter"))
+            .then_some(log)
+    });
+    assert!(log.contains("leaving: the apps move"), "{log}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = client.join().unwrap();
+    assert!(failed.is_empty(), "{} failed: {failed:?}", failed.len());
+    assert!(ok > 0);
+    assert_eq!(m.placed(), vec!["w2".to_string()]);
+    let list: Value =
+        serde_json::from_str(&m.cli("workers", &["list", "--json"]).unwrap()).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "w1 is forgotten: {list}");
+    drop(w2);
+}
