@@ -122,6 +122,7 @@ impl Role {
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
+        let metrics = std::sync::Arc::new(stratus_manage::metrics::Metrics::default());
         let scheduler = tokio::spawn(stratus_manage::leader::run(
             store.apps(),
             store.workers(),
@@ -131,6 +132,7 @@ impl Role {
                 interval: std::time::Duration::from_secs(1),
                 worker_timeout: std::time::Duration::from_secs(args.worker_timeout_seconds.max(1)),
                 lease_ttl: std::time::Duration::from_secs(args.scheduler_lease_seconds.max(2)),
+                metrics: metrics.clone(),
             },
             stopped(stop_rx.clone()),
         ));
@@ -138,6 +140,8 @@ impl Role {
             listener,
             api,
             stratus_manage::AdminToken::new(&token),
+            metrics.clone(),
+            std::time::Duration::from_secs(args.worker_timeout_seconds.max(1)),
             stopped(stop_rx.clone()),
         ));
         let front = front_listener.map(|listener| {
@@ -145,6 +149,7 @@ impl Role {
                 store.apps(),
                 store.workers(),
                 args.domain.clone(),
+                metrics.clone(),
             );
             [
                 tokio::spawn(front.clone().follow(

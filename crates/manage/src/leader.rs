@@ -8,6 +8,8 @@ use stratus_store::{SqlApps, SqlLeases, SqlWorkers};
 
 use crate::scheduler::{AppView, Placements, WorkerView, in_window, plan};
 
+use std::sync::atomic::Ordering;
+
 /// The lease the scheduler leader holds.
 pub const LEASE: &str = "stratus/scheduler";
 
@@ -22,6 +24,8 @@ pub struct SchedulerOptions {
     pub worker_timeout: Duration,
     /// How long the leader's lease lasts without renewal.
     pub lease_ttl: Duration,
+    /// Where rounds are counted.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 /// The apps a worker's status reports ready (`{"hosts": [{"app", "ready"}]}`).
@@ -108,7 +112,21 @@ pub async fn run(
     tokio::pin!(stop);
     let mut leading = false;
     loop {
-        match round(&apps, &workers, &leases, &options, crate::now_ms()).await {
+        let outcome = round(&apps, &workers, &leases, &options, crate::now_ms()).await;
+        let m = &options.metrics;
+        match &outcome {
+            Ok(Some((added, removed))) => {
+                crate::metrics::inc(&m.scheduler_rounds);
+                m.placements_added
+                    .fetch_add(*added as u64, Ordering::Relaxed);
+                m.placements_removed
+                    .fetch_add(*removed as u64, Ordering::Relaxed);
+                m.scheduler_leader.store(1, Ordering::Relaxed);
+            }
+            Ok(None) => m.scheduler_leader.store(0, Ordering::Relaxed),
+            Err(_) => crate::metrics::inc(&m.scheduler_failures),
+        }
+        match outcome {
             Ok(Some(_)) if !leading => {
                 leading = true;
                 tracing::info!(instance = %options.instance, "this process now leads scheduling");

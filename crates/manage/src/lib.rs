@@ -7,6 +7,7 @@ pub mod api;
 pub mod front;
 pub mod keys;
 pub mod leader;
+pub mod metrics;
 pub mod queues;
 pub mod scheduler;
 pub mod state;
@@ -69,6 +70,9 @@ pub(crate) fn now_ms() -> i64 {
 struct Served {
     api: Api,
     token: AdminToken,
+    metrics: Arc<metrics::Metrics>,
+    /// A worker without a heartbeat for this long is lost (for the gauges).
+    worker_timeout_ms: i64,
     /// Managed apps' queues, under `/queues/`.
     queues: stratus_storage::queue_api::QueueService,
 }
@@ -101,6 +105,39 @@ async fn answer_queue(
     queues.handle(&request).await.map(Full::new)
 }
 
+/// `/metrics`: this process's counters and the store's gauges.
+async fn answer_metrics(served: &Served) -> hyper::Response<Full<Bytes>> {
+    let now = now_ms();
+    let mut g = metrics::Gauges::default();
+    let gathered = async {
+        for w in served.api.workers.list().await? {
+            if now - w.heartbeat_ms > served.worker_timeout_ms {
+                g.workers_lost += 1;
+            } else if w.draining {
+                g.workers_draining += 1;
+            } else {
+                g.workers_alive += 1;
+            }
+        }
+        g.apps = served.api.apps.list().await?.len() as u64;
+        for r in front::table::replicas(&served.api.workers).await? {
+            g.placements += 1;
+            g.placements_ready += u64::from(r.ready);
+        }
+        Ok::<_, stratus_store::Error>(())
+    }
+    .await;
+    if let Err(e) = gathered {
+        return ApiError::from(e).response().map(Full::new);
+    }
+    let mut r = hyper::Response::new(Full::new(Bytes::from(served.metrics.render(&g))));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
 async fn answer(
     served: Arc<Served>,
     req: hyper::Request<Incoming>,
@@ -108,6 +145,9 @@ async fn answer(
     let (parts, body) = req.into_parts();
     if parts.uri.path().starts_with("/queues/") {
         return Ok(answer_queue(&served.queues, parts, body).await);
+    }
+    if parts.uri.path() == "/metrics" && parts.method == http::Method::GET {
+        return Ok(answer_metrics(&served).await);
     }
     let (api, token) = (&served.api, &served.token);
     let authorization = parts.headers.get(http::header::AUTHORIZATION);
@@ -146,10 +186,18 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     api: Api,
     token: AdminToken,
+    metrics: Arc<metrics::Metrics>,
+    worker_timeout: std::time::Duration,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let queues = queues::service(api.queues.clone(), api.workers.clone());
-    let shared = Arc::new(Served { api, token, queues });
+    let shared = Arc::new(Served {
+        api,
+        token,
+        metrics,
+        worker_timeout_ms: i64::try_from(worker_timeout.as_millis()).unwrap_or(i64::MAX),
+        queues,
+    });
     stratus_storage::serve::serve_http(listener, "management API", shutdown, move |req| {
         answer(shared.clone(), req)
     })

@@ -228,6 +228,15 @@ fn a_cluster_on_postgres_keeps_serving_through_a_lost_worker_and_a_lost_leader()
         "both replicas take messages: {done:?}"
     );
     // Steady load through a front door; a worker holding a replica dies without a word.
+    // What the counters said before.
+    let metric = |m: &Manage, name: &str| -> u64 {
+        let text = request(m.port, "GET", "/metrics", &[], b"").unwrap().text();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    let unavailable = metric(&b, "stratus_front_door_unavailable_total");
+    let bad_gateway = metric(&b, "stratus_front_door_bad_gateway_total");
     let load = Load::start(b.front, "/apps/greeter/api/hello?name=Load", 4);
     eventually(Duration::from_secs(10), || (load.ok() > 50).then_some(()));
     let victim = first[0].0.clone();
@@ -266,6 +275,24 @@ fn a_cluster_on_postgres_keeps_serving_through_a_lost_worker_and_a_lost_leader()
     assert!(
         recovery < Duration::from_secs(20),
         "recovery took {recovery:?}"
+    );
+    assert!(metric(&b, "stratus_front_door_requests_total") as usize >= ok);
+    // Its counters say the same.
+    assert_eq!(
+        metric(&b, "stratus_front_door_unavailable_total"),
+        unavailable
+    );
+    assert_eq!(
+        metric(&b, "stratus_front_door_bad_gateway_total"),
+        bad_gateway
+    );
+    assert!(
+        metric(&b, "stratus_front_door_retries_total") > 0,
+        "requests to the lost worker went elsewhere"
+    );
+    assert_eq!(
+        metric(&a, "stratus_scheduler_leader") + metric(&b, "stratus_scheduler_leader"),
+        1
     );
     // The scheduler leader dies: the other process takes over and moves the replica of the
     // next lost worker.
@@ -309,4 +336,9 @@ fn a_cluster_on_postgres_keeps_serving_through_a_lost_worker_and_a_lost_leader()
         .filter(|r| r.status == 200)
     });
     assert_eq!(r.text(), "Hello, End!");
+    assert_eq!(metric(&follower, "stratus_scheduler_leader"), 1);
+    assert!(
+        metric(&follower, "stratus_placements_removed_total") >= 1,
+        "it moved the lost replica"
+    );
 }

@@ -200,6 +200,9 @@ impl FrontDoor {
             let Some(replica) = table.pick(route, &tried, now_ms()) else {
                 break;
             };
+            if !tried.is_empty() {
+                crate::metrics::inc(&self.metrics.front_retries);
+            }
             tried.push(replica.id);
             // A kept connection first; a new one if it was closed meanwhile.
             let mut fresh = false;

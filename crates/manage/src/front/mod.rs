@@ -114,10 +114,16 @@ pub struct FrontDoor {
     /// The domain apps are addressed under (`{app}.{domain}`), lower case.
     domain: Option<String>,
     table: parking_lot::RwLock<Arc<Table>>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl FrontDoor {
-    pub fn new(apps: SqlApps, workers: SqlWorkers, domain: Option<String>) -> Arc<FrontDoor> {
+    pub fn new(
+        apps: SqlApps,
+        workers: SqlWorkers,
+        domain: Option<String>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Arc<FrontDoor> {
         Arc::new(FrontDoor {
             apps,
             workers,
@@ -125,6 +131,7 @@ impl FrontDoor {
                 .map(|d| d.trim_matches('.').to_ascii_lowercase())
                 .filter(|d| !d.is_empty()),
             table: parking_lot::RwLock::new(Arc::new(Table::default())),
+            metrics,
         })
     }
 
@@ -171,7 +178,9 @@ impl FrontDoor {
             .and_then(|v| v.to_str().ok())
             .or_else(|| req.uri().authority().map(|a| a.as_str()));
         let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        crate::metrics::inc(&self.metrics.front_requests);
         let Some((app, path)) = target(host, pq, self.domain.as_deref()) else {
+            crate::metrics::inc(&self.metrics.front_not_found);
             return FrontError::NotAddressed.response();
         };
         let table = self.table.read().clone();
@@ -179,6 +188,13 @@ impl FrontDoor {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(app, "front door: {e}");
+                let m = &self.metrics;
+                crate::metrics::inc(match e {
+                    FrontError::NoReplica(_) | FrontError::Unreachable(..) => &m.front_unavailable,
+                    FrontError::Broken(_) => &m.front_bad_gateway,
+                    FrontError::NotAddressed | FrontError::NoApp(_) => &m.front_not_found,
+                    FrontError::BadRequest(_) => &m.front_requests_bad,
+                });
                 e.response()
             }
         }
