@@ -2,7 +2,9 @@
 //! placements already made: replicas stay where they are while their worker is eligible;
 //! missing ones go to the eligible worker with the fewest replicas; never two replicas of one
 //! app on one worker. A replica on a worker that is leaving in good order (draining, or out
-//! of its window, but alive) stays until the app has its replicas ready elsewhere.
+//! of its window, but alive) stays until the app has its replicas ready elsewhere; when a
+//! worker carries two replicas more than another (one joined), replicas move over the same
+//! way, the old one kept until the new one is ready.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -73,18 +75,30 @@ pub fn plan(apps: &[AppView], workers: &[WorkerView], current: &Placements) -> P
     let by_id: BTreeMap<&str, &WorkerView> = workers.iter().map(|w| (w.id.as_str(), w)).collect();
     let mut next = Placements::new();
     let mut load: BTreeMap<&str, i64> = workers.iter().map(|w| (w.id.as_str(), 0)).collect();
-    // Keep what still fits, within each app's replica count.
+    // How many replicas each worker has now.
+    let mut now_load: BTreeMap<&str, i64> = BTreeMap::new();
+    for (_, w) in current {
+        *now_load.entry(w.as_str()).or_default() += 1;
+    }
+    // Keep what still fits, within each app's replica count: ready replicas first, then those
+    // on the least loaded workers (so a replica being moved goes once its new one is ready).
     for app in apps.iter().filter(|a| a.deployed && a.replicas > 0) {
-        let mut kept = 0;
-        for (_, worker) in current.iter().filter(|(a, _)| *a == app.name) {
-            let Some(w) = by_id.get(worker.as_str()) else {
-                continue;
-            };
-            if kept < app.replicas && w.eligible() && w.carries(&app.labels) {
-                next.insert((app.name.clone(), worker.clone()));
-                *load.entry(w.id.as_str()).or_default() += 1;
-                kept += 1;
-            }
+        let mut candidates: Vec<&WorkerView> = current
+            .iter()
+            .filter(|(a, _)| *a == app.name)
+            .filter_map(|(_, w)| by_id.get(w.as_str()).copied())
+            .filter(|w| w.eligible() && w.carries(&app.labels))
+            .collect();
+        candidates.sort_by_key(|w| {
+            (
+                !w.ready.contains(&app.name),
+                now_load.get(w.id.as_str()).copied().unwrap_or(0),
+                w.name.as_str(),
+            )
+        });
+        for w in candidates.into_iter().take(app.replicas as usize) {
+            next.insert((app.name.clone(), w.id.clone()));
+            *load.entry(w.id.as_str()).or_default() += 1;
         }
     }
     // Place what is missing, on the least loaded eligible workers.
@@ -103,6 +117,31 @@ pub fn plan(apps: &[AppView], workers: &[WorkerView], current: &Placements) -> P
             next.insert((app.name.clone(), w.id.clone()));
             *load.entry(w.id.as_str()).or_default() += 1;
             have += 1;
+        }
+    }
+    // Rebalance (after workers join): a replica moves from a worker with at least two more
+    // than another eligible one; the old one stays until the new one is ready (the keep pass
+    // above then prefers the new one, on the less loaded worker). One move per app a round.
+    for app in apps.iter().filter(|a| a.deployed && a.replicas > 0) {
+        let holders: Vec<&WorkerView> = next
+            .iter()
+            .filter(|(a, _)| *a == app.name)
+            .filter_map(|(_, w)| by_id.get(w.as_str()).copied())
+            .collect();
+        let Some(hi) = holders.iter().max_by_key(|w| load[w.id.as_str()]).copied() else {
+            continue;
+        };
+        let target = workers
+            .iter()
+            .filter(|w| w.eligible() && w.carries(&app.labels))
+            .filter(|w| !holders.iter().any(|h| h.id == w.id))
+            .filter(|w| load[w.id.as_str()] < w.max_apps)
+            .filter(|w| load[hi.id.as_str()] - load[w.id.as_str()] >= 2)
+            .min_by_key(|w| (load[w.id.as_str()], w.name.as_str()));
+        if let Some(lo) = target {
+            next.insert((app.name.clone(), lo.id.clone()));
+            *load.entry(lo.id.as_str()).or_default() += 1;
+            *load.entry(hi.id.as_str()).or_default() -= 1;
         }
     }
     // Make before break: a leaving worker keeps serving an app until enough of the app's
@@ -219,6 +258,37 @@ mod tests {
         workers[1].ready.clear();
         workers[0].alive = false;
         assert_eq!(on(&plan(&[app("a", 1)], &workers, &both), "a"), vec!["w2"]);
+    }
+
+    #[test]
+    fn replicas_move_to_a_worker_that_joins_once_ready() {
+        let mut workers = vec![worker("w1", 8)];
+        let apps: Vec<AppView> = ["a", "b", "c", "d"].iter().map(|n| app(n, 1)).collect();
+        let mut p = plan(&apps, &workers, &Placements::new());
+        assert_eq!(p.len(), 4);
+        workers[0].ready = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+        workers.push(worker("w2", 8));
+        // Rounds until nothing changes, w2 reporting ready what it was given each time.
+        for _ in 0..6 {
+            let next = plan(&apps, &workers, &p);
+            let on_w2: BTreeSet<String> = next
+                .iter()
+                .filter(|(_, w)| w == "w2")
+                .map(|(a, _)| a.clone())
+                .collect();
+            // Nothing leaves w1 before w2 serves it.
+            for (a, _) in p.iter().filter(|(_, w)| w == "w1") {
+                assert!(
+                    next.contains(&(a.clone(), "w1".into())) || workers[1].ready.contains(a),
+                    "{a} left w1 before w2 was ready"
+                );
+            }
+            workers[1].ready = on_w2;
+            p = next;
+        }
+        let count = |w: &str| p.iter().filter(|(_, x)| x == w).count();
+        assert_eq!((count("w1"), count("w2")), (2, 2), "{p:?}");
+        assert_eq!(plan(&apps, &workers, &p), p, "settled");
     }
 
     #[test]

@@ -937,3 +937,66 @@ fn a_worker_stopped_with_sigterm_hands_its_apps_over_without_failing_a_request()
     assert_eq!(list.as_array().unwrap().len(), 1, "w1 is forgotten: {list}");
     drop(w2);
 }
+
+#[test]
+fn replicas_move_to_a_worker_that_joins_without_failing_a_request() {
+    let m = manage();
+    let token = m.join_token();
+    let _w1 = spawn_worker(&m, &token, "w1", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("app.zip");
+    zip_dir(&crate::support::sample("python-handler"), &zip);
+    for app in ["one", "two"] {
+        m.apps(&["create", app]).unwrap();
+        m.apps(&["deploy", app, zip.to_str().unwrap()]).unwrap();
+    }
+    for app in ["one", "two"] {
+        eventually(Duration::from_secs(30), || {
+            request(m.front, "GET", &format!("/apps/{app}/api/hello"), &[], b"")
+                .ok()
+                .filter(|r| r.status == 200)
+        });
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let front = m.front;
+    let clients: Vec<_> = ["one", "two"]
+        .iter()
+        .map(|app| {
+            let stop = stop.clone();
+            let path = format!("/apps/{app}/api/hello");
+            std::thread::spawn(move || {
+                let mut failed = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match request(front, "GET", &path, &[], b"") {
+                        Ok(r) if r.status == 200 => {}
+                        Ok(r) => failed.push(format!("{path}: {} {}", r.status, r.text())),
+                        Err(e) => failed.push(format!("{path}: {e}")),
+                    }
+                }
+                failed
+            })
+        })
+        .collect();
+    // A second worker joins: one of the two apps moves over, the other stays.
+    let _w2 = spawn_worker(&m, &token, "w2", &[]);
+    let placed = eventually(Duration::from_secs(30), || {
+        let p = m.placements();
+        let ready_on = |w: &str| {
+            p.iter()
+                .filter(|x| x["workerName"] == w && x["ready"] == true)
+                .count()
+        };
+        (p.len() == 2 && ready_on("w1") == 1 && ready_on("w2") == 1).then_some(p)
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let failed: Vec<String> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} failed: {failed:?}\n{placed:?}",
+        failed.len()
+    );
+}
