@@ -138,6 +138,10 @@ impl Client {
         if status.is_success() {
             return Ok(bytes);
         }
+        // A long poll that saw no change.
+        if status == http::StatusCode::NOT_MODIFIED {
+            return Ok(Bytes::new());
+        }
         let value: Value = serde_json::from_slice(&bytes)
             .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
         let message = value["error"]["message"]

@@ -126,18 +126,34 @@ pub async fn workers(args: WorkersArgs) -> Result<(), ExitError> {
                 return Ok(());
             }
             println!(
-                "{:<38} {:<16} {:>6} {:>8} {:>5} {:>9} {:<12} {:<9} {:<16} PLACED",
-                "ID", "NAME", "CPU", "MEMORY", "MAX", "HEARTBEAT", "WINDOW", "STATE", "LABELS"
+                "{:<38} {:<16} {:>6} {:>8} {:>5} {:>9} {:>5} {:>8} {:<12} {:<9} {:<16} PLACED",
+                "ID",
+                "NAME",
+                "CPU",
+                "MEMORY",
+                "MAX",
+                "HEARTBEAT",
+                "LOAD",
+                "FREE",
+                "WINDOW",
+                "STATE",
+                "LABELS"
             );
             for w in list.as_array().into_iter().flatten() {
                 println!(
-                    "{:<38} {:<16} {:>6} {:>8} {:>5} {:>8}s {:<12} {:<9} {:<16} {}",
+                    "{:<38} {:<16} {:>6} {:>8} {:>5} {:>8}s {:>5} {:>8} {:<12} {:<9} {:<16} {}",
                     w["id"].as_str().unwrap_or(""),
                     w["name"].as_str().unwrap_or(""),
                     format!("{}m", w["cpuMillis"]),
                     format!("{}Mi", w["memoryMib"]),
                     w["maxApps"],
                     w["heartbeatAgeMs"].as_i64().unwrap_or(0) / 1000,
+                    w["load"]["loadAverage1m"]
+                        .as_f64()
+                        .map_or("-".into(), |l| format!("{l:.2}")),
+                    w["load"]["memoryAvailableMib"]
+                        .as_u64()
+                        .map_or("-".into(), |m| format!("{m}Mi")),
                     w["window"].as_str().unwrap_or("always"),
                     if w["draining"] == true {
                         "draining"

@@ -13,6 +13,9 @@ use stratus_store::{
 /// The OpenAPI description of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
+/// How often a waiting worker's assignments are read again.
+const ASSIGNMENT_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Largest package accepted (a zip of an app).
 pub const PACKAGE_LIMIT: usize = 256 << 20;
 
@@ -244,6 +247,8 @@ fn worker_json(w: &WorkerRecord, now_ms: i64) -> Value {
         "heartbeatAt": w.heartbeat_ms,
         "heartbeatAgeMs": (now_ms - w.heartbeat_ms).max(0),
         "draining": w.draining,
+        // As its last heartbeat reported it.
+        "load": serde_json::from_str::<Value>(&w.status).map(|s| s["load"].clone()).unwrap_or(Value::Null),
     })
 }
 
@@ -491,9 +496,31 @@ impl Api {
                 ))
             }
             ["api", "workers", id, "assignments"] if m == Method::GET => {
+                // A long poll: with `known` (the digest of what the worker has) and `wait`
+                // (seconds, at most 25), the answer comes when the assignments change, or as
+                // 304 when they have not within the wait.
                 self.worker_by_token(req, id).await?;
-                let list = self.assignments(id).await?;
-                Ok(json_response(StatusCode::OK, &Value::Array(list)))
+                let known = query_value(req.query, "known");
+                let wait = query_value(req.query, "wait")
+                    .and_then(|w| w.parse::<u64>().ok())
+                    .unwrap_or(0)
+                    .min(25);
+                let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
+                loop {
+                    let list = Value::Array(self.assignments(id).await?);
+                    let digest = stratus_store::apps::sha256_hex(list.to_string().as_bytes());
+                    if known != Some(digest.as_str()) {
+                        let mut r = json_response(StatusCode::OK, &list);
+                        if let Ok(v) = http::HeaderValue::from_str(&format!("\"{digest}\"")) {
+                            r.headers_mut().insert(header::ETAG, v);
+                        }
+                        return Ok(r);
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        return Ok(empty(StatusCode::NOT_MODIFIED));
+                    }
+                    tokio::time::sleep(ASSIGNMENT_POLL).await;
+                }
             }
             ["api", "workers", id, "packages", sha] if m == Method::GET => {
                 self.worker_by_token(req, id).await?;

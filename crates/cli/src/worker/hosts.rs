@@ -47,6 +47,8 @@ pub struct Hosts {
     /// through it.
     link: Option<(String, String, String)>,
     restarts: BTreeMap<String, Backoff>,
+    /// What was last applied.
+    wanted: Vec<Assignment>,
     running: BTreeMap<String, Running>,
 }
 
@@ -82,6 +84,23 @@ fn unpack(zip: &Path, dir: &Path) -> Result<(), String> {
     std::fs::rename(&tmp, dir).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
+/// The machine's load as `/proc` tells it: the 1-minute load average and the memory
+/// available, in MiB (absent where `/proc` does not say).
+fn machine_load() -> serde_json::Value {
+    let loadavg = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<f64>().ok());
+    let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| {
+        let line = t.lines().find(|l| l.starts_with("MemAvailable:"))?;
+        line.split_whitespace()
+            .nth(1)?
+            .parse::<u64>()
+            .ok()
+            .map(|kib| kib / 1024)
+    });
+    serde_json::json!({ "loadAverage1m": loadavg, "memoryAvailableMib": available })
+}
+
 fn free_port() -> Option<u16> {
     Some(
         std::net::TcpListener::bind("127.0.0.1:0")
@@ -100,6 +119,7 @@ impl Hosts {
             advertise,
             link: None,
             restarts: BTreeMap::new(),
+            wanted: Vec::new(),
             running: BTreeMap::new(),
         }
     }
@@ -109,8 +129,15 @@ impl Hosts {
         self.link = Some((url.to_string(), token.to_string(), id.to_string()));
     }
 
+    /// Starts again the hosts that exited, once their back-off is over.
+    pub async fn restart_exited(&mut self) {
+        let wanted = self.wanted.clone();
+        self.apply(&wanted).await;
+    }
+
     /// Makes the running hosts match `wanted`.
     pub async fn apply(&mut self, wanted: &[Assignment]) {
+        self.wanted = wanted.to_vec();
         // Hosts that exited on their own start again, waiting longer each time they fail
         // soon after starting.
         let exited: Vec<String> = self
@@ -300,7 +327,7 @@ impl Hosts {
                 "ready": ready,
             }));
         }
-        serde_json::json!({ "hosts": hosts })
+        serde_json::json!({ "hosts": hosts, "load": machine_load() })
     }
 
     /// Stops every host.

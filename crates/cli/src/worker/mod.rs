@@ -76,17 +76,14 @@ struct Cache {
 }
 
 impl Cache {
-    /// Reads the assignments and fetches the packages not cached yet (verified before use);
-    /// the assignments whose package is cached.
-    async fn refresh(&mut self, client: &Client, id: &str) -> Result<Vec<Assignment>, ExitError> {
-        let list = client
-            .send(
-                "GET",
-                &format!("/api/workers/{id}/assignments"),
-                Vec::new(),
-                "application/json",
-            )
-            .await?;
+    /// Fetches the packages of `list` (the assignments as the API gives them) not cached yet
+    /// (verified before use); the assignments whose package is cached.
+    async fn refresh(
+        &mut self,
+        client: &Client,
+        id: &str,
+        list: &Value,
+    ) -> Result<Vec<Assignment>, ExitError> {
         let mut now = std::collections::BTreeSet::new();
         let mut ready = Vec::new();
         for a in list.as_array().into_iter().flatten() {
@@ -150,6 +147,30 @@ impl Cache {
         self.assigned = now;
         Ok(ready)
     }
+}
+
+/// How long the management role may hold an assignments request open.
+const ASSIGNMENTS_WAIT_S: u64 = 20;
+
+/// Waits for this worker's assignments to differ from `known` (their digest): the new list
+/// and its digest, or None when they did not change within the wait.
+async fn assignments(
+    client: &Client,
+    id: String,
+    known: Option<String>,
+) -> Result<Option<(Value, String)>, ExitError> {
+    let mut path = format!("/api/workers/{id}/assignments?wait={ASSIGNMENTS_WAIT_S}");
+    if let Some(k) = &known {
+        path.push_str(&format!("&known={k}"));
+    }
+    let list = client
+        .send("GET", &path, Vec::new(), "application/json")
+        .await?;
+    if list.is_null() {
+        return Ok(None);
+    }
+    let digest = sha256_hex(list.to_string().as_bytes());
+    Ok(Some((list, digest)))
 }
 
 /// The machine's memory in MiB, from /proc/meminfo.
@@ -239,9 +260,42 @@ pub async fn run(args: WorkerArgs) -> Result<(), ExitError> {
         println!("joined {} as worker {id}", args.join);
         hosts.link(&args.join, &args.token, &id);
         let mut leaving: Option<tokio::time::Instant> = None;
+        // Assignments come down as they change (a long poll); heartbeats go up on their own.
+        let mut known: Option<String> = None;
+        let mut watch = Box::pin(assignments(&client, id.clone(), None));
+        let mut next_beat = tokio::time::Instant::now();
         loop {
             tokio::select! {
-                () = tokio::time::sleep(every) => {}
+                () = tokio::time::sleep_until(next_beat) => {
+                    next_beat = tokio::time::Instant::now() + every;
+                }
+                r = &mut watch => {
+                    let changed = match r {
+                        Ok(Some((list, digest))) => {
+                            match cache.refresh(&client, &id, &list).await {
+                                Ok(a) => {
+                                    hosts.apply(&a).await;
+                                    known = Some(digest);
+                                }
+                                Err(e) => tracing::warn!("assignments: {:#}", e.error()),
+                            }
+                            true
+                        }
+                        Ok(None) => false,
+                        // The heartbeat says what to do about the management role's answers.
+                        Err(e) => {
+                            tracing::debug!("assignments: {:#}", e.error());
+                            tokio::time::sleep(every).await;
+                            false
+                        }
+                    };
+                    if changed {
+                        // Hosts started or stopped: say so now.
+                        next_beat = tokio::time::Instant::now();
+                    }
+                    watch = Box::pin(assignments(&client, id.clone(), known.clone()));
+                    continue;
+                }
                 () = &mut shutdown, if leaving.is_none() => {
                     if args.drain_seconds == 0 {
                         return Ok(());
@@ -271,19 +325,20 @@ pub async fn run(args: WorkerArgs) -> Result<(), ExitError> {
                 }
             }
             let path = format!("/api/workers/{id}/heartbeat");
+            // Hosts that exited start again (with back-off) at the beat.
+            hosts.restart_exited().await;
             let status = hosts.status().await.to_string().into_bytes();
-            let beat = match client.send("POST", &path, status, "application/json").await {
-                Ok(_) => cache.refresh(&client, &id).await,
-                Err(e) => Err(e),
-            };
+            let beat = client.send("POST", &path, status, "application/json").await;
             match beat {
-                Ok(assignments) => hosts.apply(&assignments).await,
+                Ok(_) => {}
                 Err(ExitError::Gone(_)) => {
                     tracing::warn!("the management role forgot this worker: joining again");
                     hosts.apply(&[]).await;
                     id = join(&client, &body).await?;
                     println!("joined {} as worker {id}", args.join);
                     hosts.link(&args.join, &args.token, &id);
+                    known = None;
+                    watch = Box::pin(assignments(&client, id.clone(), None));
                 }
                 // Refused: the token was revoked (or is wrong); nothing to retry.
                 Err(e @ ExitError::Config(_)) => return Err::<(), ExitError>(e),

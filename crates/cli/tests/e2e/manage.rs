@@ -478,7 +478,11 @@ pub(crate) fn spawn_worker(m: &Manage, token: &str, name: &str, extra: &[&str]) 
             "--name",
             name,
         ])
-        .args(["--heartbeat-seconds", "1"])
+        .args(if extra.contains(&"--heartbeat-seconds") {
+            &[][..]
+        } else {
+            &["--heartbeat-seconds", "1"][..]
+        })
         .args(extra)
         .env("STRATUS_JOIN_TOKEN", token)
         .env("STRATUS_DATA_DIR", data.path())
@@ -999,4 +1003,28 @@ fn replicas_move_to_a_worker_that_joins_without_failing_a_request() {
         "{} failed: {failed:?}\n{placed:?}",
         failed.len()
     );
+}
+
+#[test]
+fn assignments_reach_a_worker_as_they_change_not_at_its_next_heartbeat() {
+    let m = manage();
+    let token = m.join_token();
+    let w = spawn_worker(&m, &token, "w1", &["--heartbeat-seconds", "30"]);
+    eventually(Duration::from_secs(10), || {
+        w.log().contains("joined").then_some(())
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let zip = dir.path().join("app.zip");
+    zip_dir(&crate::support::sample("python-handler"), &zip);
+    m.apps(&["create", "greeter"]).unwrap();
+    let deployed = std::time::Instant::now();
+    m.apps(&["deploy", "greeter", zip.to_str().unwrap()])
+        .unwrap();
+    serving(&w, "greeter", 1);
+    let took = deployed.elapsed();
+    assert!(
+        took < Duration::from_secs(8),
+        "the host started {took:?} after the deployment (heartbeats every 30 s)"
+    );
+    eprintln!("deployed -> host started on the worker in {took:?}");
 }
