@@ -159,9 +159,48 @@ pub fn run(a: &crate::Args, data: &Path) -> serde_json::Value {
         "\nworker lost -> its replica re-placed and serving through the front door: {:.2} s (worker timeout 2 s, heartbeats every 1 s)",
         recovery.as_secs_f64()
     );
+    // Queues on a worker: the app's account at the management role, reached by the worker's
+    // hosts (and here by the producers) over the Queue REST API with the join token.
+    cli(&m, api, &["apps", "create", "bq"]);
+    cli(
+        &m,
+        api,
+        &[
+            "apps",
+            "set",
+            "bq",
+            "BENCH_HELLO_PATH",
+            hello.to_str().unwrap(),
+        ],
+    );
+    let queue_app = repo().join("bench/apps/queue");
+    cli(
+        &m,
+        api,
+        &["apps", "deploy", "bq", queue_app.to_str().unwrap()],
+    );
+    ready_port(&m, api, "bq", "w2", Duration::from_secs(60)).expect("the queue app did not start");
+    let total = (2_000 * a.duration as usize).max(5_000);
+    let endpoint = crate::queues::Endpoint {
+        port: api,
+        prefix: "/queues/bq".into(),
+        bearer: Some(token.clone()),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (enqueue, end_to_end) =
+        runtime.block_on(crate::queues::measure(&endpoint, total, a.rounds));
+    println!(
+        "\n## queue trigger on a worker, queues at the management role (SQLite): {total} messages\n\n| enqueue only (baseline) | end to end | ratio |\n|---|---|---|\n| {enqueue:.0} msg/s | {end_to_end:.0} msg/s | {:.2}× |",
+        end_to_end / enqueue
+    );
     serde_json::json!({
         "throughput": throughput,
         "latency": latency,
+        "managed_queue": {"messages": total, "enqueue_per_s": enqueue, "end_to_end_per_s": end_to_end},
         "recovery_seconds": recovery.as_secs_f64(),
     })
 }

@@ -18,6 +18,40 @@ use stratus_storage::{DEV_ACCOUNT, DEV_ACCOUNT_KEY};
 /// Producer connections.
 const CONNECTIONS: usize = 32;
 
+/// Where the queue service is: its port, the account's path prefix (`/devstoreaccount1`, or
+/// `/queues/{app}` at the management role) and a bearer token when not Shared Key.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub port: u16,
+    pub prefix: String,
+    pub bearer: Option<String>,
+}
+
+impl Endpoint {
+    /// The development account of a `stratus start` queue service.
+    fn development(port: u16) -> Endpoint {
+        Endpoint {
+            port,
+            prefix: format!("/{DEV_ACCOUNT}"),
+            bearer: None,
+        }
+    }
+
+    /// Headers of a request to `path` (under the prefix).
+    fn headers(&self, method: &str, path: &str, query: Option<&str>, body_len: usize) -> HeaderMap {
+        match &self.bearer {
+            None => signed(method, path, query, body_len),
+            Some(token) => {
+                let mut h = HeaderMap::new();
+                h.insert("x-ms-version", "2021-12-02".parse().unwrap());
+                h.insert("content-length", body_len.to_string().parse().unwrap());
+                h.insert("authorization", format!("Bearer {token}").parse().unwrap());
+                h
+            }
+        }
+    }
+}
+
 /// Signed headers of a request to the development account (valid for the whole run: the
 /// service accepts a date within 15 minutes).
 fn signed(method: &str, path: &str, query: Option<&str>, body_len: usize) -> HeaderMap {
@@ -63,8 +97,8 @@ async fn connect(port: u16) -> hyper::client::conn::http1::SendRequest<Full<Byte
     sender
 }
 
-async fn call(port: u16, method: &str, path: &str, query: Option<&str>) -> (u16, HeaderMap) {
-    let mut sender = connect(port).await;
+async fn call(ep: &Endpoint, method: &str, path: &str, query: Option<&str>) -> (u16, HeaderMap) {
+    let mut sender = connect(ep.port).await;
     let uri = match query {
         Some(q) => format!("{path}?{q}"),
         None => path.to_string(),
@@ -74,7 +108,7 @@ async fn call(port: u16, method: &str, path: &str, query: Option<&str>) -> (u16,
         .uri(uri)
         .body(Full::new(Bytes::new()))
         .unwrap();
-    *req.headers_mut() = signed(method, path, query, 0);
+    *req.headers_mut() = ep.headers(method, path, query, 0);
     let r = sender.send_request(req).await.unwrap();
     let status = r.status().as_u16();
     let headers = r.headers().clone();
@@ -83,17 +117,17 @@ async fn call(port: u16, method: &str, path: &str, query: Option<&str>) -> (u16,
 }
 
 /// Creates a queue (no error if it exists).
-async fn create(port: u16, queue: &str) {
-    let (status, _) = call(port, "PUT", &format!("/{DEV_ACCOUNT}/{queue}"), None).await;
+async fn create(ep: &Endpoint, queue: &str) {
+    let (status, _) = call(ep, "PUT", &format!("{}/{queue}", ep.prefix), None).await;
     assert!(status == 201 || status == 204, "create {queue}: {status}");
 }
 
 /// The queue's approximate message count (visible or not).
-async fn count(port: u16, queue: &str) -> u64 {
+async fn count(ep: &Endpoint, queue: &str) -> u64 {
     let (status, h) = call(
-        port,
+        ep,
         "GET",
-        &format!("/{DEV_ACCOUNT}/{queue}"),
+        &format!("{}/{queue}", ep.prefix),
         Some("comp=metadata"),
     )
     .await;
@@ -106,12 +140,13 @@ async fn count(port: u16, queue: &str) -> u64 {
 }
 
 /// Puts `total` messages into `queue` over [`CONNECTIONS`] keep-alive connections.
-async fn produce(port: u16, queue: &str, total: usize) -> Duration {
-    let path = format!("/{DEV_ACCOUNT}/{queue}/messages");
+async fn produce(ep: &Endpoint, queue: &str, total: usize) -> Duration {
+    let path = format!("{}/{queue}/messages", ep.prefix);
+    let port = ep.port;
     let body = Bytes::from_static(
         b"<QueueMessage><MessageText>{\"job\":1,\"payload\":\"0123456789abcdef\"}</MessageText></QueueMessage>",
     );
-    let headers = signed("POST", &path, None, body.len());
+    let headers = ep.headers("POST", &path, None, body.len());
     let left = Arc::new(AtomicUsize::new(total));
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -142,33 +177,27 @@ async fn produce(port: u16, queue: &str, total: usize) -> Duration {
 }
 
 /// One backend's figures: (enqueue only msg/s, end to end msg/s).
-async fn measure(port: u16, total: usize, rounds: usize) -> (f64, f64) {
-    create(port, "idle").await;
-    create(port, "work").await;
+pub async fn measure(ep: &Endpoint, total: usize, rounds: usize) -> (f64, f64) {
+    create(ep, "idle").await;
+    create(ep, "work").await;
     // Warm up: connections, the handler, the database's caches.
-    produce(port, "work", total / 10).await;
-    while count(port, "work").await > 0 {
+    produce(ep, "work", total / 10).await;
+    while count(ep, "work").await > 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut enqueue = Vec::new();
     let mut end_to_end = Vec::new();
     for _ in 0..rounds {
-        let took = produce(port, "idle", total).await;
+        let took = produce(ep, "idle", total).await;
         enqueue.push(total as f64 / took.as_secs_f64());
         // Left behind, they would only grow the table the next rounds work on.
-        let (status, _) = call(
-            port,
-            "DELETE",
-            &format!("/{DEV_ACCOUNT}/idle/messages"),
-            None,
-        )
-        .await;
+        let (status, _) = call(ep, "DELETE", &format!("{}/idle/messages", ep.prefix), None).await;
         assert_eq!(status, 204, "clear idle");
         let started = Instant::now();
-        produce(port, "work", total).await;
+        produce(ep, "work", total).await;
         // Counting is work for the database too: rarely while many are left.
         loop {
-            let left = count(port, "work").await;
+            let left = count(ep, "work").await;
             if left == 0 {
                 break;
             }
@@ -246,7 +275,8 @@ pub fn run(duration: u64, rounds: usize, data: &Path) -> serde_json::Value {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        let (enqueue, e2e) = runtime.block_on(measure(queue_port, total, rounds));
+        let (enqueue, e2e) =
+            runtime.block_on(measure(&Endpoint::development(queue_port), total, rounds));
         drop(p);
         println!(
             "| {name} | {enqueue:.0} msg/s | {e2e:.0} msg/s | {:.2}× |",

@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
 use crate::connection::ConnectionString;
@@ -84,7 +85,12 @@ pub struct QueueClient {
     authority: String,
     /// The path prefix of the account (`/devstoreaccount1` path-style, empty otherwise).
     prefix: String,
+    /// Connections kept for the next requests (shared by the client's clones).
+    idle: std::sync::Arc<parking_lot::Mutex<Vec<SendRequest<Full<Bytes>>>>>,
 }
+
+/// Most connections a client keeps open while idle.
+const MAX_IDLE: usize = 16;
 
 /// The text between `<tag>` and `</tag>` in each occurrence, in order.
 fn tag_values<'a>(doc: &'a str, tag: &str) -> Vec<&'a str> {
@@ -120,6 +126,7 @@ impl QueueClient {
             auth: Auth::SharedKey(conn.key.clone().ok_or(ClientError::NoKey)?),
             authority: authority.to_string(),
             prefix: path,
+            idle: Default::default(),
         })
     }
 
@@ -139,6 +146,22 @@ impl QueueClient {
         let mut c = QueueClient::new(&conn)?;
         c.auth = Auth::Bearer(token.to_string());
         Ok(c)
+    }
+
+    /// A new connection to the service.
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
+        let stream = tokio::net::TcpStream::connect(&self.authority)
+            .await
+            .map_err(|source| ClientError::Connect {
+                endpoint: format!("http://{}{}", self.authority, self.prefix),
+                source,
+            })?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        tokio::spawn(conn);
+        Ok(sender)
     }
 
     async fn send(
@@ -209,20 +232,23 @@ impl QueueClient {
             .map_err(|e| ClientError::Http(e.to_string()))?;
         *request.headers_mut() = headers;
 
-        let stream = tokio::net::TcpStream::connect(&self.authority)
-            .await
-            .map_err(|source| ClientError::Connect {
-                endpoint: format!("http://{}{}", self.authority, self.prefix),
-                source,
-            })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| ClientError::Http(e.to_string()))?;
-        tokio::spawn(conn);
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| ClientError::Http(e.to_string()))?;
+        // A kept connection first; a new one when there is none, or when the kept one turns
+        // out closed before the request went (it comes back unsent).
+        let mut request = request;
+        let mut kept = self.idle.lock().pop();
+        let (response, sender) = loop {
+            let (mut sender, fresh) = match kept.take() {
+                Some(s) => (s, false),
+                None => (self.connect().await?, true),
+            };
+            match sender.try_send_request(request).await {
+                Ok(r) => break (r, sender),
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if !fresh => request = unsent,
+                    _ => return Err(ClientError::Http(e.into_error().to_string())),
+                },
+            }
+        };
         let status = response.status();
         let response_headers = response.headers().clone();
         let bytes = response
@@ -231,6 +257,12 @@ impl QueueClient {
             .await
             .map_err(|e| ClientError::Http(e.to_string()))?
             .to_bytes();
+        {
+            let mut idle = self.idle.lock();
+            if idle.len() < MAX_IDLE && !sender.is_closed() {
+                idle.push(sender);
+            }
+        }
         let text = String::from_utf8_lossy(&bytes).into_owned();
         if !status.is_success() {
             let code = tag_values(&text, "Code").first().copied().unwrap_or("");
