@@ -4,14 +4,12 @@
 //! replica moves, no idempotent request fails), then the scheduler leader (the other
 //! process takes over).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::manage::{Manage, WorkerProc, manage_env, shared_data, spawn_worker, zip_dir};
-use crate::support::{Database, eventually, request};
+use crate::support::{Database, Load, eventually, request};
 
 /// The ready replicas of `app`: (worker name, url).
 fn ready(m: &Manage, app: &str) -> Vec<(String, String)> {
@@ -25,58 +23,6 @@ fn ready(m: &Manage, app: &str) -> Vec<(String, String)> {
             )
         })
         .collect()
-}
-
-/// Steady GET load on a front door from `threads` clients until stopped.
-struct Load {
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicUsize>,
-    threads: Vec<std::thread::JoinHandle<Vec<String>>>,
-}
-
-impl Load {
-    fn start(port: u16, path: &'static str, threads: usize) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let ok = Arc::new(AtomicUsize::new(0));
-        let threads = (0..threads)
-            .map(|_| {
-                let (stop, ok) = (stop.clone(), ok.clone());
-                std::thread::spawn(move || {
-                    let mut errors = Vec::new();
-                    while !stop.load(Ordering::Relaxed) {
-                        match request(port, "GET", path, &[], b"") {
-                            Ok(r) if r.status == 200 => {
-                                ok.fetch_add(1, Ordering::Relaxed);
-                            }
-                            other => {
-                                errors.push(match other {
-                                    Ok(r) => format!("{} {}", r.status, r.text()),
-                                    Err(e) => e.to_string(),
-                                });
-                            }
-                        }
-                    }
-                    errors
-                })
-            })
-            .collect();
-        Load { stop, ok, threads }
-    }
-
-    fn ok(&self) -> usize {
-        self.ok.load(Ordering::Relaxed)
-    }
-
-    /// Stops the clients: (successes, failures with their answers).
-    fn finish(self) -> (usize, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        let errors = self
-            .threads
-            .into_iter()
-            .flat_map(|t| t.join().unwrap())
-            .collect();
-        (self.ok.load(Ordering::Relaxed), errors)
-    }
 }
 
 /// Puts job `n` on the app's `jobs` queue through the `enqueue` function.

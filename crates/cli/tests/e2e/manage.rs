@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{eventually, free_port, request, run_stratus, stratus_command};
+use crate::support::{Load, eventually, free_port, request, run_stratus, stratus_command};
 
 /// A child process killed when the test ends, however it ends.
 pub(crate) struct Killed(Child);
@@ -906,22 +906,7 @@ fn a_worker_stopped_with_sigterm_hands_its_apps_over_without_failing_a_request()
         (list.as_array().unwrap().len() == 2).then_some(())
     });
     // Requests keep going while w1 leaves.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let front = m.front;
-    let client = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let (mut ok, mut failed) = (0, Vec::new());
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                match request(front, "GET", "/apps/greeter/api/hello?name=Ed", &[], b"") {
-                    Ok(r) if r.status == 200 => ok += 1,
-                    Ok(r) => failed.push(format!("{} {}", r.status, r.text())),
-                    Err(e) => failed.push(e.to_string()),
-                }
-            }
-            (ok, failed)
-        })
-    };
+    let load = Load::start(m.front, "/apps/greeter/api/hello?name=Ed", 1);
     std::thread::sleep(Duration::from_millis(300));
     crate::support::signal(w1._child.0.id(), "TERM");
     // It leaves once its app is ready elsewhere, and stops the host.
@@ -931,8 +916,7 @@ fn a_worker_stopped_with_sigterm_hands_its_apps_over_without_failing_a_request()
             .then_some(log)
     });
     assert!(log.contains("leaving: the apps move"), "{log}");
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (ok, failed) = client.join().unwrap();
+    let (ok, failed) = load.finish();
     assert!(failed.is_empty(), "{} failed: {failed:?}", failed.len());
     assert!(ok > 0);
     assert_eq!(m.placed(), vec!["w2".to_string()]);
@@ -961,25 +945,9 @@ fn replicas_move_to_a_worker_that_joins_without_failing_a_request() {
                 .filter(|r| r.status == 200)
         });
     }
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let front = m.front;
-    let clients: Vec<_> = ["one", "two"]
+    let loads: Vec<Load> = ["one", "two"]
         .iter()
-        .map(|app| {
-            let stop = stop.clone();
-            let path = format!("/apps/{app}/api/hello");
-            std::thread::spawn(move || {
-                let mut failed = Vec::new();
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    match request(front, "GET", &path, &[], b"") {
-                        Ok(r) if r.status == 200 => {}
-                        Ok(r) => failed.push(format!("{path}: {} {}", r.status, r.text())),
-                        Err(e) => failed.push(format!("{path}: {e}")),
-                    }
-                }
-                failed
-            })
-        })
+        .map(|app| Load::start(m.front, &format!("/apps/{app}/api/hello"), 1))
         .collect();
     // A second worker joins: one of the two apps moves over, the other stays.
     let _w2 = spawn_worker(&m, &token, "w2", &[]);
@@ -993,11 +961,7 @@ fn replicas_move_to_a_worker_that_joins_without_failing_a_request() {
         (p.len() == 2 && ready_on("w1") == 1 && ready_on("w2") == 1).then_some(p)
     });
     std::thread::sleep(Duration::from_millis(1500));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let failed: Vec<String> = clients
-        .into_iter()
-        .flat_map(|c| c.join().unwrap())
-        .collect();
+    let failed: Vec<String> = loads.into_iter().flat_map(|l| l.finish().1).collect();
     assert!(
         failed.is_empty(),
         "{} failed: {failed:?}\n{placed:?}",

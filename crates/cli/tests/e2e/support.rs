@@ -5,6 +5,8 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Child;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 pub const MASTER: &str = "testMasterKey";
@@ -497,5 +499,58 @@ impl Drop for Database {
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             self.name
         ));
+    }
+}
+
+/// Steady GET load on a port from `threads` clients until stopped; every answer but a 200
+/// is a failure.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    threads: Vec<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Load {
+    pub fn start(port: u16, path: &str, threads: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let threads = (0..threads)
+            .map(|_| {
+                let (stop, ok, path) = (stop.clone(), ok.clone(), path.to_string());
+                std::thread::spawn(move || {
+                    let mut errors = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        match request(port, "GET", &path, &[], b"") {
+                            Ok(r) if r.status == 200 => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            other => {
+                                errors.push(match other {
+                                    Ok(r) => format!("{} {}", r.status, r.text()),
+                                    Err(e) => e.to_string(),
+                                });
+                            }
+                        }
+                    }
+                    errors
+                })
+            })
+            .collect();
+        Load { stop, ok, threads }
+    }
+
+    pub fn ok(&self) -> usize {
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    /// Stops the clients: (successes, failures with their answers).
+    pub fn finish(self) -> (usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let errors = self
+            .threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        (self.ok.load(Ordering::Relaxed), errors)
     }
 }
