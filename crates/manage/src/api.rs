@@ -800,6 +800,8 @@ impl Api {
                 let author = query_value(req.query, "author")
                     .map(decode)
                     .unwrap_or_else(|| "api".into());
+                crate::package::validate(req.body)
+                    .map_err(|e| ApiError::BadRequest(format!("the package was refused: {e}")))?;
                 let sha = self.apps.put_package(req.body, req.now_ms).await?;
                 let number = self
                     .apps

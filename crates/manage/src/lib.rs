@@ -8,6 +8,7 @@ pub mod front;
 pub mod keys;
 pub mod leader;
 pub mod metrics;
+pub mod package;
 pub mod queues;
 pub mod scheduler;
 pub mod state;

@@ -142,7 +142,7 @@ impl Manage {
     fn deploy(&self, app: &str, replicas: &str, zip: &std::path::Path) -> String {
         self.apps(&["create", app, "--min", replicas, "--max", replicas])
             .unwrap();
-        std::fs::write(zip, b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0").unwrap();
+        minimal_app(zip, &[]);
         let deployed = self.json(&["deploy", app, zip.to_str().unwrap()]);
         format!("{}.zip", deployed["sha256"].as_str().unwrap())
     }
@@ -213,8 +213,8 @@ fn apps_settings_and_versions_through_the_management_api() {
     let dir = tempfile::tempdir().unwrap();
     let zip_a = dir.path().join("a.zip");
     let zip_b = dir.path().join("b.zip");
-    std::fs::write(&zip_a, b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0").unwrap();
-    std::fs::write(&zip_b, b"PK\x03\x04 another package").unwrap();
+    minimal_app(&zip_a, &[]);
+    minimal_app(&zip_b, &[("README", b"another package")]);
     let v1 = m.json(&[
         "deploy",
         "orders",
@@ -235,6 +235,22 @@ fn apps_settings_and_versions_through_the_management_api() {
         .apps(&["deploy", "orders", not_zip.to_str().unwrap()])
         .unwrap_err();
     assert!(e.contains("not a zip archive"), "{e}");
+    // Packages that would break out of the app's folder, or have no valid host.json, are
+    // refused with the reason; the live version stays.
+    let hostile = dir.path().join("d.zip");
+    minimal_app(&hostile, &[("../escape.sh", b"rm -rf /")]);
+    let e = m
+        .apps(&["deploy", "orders", hostile.to_str().unwrap()])
+        .unwrap_err();
+    assert!(e.contains("outside the app's directory"), "{e}");
+    let no_host = dir.path().join("e");
+    std::fs::create_dir_all(&no_host).unwrap();
+    std::fs::write(no_host.join("host.json"), br#"{"version": "1.0"}"#).unwrap();
+    let e = m
+        .apps(&["deploy", "orders", no_host.to_str().unwrap()])
+        .unwrap_err();
+    assert!(e.contains("host.json"), "{e}");
+    assert_eq!(m.json(&["versions", "orders"]).as_array().unwrap().len(), 2);
     assert_eq!(m.json(&["show", "orders"])["activeVersion"], 1);
     m.apps(&["activate", "orders", "2"]).unwrap();
     assert_eq!(m.json(&["show", "orders"])["activeVersion"], 2);
@@ -252,7 +268,7 @@ fn apps_settings_and_versions_through_the_management_api() {
         b"",
     )
     .unwrap();
-    assert_eq!(r.body, b"PK\x03\x04 another package");
+    assert_eq!(r.body, std::fs::read(&zip_b).unwrap());
 
     let listed = m.apps(&["list"]).unwrap();
     assert!(
@@ -599,6 +615,19 @@ fn another_management_process_takes_scheduling_over_when_the_leader_dies() {
     assert_ne!(moved[0], victim);
 }
 
+/// Writes a zip of an app with only a host.json, and `extra` files.
+pub(crate) fn minimal_app(to: &std::path::Path, extra: &[(&str, &[u8])]) {
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(to).unwrap());
+    let opts = zip::write::SimpleFileOptions::default();
+    zip.start_file("host.json", opts).unwrap();
+    std::io::Write::write_all(&mut zip, br#"{"version": "2.0"}"#).unwrap();
+    for (name, content) in extra {
+        zip.start_file(*name, opts).unwrap();
+        std::io::Write::write_all(&mut zip, content).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
 /// A data directory that is `m`'s (a link to it): the same admin token and encryption key.
 pub(crate) fn shared_data(m: &Manage) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -805,12 +834,15 @@ fn a_host_that_exits_is_started_again_with_back_off() {
     let m = manage();
     let token = m.join_token();
     let w = spawn_worker(&m, &token, "w1", &[]);
-    // An app whose host.json is not valid: its host stops at once, every time.
+    // An app for a language worker this machine does not have: its host stops at once,
+    // every time.
     let dir = tempfile::tempdir().unwrap();
     let app = dir.path().join("app");
     std::fs::create_dir_all(&app).unwrap();
-    std::fs::write(app.join("host.json"), br#"{"version": "1.0"}"#).unwrap();
+    std::fs::write(app.join("host.json"), br#"{"version": "2.0"}"#).unwrap();
     m.apps(&["create", "broken"]).unwrap();
+    m.apps(&["set", "broken", "FUNCTIONS_WORKER_RUNTIME", "cobol"])
+        .unwrap();
     m.apps(&["deploy", "broken", app.to_str().unwrap()])
         .unwrap();
     let log = eventually(Duration::from_secs(30), || {
@@ -819,7 +851,10 @@ fn a_host_that_exits_is_started_again_with_back_off() {
     });
     assert!(log.contains("starting it again in 1 s"), "{log}");
     assert!(log.contains("starting it again in 2 s"), "{log}");
-    assert!(log.contains("host.json"), "the host says why: {log}");
+    assert!(
+        log.contains("FUNCTIONS_WORKER_RUNTIME"),
+        "the host says why: {log}"
+    );
 }
 
 #[test]
