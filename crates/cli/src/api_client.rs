@@ -11,6 +11,9 @@ use crate::config::{Config, ConfigFlags};
 
 pub use stratus_model::text::url_encode as encode;
 
+/// Longest a request to the management API may take (packages included).
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Prints a JSON answer (nothing for an empty one).
 pub fn print(v: &Value) {
     if !v.is_null() {
@@ -98,6 +101,29 @@ impl Client {
 
     /// Sends a request; the answer's bytes, or the error as an exit code.
     pub async fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<Bytes, ExitError> {
+        // A connection that went quiet (a partition, a rebooted machine) fails the call rather
+        // than hold it forever; long polls wait at most 25 s.
+        tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            self.exchange(method, path, body, content_type),
+        )
+        .await
+        .map_err(|_| {
+            ExitError::Unavailable(anyhow::anyhow!(
+                "the management API at http://{} did not answer within {} s",
+                self.authority,
+                REQUEST_TIMEOUT.as_secs()
+            ))
+        })?
+    }
+
+    async fn exchange(
         &self,
         method: &str,
         path: &str,

@@ -70,13 +70,26 @@ pub fn validate(bytes: &[u8]) -> Result<PackageInfo, PackageError> {
                 "entry \"{name}\" unpacks {size} bytes from {packed}: refused as a decompression bomb"
             )));
         }
-        if name.eq_ignore_ascii_case("host.json") {
-            // Read with a limit: the declared size is not trusted.
-            let mut text = Vec::new();
-            (&mut entry)
-                .take(1 << 20)
-                .read_to_end(&mut text)
-                .map_err(|e| refuse(format!("host.json cannot be read: {e}")))?;
+        if name == "host.json" && size > 1 << 20 {
+            return Err(refuse("host.json is larger than 1 MiB"));
+        }
+        // Unpacked here, counting what comes out rather than trusting the declared size
+        // (a forged header would otherwise pass the limits and blow up on the workers).
+        let mut sink = std::io::sink();
+        let mut text = Vec::new();
+        let out: &mut dyn std::io::Write = if name == "host.json" {
+            &mut text
+        } else {
+            &mut sink
+        };
+        let got = std::io::copy(&mut (&mut entry).take(size.saturating_add(1)), out)
+            .map_err(|e| refuse(format!("entry \"{name}\" cannot be unpacked: {e}")))?;
+        if got != size {
+            return Err(refuse(format!(
+                "entry \"{name}\" unpacks to {got} bytes, not the {size} it declares"
+            )));
+        }
+        if name == "host.json" {
             host_json = Some(text);
         }
     }

@@ -50,27 +50,25 @@ impl BearerAuth for WorkerQueues {
         &'a self,
         token: &'a str,
         account: &'a str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, String>> + Send + 'a>>
+    {
         Box::pin(async move {
             let key = (crate::digest(token), account.to_string());
             if let Some((at, ok)) = self.decided.lock().get(&key)
                 && at.elapsed() < REMEMBER
             {
-                return *ok;
+                return Ok(*ok);
             }
-            let ok = match self.decide(token, account).await {
-                Ok(ok) => ok,
-                Err(e) => {
-                    tracing::warn!("queue service: cannot check a worker's token: {e}");
-                    return false;
-                }
-            };
+            let ok = self
+                .decide(token, account)
+                .await
+                .map_err(|e| e.to_string())?;
             let mut decided = self.decided.lock();
             if decided.len() > 10_000 {
                 decided.clear();
             }
             decided.insert(key, (Instant::now(), ok));
-            ok
+            Ok(ok)
         })
     }
 }

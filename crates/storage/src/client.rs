@@ -89,6 +89,9 @@ pub struct QueueClient {
     idle: std::sync::Arc<parking_lot::Mutex<Vec<SendRequest<Full<Bytes>>>>>,
 }
 
+/// Longest a queue request may take.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Most connections a client keeps open while idle.
 const MAX_IDLE: usize = 16;
 
@@ -176,7 +179,25 @@ impl QueueClient {
             .map(|(status, _, text)| (status, text))
     }
 
+    /// One request and its answer, within [`REQUEST_TIMEOUT`].
     async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        query: Option<&str>,
+        body: Option<String>,
+    ) -> Result<(StatusCode, HeaderMap, String), ClientError> {
+        tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            self.exchange_now(method, path, query, body),
+        )
+        .await
+        .map_err(|_| {
+            ClientError::Http(format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()))
+        })?
+    }
+
+    async fn exchange_now(
         &self,
         method: Method,
         path: &str,

@@ -25,13 +25,13 @@ pub struct QueueService {
     pub bearer: Option<std::sync::Arc<dyn BearerAuth>>,
 }
 
-/// Decides whether a bearer token opens an account.
+/// Decides whether a bearer token opens an account (an error: it could not tell).
 pub trait BearerAuth: Send + Sync + std::fmt::Debug {
     fn admits<'a>(
         &'a self,
         token: &'a str,
         account: &'a str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>>;
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, String>> + Send + 'a>>;
 }
 
 /// A failure the service reports with an error code.
@@ -222,7 +222,15 @@ impl QueueService {
             .and_then(|v| v.strip_prefix("Bearer "));
         match (bearer, &self.bearer) {
             (Some(token), Some(auth)) => {
-                if !auth.admits(token.trim(), account).await {
+                let admitted = auth.admits(token.trim(), account).await.map_err(|e| {
+                    tracing::warn!("queue service: cannot check a bearer token: {e}");
+                    fail(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "ServerBusy",
+                        "The server cannot check the token now; try again.",
+                    )
+                })?;
+                if !admitted {
                     return Err(fail(
                         StatusCode::FORBIDDEN,
                         "AuthorizationPermissionMismatch",

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ pub struct Assignment {
 
 struct Running {
     version: i64,
+    sha256: String,
     port: u16,
     process: Process,
     started: std::time::Instant,
@@ -78,10 +80,42 @@ fn unpack(zip: &Path, dir: &Path) -> Result<(), String> {
             std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
         }
         let mut out = std::fs::File::create(&target).map_err(|e| e.to_string())?;
-        std::io::copy(&mut entry, &mut out).map_err(|e| e.to_string())?;
+        // No more than the entry says it holds (the management role checked those sizes).
+        let declared = entry.size();
+        let copied = std::io::copy(&mut (&mut entry).take(declared.saturating_add(1)), &mut out)
+            .map_err(|e| e.to_string())?;
+        if copied > declared {
+            return Err(format!(
+                "{}: entry \"{}\" holds more than the {declared} bytes it declares",
+                zip.display(),
+                entry.name()
+            ));
+        }
     }
     let _ = std::fs::remove_dir_all(dir);
     std::fs::rename(&tmp, dir).map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+/// Whether the host on `port` answers `GET /admin/host/ping` with 200 within 500 ms (its
+/// listener is open before it serves, so a connection alone says nothing).
+async fn pings(address: &str, port: u16) -> bool {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect((address, port)).await.ok()?;
+        s.write_all(
+            b"GET /admin/host/ping HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .ok()?;
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).await.ok()?;
+        Some(&head[9..12] == b"200")
+    };
+    tokio::time::timeout(Duration::from_millis(500), attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 /// The machine's load as `/proc` tells it: the 1-minute load average and the memory
@@ -176,14 +210,18 @@ impl Hosts {
             .filter(|(app, r)| {
                 !wanted
                     .iter()
-                    .any(|a| &a.app == *app && a.version == r.version)
+                    .any(|a| &a.app == *app && a.version == r.version && a.sha256 == r.sha256)
             })
             .map(|(app, _)| app.clone())
             .collect();
+        // Stopped on their own tasks: a host finishing its requests does not hold up the
+        // heartbeats.
         for app in stale {
             if let Some(mut r) = self.running.remove(&app) {
-                r.process.terminate(Duration::from_secs(10)).await;
-                println!("stopped {app} version {}", r.version);
+                tokio::spawn(async move {
+                    r.process.terminate(Duration::from_secs(10)).await;
+                    println!("stopped {app} version {}", r.version);
+                });
             }
         }
         for a in wanted {
@@ -215,13 +253,10 @@ impl Hosts {
             .data_dir
             .join("packages")
             .join(format!("{}.zip", a.sha256));
-        let dir = self
-            .data_dir
-            .join("apps")
-            .join(&a.app)
-            .join(a.version.to_string());
+        // By content: an app deleted and created again never runs the old one's files.
+        let dir = self.data_dir.join("apps").join(&a.app).join(&a.sha256);
         if !dir.join("host.json").is_file() {
-            unpack(&package, &dir)?;
+            tokio::task::block_in_place(|| unpack(&package, &dir))?;
         }
         if !dir.join("host.json").is_file() {
             return Err(format!(
@@ -288,6 +323,7 @@ impl Hosts {
         let process = Process::spawn(&spec, sink).map_err(|e| e.to_string())?;
         Ok(Running {
             version: a.version,
+            sha256: a.sha256.clone(),
             port,
             process,
             started: std::time::Instant::now(),
@@ -314,12 +350,7 @@ impl Hosts {
             _ => self.listen.as_str(),
         };
         for (app, r) in &self.running {
-            let ready = tokio::time::timeout(
-                Duration::from_millis(200),
-                tokio::net::TcpStream::connect((probe, r.port)),
-            )
-            .await
-            .is_ok_and(|c| c.is_ok());
+            let ready = pings(probe, r.port).await;
             hosts.push(serde_json::json!({
                 "app": app,
                 "version": r.version,

@@ -77,15 +77,17 @@ struct Cache {
 
 impl Cache {
     /// Fetches the packages of `list` (the assignments as the API gives them) not cached yet
-    /// (verified before use); the assignments whose package is cached.
+    /// (verified before use); the assignments whose package is cached, and whether that is all
+    /// of them (a package that could not be had is tried again later).
     async fn refresh(
         &mut self,
         client: &Client,
         id: &str,
         list: &Value,
-    ) -> Result<Vec<Assignment>, ExitError> {
+    ) -> (Vec<Assignment>, bool) {
         let mut now = std::collections::BTreeSet::new();
         let mut ready = Vec::new();
+        let mut complete = true;
         for a in list.as_array().into_iter().flatten() {
             let (Some(app), Some(version), Some(sha)) = (
                 a["app"].as_str(),
@@ -100,28 +102,38 @@ impl Cache {
             }
             let path = self.dir.join(format!("{sha}.zip"));
             if !path.is_file() {
-                let bytes = client
+                let fetched = client
                     .send_raw(
                         "GET",
                         &format!("/api/workers/{id}/packages/{sha}"),
                         Vec::new(),
                         "application/zip",
                     )
-                    .await?;
+                    .await;
+                let bytes = match fetched {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(app, "cannot fetch package {sha}: {:#}", e.error());
+                        complete = false;
+                        continue;
+                    }
+                };
                 let got = sha256_hex(&bytes);
                 if got != sha {
                     tracing::error!(app, "package {sha} arrived with hash {got}: discarded");
+                    complete = false;
                     continue;
                 }
-                std::fs::create_dir_all(&self.dir)
-                    .and_then(|()| {
-                        let tmp = self.dir.join(format!(".{sha}.part"));
-                        std::fs::write(&tmp, &bytes)?;
-                        std::fs::rename(&tmp, &path)
-                    })
-                    .map_err(|e| {
-                        ExitError::Other(anyhow::anyhow!("cannot write {}: {e}", path.display()))
-                    })?;
+                let written = std::fs::create_dir_all(&self.dir).and_then(|()| {
+                    let tmp = self.dir.join(format!(".{sha}.part"));
+                    std::fs::write(&tmp, &bytes)?;
+                    std::fs::rename(&tmp, &path)
+                });
+                if let Err(e) = written {
+                    tracing::error!(app, "cannot write {}: {e}", path.display());
+                    complete = false;
+                    continue;
+                }
             }
             now.insert((app.to_string(), version));
             ready.push(Assignment {
@@ -145,7 +157,7 @@ impl Cache {
             }
         }
         self.assigned = now;
-        Ok(ready)
+        (ready, complete)
     }
 }
 
@@ -272,12 +284,14 @@ pub async fn run(args: WorkerArgs) -> Result<(), ExitError> {
                 r = &mut watch => {
                     let changed = match r {
                         Ok(Some((list, digest))) => {
-                            match cache.refresh(&client, &id, &list).await {
-                                Ok(a) => {
-                                    hosts.apply(&a).await;
-                                    known = Some(digest);
-                                }
-                                Err(e) => tracing::warn!("assignments: {:#}", e.error()),
+                            // What can run runs; what could not be had is asked for again
+                            // after a pause.
+                            let (a, complete) = cache.refresh(&client, &id, &list).await;
+                            hosts.apply(&a).await;
+                            if complete {
+                                known = Some(digest);
+                            } else {
+                                tokio::time::sleep(every).await;
                             }
                             true
                         }

@@ -818,7 +818,9 @@ fn a_worker_runs_the_deployed_version_of_its_apps_with_their_settings() {
             .filter(|r| r.status == 200)
     });
     assert_eq!(hello.text(), "Hi, Bo!");
-    assert!(w.log().contains("stopped greeter version 1"), "{}", w.log());
+    eventually(Duration::from_secs(15), || {
+        w.log().contains("stopped greeter version 1").then_some(())
+    });
     m.apps(&["delete", "greeter"]).unwrap();
     eventually(Duration::from_secs(20), || {
         w.log().contains("stopped greeter version 2").then_some(())

@@ -95,15 +95,21 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
         || name == header::UPGRADE
         || name.as_str() == "keep-alive"
         || name.as_str() == "proxy-connection"
+        || name == header::PROXY_AUTHENTICATE
+        || name == header::PROXY_AUTHORIZATION
 }
 
+/// Removes the hop-by-hop headers, and those `Connection` names as such.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if headers.keys().any(is_hop_by_hop) {
-        let found: Vec<HeaderName> = headers
-            .keys()
-            .filter(|n| is_hop_by_hop(n))
-            .cloned()
+        let mut found: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
             .collect();
+        found.extend(headers.keys().filter(|n| is_hop_by_hop(n)).cloned());
         for name in found {
             headers.remove(name);
         }
@@ -270,5 +276,29 @@ impl FrontDoor {
             }
         }
         Err(FrontError::Unreachable(app.to_string(), last))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_go() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(
+            header::PROXY_AUTHORIZATION,
+            HeaderValue::from_static("Basic x"),
+        );
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        let left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["x-kept"]);
     }
 }
