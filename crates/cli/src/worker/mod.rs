@@ -257,6 +257,24 @@ pub async fn run(args: WorkerArgs) -> Result<(), ExitError> {
             _ => args.host_address.clone(),
         }
     });
+    // A front door on another machine cannot reach hosts advertised on loopback.
+    let loopback = |h: &str| {
+        h == "localhost"
+            || h.parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    };
+    let manage_host = args
+        .join
+        .trim_start_matches("http://")
+        .rsplit_once(':')
+        .map_or(args.join.as_str(), |(h, _)| h)
+        .trim_matches(['[', ']']);
+    if loopback(&advertise) && !loopback(manage_host) {
+        tracing::warn!(
+            "the apps' hosts are advertised on {advertise}, which the management role at {} cannot reach: set --host-address 0.0.0.0 (and --advertise NAME)",
+            args.join
+        );
+    }
     let mut hosts = Hosts::new(
         config.data_dir.clone(),
         args.host_address.clone(),
