@@ -51,6 +51,11 @@ pub struct Hosts {
     restarts: BTreeMap<String, Backoff>,
     /// What was last applied.
     wanted: Vec<Assignment>,
+    /// Hosts of a previous version, serving until their replacement has been ready for
+    /// `handover` (so a heartbeat has told the front doors where the new one is), and since
+    /// when it is ready.
+    retiring: BTreeMap<String, (Running, Option<std::time::Instant>)>,
+    handover: Duration,
     running: BTreeMap<String, Running>,
 }
 
@@ -94,6 +99,20 @@ fn unpack(zip: &Path, dir: &Path) -> Result<(), String> {
     }
     let _ = std::fs::remove_dir_all(dir);
     std::fs::rename(&tmp, dir).map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+/// Stops a host on a task of its own.
+fn stop(app: String, mut r: Running) {
+    tokio::spawn(async move {
+        r.process.terminate(Duration::from_secs(10)).await;
+        println!("stopped {app} version {}", r.version);
+    });
+}
+
+impl Running {
+    fn process_alive(&mut self) -> bool {
+        self.process.try_wait().is_none()
+    }
 }
 
 /// Whether the host on `port` answers `GET /admin/host/ping` with 200 within 500 ms (its
@@ -146,7 +165,9 @@ fn free_port() -> Option<u16> {
 }
 
 impl Hosts {
-    pub fn new(data_dir: PathBuf, listen: String, advertise: String) -> Hosts {
+    /// Hosts under `data_dir`, listening on `listen`, reached as `advertise`; an old version
+    /// serves for `handover` after its replacement is ready.
+    pub fn new(data_dir: PathBuf, listen: String, advertise: String, handover: Duration) -> Hosts {
         Hosts {
             data_dir,
             listen,
@@ -154,6 +175,8 @@ impl Hosts {
             link: None,
             restarts: BTreeMap::new(),
             wanted: Vec::new(),
+            retiring: BTreeMap::new(),
+            handover,
             running: BTreeMap::new(),
         }
     }
@@ -214,14 +237,29 @@ impl Hosts {
             })
             .map(|(app, _)| app.clone())
             .collect();
-        // Stopped on their own tasks: a host finishing its requests does not hold up the
-        // heartbeats.
+        // A host of an app that stays (a new version) keeps serving until the new one is
+        // ready; one of an app that goes stops. Stopped on their own tasks: a host finishing
+        // its requests does not hold up the heartbeats.
         for app in stale {
             if let Some(mut r) = self.running.remove(&app) {
-                tokio::spawn(async move {
-                    r.process.terminate(Duration::from_secs(10)).await;
-                    println!("stopped {app} version {}", r.version);
-                });
+                if wanted.iter().any(|a| a.app == app) && r.process_alive() {
+                    if let Some((older, _)) = self.retiring.insert(app.clone(), (r, None)) {
+                        stop(app.clone(), older);
+                    }
+                } else {
+                    stop(app, r);
+                }
+            }
+        }
+        let gone: Vec<String> = self
+            .retiring
+            .keys()
+            .filter(|app| !wanted.iter().any(|a| &a.app == *app))
+            .cloned()
+            .collect();
+        for app in gone {
+            if let Some((r, _)) = self.retiring.remove(&app) {
+                stop(app, r);
             }
         }
         for a in wanted {
@@ -244,6 +282,26 @@ impl Hosts {
                     self.running.insert(a.app.clone(), r);
                 }
                 Err(e) => tracing::error!(app = %a.app, "cannot start the app's host: {e}"),
+            }
+        }
+        // Replacements that have served long enough: their predecessors go.
+        let probe = self.probe().to_string();
+        let mut done = Vec::new();
+        for (app, (_, since)) in self.retiring.iter_mut() {
+            let ready = match self.running.get(app) {
+                Some(r) => pings(&probe, r.port).await,
+                None => false,
+            };
+            match (ready, *since) {
+                (true, None) => *since = Some(std::time::Instant::now()),
+                (true, Some(t)) if t.elapsed() >= self.handover => done.push(app.clone()),
+                (false, _) => *since = None,
+                _ => {}
+            }
+        }
+        for app in done {
+            if let Some((r, _)) = self.retiring.remove(&app) {
+                stop(app, r);
             }
         }
     }
@@ -343,27 +401,44 @@ impl Hosts {
     /// accepts connections.
     pub async fn status(&self) -> serde_json::Value {
         let mut hosts = Vec::new();
-        // A wildcard listener is reached on loopback from here.
-        let probe = match self.listen.parse::<std::net::IpAddr>() {
-            Ok(std::net::IpAddr::V6(ip)) if ip.is_unspecified() => "::1",
-            Ok(ip) if ip.is_unspecified() => "127.0.0.1",
-            _ => self.listen.as_str(),
-        };
+        let probe = self.probe();
         for (app, r) in &self.running {
-            let ready = pings(probe, r.port).await;
+            let mut shown = (r, pings(probe, r.port).await);
+            // Until the new version serves, the old one is the app's host here.
+            if !shown.1
+                && let Some((old, _)) = self.retiring.get(app)
+                && pings(probe, old.port).await
+            {
+                shown = (old, true);
+            }
             hosts.push(serde_json::json!({
                 "app": app,
-                "version": r.version,
-                "url": self.url(r.port),
-                "ready": ready,
+                "version": shown.0.version,
+                "url": self.url(shown.0.port),
+                "ready": shown.1,
             }));
         }
         serde_json::json!({ "hosts": hosts, "load": machine_load() })
     }
 
+    /// Where hosts are reached from here (a wildcard listener on loopback).
+    fn probe(&self) -> &str {
+        match self.listen.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V6(ip)) if ip.is_unspecified() => "::1",
+            Ok(ip) if ip.is_unspecified() => "127.0.0.1",
+            _ => self.listen.as_str(),
+        }
+    }
+
     /// Stops every host.
     pub async fn stop_all(&mut self) {
-        for (app, mut r) in std::mem::take(&mut self.running) {
+        let retiring = std::mem::take(&mut self.retiring)
+            .into_iter()
+            .map(|(app, (r, _))| (app, r));
+        for (app, mut r) in std::mem::take(&mut self.running)
+            .into_iter()
+            .chain(retiring)
+        {
             r.process.terminate(Duration::from_secs(10)).await;
             println!("stopped {app} version {}", r.version);
         }

@@ -275,10 +275,13 @@ pub async fn run(args: WorkerArgs) -> Result<(), ExitError> {
             args.join
         );
     }
+    // An old version keeps serving until a heartbeat has reported its replacement and the
+    // front doors have read it.
     let mut hosts = Hosts::new(
         config.data_dir.clone(),
         args.host_address.clone(),
         advertise,
+        every + Duration::from_secs(2),
     );
     let shutdown = crate::start::shutdown_signal();
     tokio::pin!(shutdown);

@@ -1029,3 +1029,59 @@ fn assignments_reach_a_worker_as_they_change_not_at_its_next_heartbeat() {
     );
     eprintln!("deployed -> host started on the worker in {took:?}");
 }
+
+#[test]
+fn a_new_version_takes_over_without_failing_a_request() {
+    let m = manage();
+    let token = m.join_token();
+    let w = spawn_worker(&m, &token, "w1", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = dir.path().join("v1.zip");
+    zip_dir(&crate::support::sample("python-handler"), &v1);
+    m.apps(&["create", "greeter"]).unwrap();
+    m.apps(&["set", "greeter", "GREETING", "One"]).unwrap();
+    m.apps(&["deploy", "greeter", v1.to_str().unwrap()])
+        .unwrap();
+    eventually(Duration::from_secs(30), || {
+        request(m.front, "GET", "/apps/greeter/api/hello?name=x", &[], b"")
+            .ok()
+            .filter(|r| r.status == 200)
+    });
+    let load = Load::start(m.front, "/apps/greeter/api/hello?name=x", 1);
+    // Version 2: the same app with a different greeting in its settings and one more file.
+    m.apps(&["set", "greeter", "GREETING", "Two"]).unwrap();
+    let v2 = dir.path().join("v2");
+    std::fs::create_dir_all(&v2).unwrap();
+    for e in std::fs::read_dir(crate::support::sample("python-handler"))
+        .unwrap()
+        .flatten()
+    {
+        let to = v2.join(e.file_name());
+        if e.path().is_dir() {
+            std::fs::create_dir_all(&to).unwrap();
+            for f in std::fs::read_dir(e.path()).unwrap().flatten() {
+                std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
+            }
+        } else {
+            std::fs::copy(e.path(), &to).unwrap();
+        }
+    }
+    std::fs::write(v2.join("VERSION"), b"2").unwrap();
+    m.apps(&["deploy", "greeter", v2.to_str().unwrap()])
+        .unwrap();
+    eventually(Duration::from_secs(30), || {
+        request(m.front, "GET", "/apps/greeter/api/hello?name=x", &[], b"")
+            .ok()
+            .filter(|r| r.text() == "Two, x!")
+    });
+    eventually(Duration::from_secs(15), || {
+        w.log().contains("stopped greeter version 1").then_some(())
+    });
+    let (ok, failed) = load.finish();
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {failed:?}",
+        failed.len(),
+        ok + failed.len()
+    );
+}
