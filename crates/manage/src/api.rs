@@ -729,6 +729,7 @@ impl Api {
                 let app = self.existing(name).await?;
                 self.apps.delete(&app.name).await?;
                 self.drop_keys(&app.name).await?;
+                self.drop_queues(&app.name).await?;
                 Ok(empty(StatusCode::NO_CONTENT))
             }
             _ => Err(ApiError::MethodNotAllowed),

@@ -84,3 +84,18 @@ pub fn service(queues: SqlQueues, workers: SqlWorkers) -> QueueService {
         })),
     }
 }
+
+impl crate::api::Api {
+    /// Deletes the queues of `app`'s account (it was deleted), messages and all.
+    pub(crate) async fn drop_queues(&self, app: &str) -> Result<(), crate::api::ApiError> {
+        loop {
+            let (page, _) = self.queues.list_queues(app, "", None, 1000).await?;
+            if page.is_empty() {
+                return Ok(());
+            }
+            for q in page {
+                self.queues.delete_queue(app, &q.name).await?;
+            }
+        }
+    }
+}

@@ -821,6 +821,39 @@ fn a_worker_runs_the_deployed_version_of_its_apps_with_their_settings() {
     eventually(Duration::from_secs(15), || {
         w.log().contains("stopped greeter version 1").then_some(())
     });
+    // A job through the app's queues, then the app goes: its queues go with it.
+    let queued = request(
+        m.front,
+        "POST",
+        "/apps/greeter/api/enqueue",
+        &[],
+        b"{\"job\": 1}",
+    )
+    .unwrap();
+    assert_eq!(queued.status, 202, "{}", queued.text());
+    let queue_exists = |name: &str| {
+        let r = request(
+            m.port,
+            "GET",
+            &format!("/queues/greeter/{name}?comp=metadata"),
+            &[
+                ("Authorization", &format!("Bearer {token}")),
+                ("x-ms-version", "2021-12-02"),
+            ],
+            b"",
+        )
+        .unwrap();
+        assert!(
+            r.status == 200 || r.status == 404,
+            "{} {}",
+            r.status,
+            r.text()
+        );
+        r.status == 200
+    };
+    eventually(Duration::from_secs(10), || {
+        queue_exists("results").then_some(())
+    });
     m.apps(&["delete", "greeter"]).unwrap();
     eventually(Duration::from_secs(20), || {
         w.log().contains("stopped greeter version 2").then_some(())
@@ -829,6 +862,16 @@ fn a_worker_runs_the_deployed_version_of_its_apps_with_their_settings() {
         request(port2, "GET", "/api/hello", &[], b"").is_err(),
         "the host is gone"
     );
+    // An app of the same name starts afresh.
+    m.apps(&["create", "greeter"]).unwrap();
+    m.apps(&["deploy", "greeter", zip.to_str().unwrap()])
+        .unwrap();
+    eventually(Duration::from_secs(30), || {
+        request(m.front, "GET", "/apps/greeter/api/hello?name=New", &[], b"")
+            .ok()
+            .filter(|r| r.status == 200)
+    });
+    assert!(!queue_exists("jobs") && !queue_exists("results"));
 }
 
 #[test]
