@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::manage::{Manage, WorkerProc, manage_env, shared_data, spawn_worker, zip_dir};
+use crate::manage::{
+    Manage, WorkerProc, manage_env, shared_data, workers_and_a_night_one, zip_dir,
+};
 use crate::support::{Database, Load, eventually, request};
 
 /// The ready replicas of `app`: (worker name, url).
@@ -110,25 +112,9 @@ fn a_cluster_on_postgres_keeps_serving_through_a_lost_worker_and_a_lost_leader()
     let a = manage_env(tempfile::tempdir().unwrap(), &opts, &env);
     let b = manage_env(shared_data(&a), &opts, &env);
     let token = b.join_token();
-    let now_min = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        / 60)
-        % (24 * 60);
-    let hhmm = |m: u64| format!("{:02}:{:02}", (m / 60) % 24, m % 60);
-    let window = format!("{}-{}", hhmm(now_min + 120), hhmm(now_min + 180));
     let names = ["w1", "w2", "w3"];
-    let mut workers: Vec<Option<WorkerProc>> = names
-        .iter()
-        .map(|n| Some(spawn_worker(&b, &token, n, &[])))
-        .collect();
-    let _night = spawn_worker(&b, &token, "night", &["--window", &window]);
-    eventually(Duration::from_secs(20), || {
-        let list: Value =
-            serde_json::from_str(&a.cli("workers", &["list", "--json"]).unwrap()).unwrap();
-        (list.as_array().unwrap().len() == 4).then_some(())
-    });
+    let (started, _night) = workers_and_a_night_one(&b, &token, &names);
+    let mut workers: Vec<Option<WorkerProc>> = started.into_iter().map(Some).collect();
     // Deploy through one management process; both see it.
     let dir = tempfile::tempdir().unwrap();
     let zip = dir.path().join("app.zip");

@@ -48,33 +48,49 @@ pub(crate) fn manage_in(data: tempfile::TempDir, args: &[&str]) -> Manage {
 
 /// A management process with `env` set.
 pub(crate) fn manage_env(data: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Manage {
-    let port = free_port();
-    let front = free_port();
-    let child = stratus_command()
-        .arg("manage")
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--front-listen")
-        .arg(format!("127.0.0.1:{front}"))
-        .args(args)
-        .env("STRATUS_DATA_DIR", data.path())
-        .env_remove("STRATUS_ADMIN_TOKEN")
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(data.path().join(format!("manage-{port}.log"))).unwrap())
-        .spawn()
-        .unwrap();
-    eventually(Duration::from_secs(20), || {
-        request(port, "GET", "/api/openapi.json", &[], b"")
-            .ok()
-            .filter(|r| r.status == 200)
-    });
-    Manage {
-        child,
-        port,
-        front,
-        data,
+    // A port picked free may be taken by another test before the process binds it: then the
+    // process stops at once, and it starts again on other ports.
+    for _ in 0..5 {
+        let port = free_port();
+        let front = free_port();
+        let log = data.path().join(format!("manage-{port}.log"));
+        let mut child = stratus_command()
+            .arg("manage")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--front-listen")
+            .arg(format!("127.0.0.1:{front}"))
+            .args(args)
+            .env("STRATUS_DATA_DIR", data.path())
+            .env_remove("STRATUS_ADMIN_TOKEN")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let up = eventually(Duration::from_secs(30), || {
+            if let Ok(Some(_)) = child.try_wait() {
+                return Some(false);
+            }
+            request(port, "GET", "/api/openapi.json", &[], b"")
+                .ok()
+                .filter(|r| r.status == 200)
+                .map(|_| true)
+        });
+        if up {
+            return Manage {
+                child,
+                port,
+                front,
+                data,
+            };
+        }
+        eprintln!(
+            "stratus manage stopped at start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
     }
+    panic!("stratus manage did not start");
 }
 
 impl Manage {
@@ -517,24 +533,7 @@ fn replicas_are_placed_apart_and_moved_off_a_lost_worker() {
     let m = manage_with(&["--worker-timeout-seconds", "2"]);
     let token = m.join_token();
     // A worker whose window excludes now never gets placements.
-    let now_min = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        / 60)
-        % (24 * 60);
-    let hhmm = |m: u64| format!("{:02}:{:02}", (m / 60) % 24, m % 60);
-    let window = format!("{}-{}", hhmm(now_min + 120), hhmm(now_min + 180));
-    let mut workers: Vec<WorkerProc> = ["w1", "w2", "w3"]
-        .iter()
-        .map(|n| spawn_worker(&m, &token, n, &[]))
-        .collect();
-    let night = spawn_worker(&m, &token, "night", &["--window", &window]);
-    eventually(Duration::from_secs(20), || {
-        let list: Value =
-            serde_json::from_str(&m.cli("workers", &["list", "--json"]).unwrap()).unwrap();
-        (list.as_array().unwrap().len() == 4).then_some(())
-    });
+    let (mut workers, night) = workers_and_a_night_one(&m, &token, &["w1", "w2", "w3"]);
     let dir = tempfile::tempdir().unwrap();
     let zip = dir.path().join("app.zip");
     let package = m.deploy("orders", "2", &zip);
@@ -613,6 +612,33 @@ fn another_management_process_takes_scheduling_over_when_the_leader_dies() {
         (p.len() == 1 && p[0] != victim).then_some(p)
     });
     assert_ne!(moved[0], victim);
+}
+
+/// Workers `names`, and `night`, whose availability window excludes now; once all have joined.
+pub(crate) fn workers_and_a_night_one(
+    m: &Manage,
+    token: &str,
+    names: &[&str],
+) -> (Vec<WorkerProc>, WorkerProc) {
+    let now_min = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        / 60)
+        % (24 * 60);
+    let hhmm = |m: u64| format!("{:02}:{:02}", (m / 60) % 24, m % 60);
+    let window = format!("{}-{}", hhmm(now_min + 120), hhmm(now_min + 180));
+    let workers: Vec<WorkerProc> = names
+        .iter()
+        .map(|n| spawn_worker(m, token, n, &[]))
+        .collect();
+    let night = spawn_worker(m, token, "night", &["--window", &window]);
+    eventually(Duration::from_secs(20), || {
+        let list: Value =
+            serde_json::from_str(&m.cli("workers", &["list", "--json"]).unwrap()).unwrap();
+        (list.as_array().unwrap().len() == names.len() + 1).then_some(())
+    });
+    (workers, night)
 }
 
 /// Writes a zip of an app with only a host.json, and `extra` files.
