@@ -2,6 +2,8 @@
 //! token: list queues, put, peek and clear messages (the command line), receive, update and
 //! delete them (a worker's hosts, through the management role).
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use http_body_util::{BodyExt as _, Full};
@@ -329,27 +331,56 @@ impl QueueClient {
         .map(|_| ())
     }
 
-    /// Up to `count` (1 to 32) messages from the front of `queue`, left in place.
-    pub async fn peek(&self, queue: &str, count: usize) -> Result<Vec<Peeked>, ClientError> {
-        let query = format!("peekonly=true&numofmessages={}", count.clamp(1, 32));
+    /// `GET /{queue}/messages?{query}`: each `<QueueMessage>`'s fields, by tag (text
+    /// unescaped).
+    async fn messages(
+        &self,
+        queue: &str,
+        query: &str,
+    ) -> Result<Vec<BTreeMap<String, String>>, ClientError> {
         let (_, doc) = self
             .send(
                 Method::GET,
                 &format!("/{queue}/messages"),
-                Some(&query),
+                Some(query),
                 None,
             )
             .await?;
         Ok(tag_values(&doc, "QueueMessage")
             .into_iter()
             .map(|m| {
-                let one = |t: &str| tag_values(m, t).first().copied().unwrap_or("").to_string();
-                Peeked {
-                    id: one("MessageId"),
-                    text: xml::unescape(&one("MessageText")).unwrap_or_else(|_| one("MessageText")),
-                    dequeue_count: one("DequeueCount").parse().unwrap_or(0),
-                    insertion_time: one("InsertionTime"),
-                }
+                [
+                    "MessageId",
+                    "PopReceipt",
+                    "MessageText",
+                    "InsertionTime",
+                    "ExpirationTime",
+                    "TimeNextVisible",
+                    "DequeueCount",
+                ]
+                .iter()
+                .map(|t| {
+                    let raw = tag_values(m, t).first().copied().unwrap_or("");
+                    let text = xml::unescape(raw).unwrap_or_else(|_| raw.to_string());
+                    (t.to_string(), text)
+                })
+                .collect()
+            })
+            .collect())
+    }
+
+    /// Up to `count` (1 to 32) messages from the front of `queue`, left in place.
+    pub async fn peek(&self, queue: &str, count: usize) -> Result<Vec<Peeked>, ClientError> {
+        let query = format!("peekonly=true&numofmessages={}", count.clamp(1, 32));
+        Ok(self
+            .messages(queue, &query)
+            .await?
+            .into_iter()
+            .map(|mut f| Peeked {
+                id: f.remove("MessageId").unwrap_or_default(),
+                text: f.remove("MessageText").unwrap_or_default(),
+                dequeue_count: f["DequeueCount"].parse().unwrap_or(0),
+                insertion_time: f.remove("InsertionTime").unwrap_or_default(),
             })
             .collect())
     }
@@ -366,33 +397,23 @@ impl QueueClient {
             count.clamp(1, 32),
             visibility_s.max(1)
         );
-        let (_, doc) = self
-            .send(
-                Method::GET,
-                &format!("/{queue}/messages"),
-                Some(&query),
-                None,
-            )
-            .await?;
         let time = |t: &str| {
             chrono::DateTime::parse_from_rfc2822(t)
                 .map(|d| d.timestamp_millis())
                 .unwrap_or(0)
         };
-        Ok(tag_values(&doc, "QueueMessage")
+        Ok(self
+            .messages(queue, &query)
+            .await?
             .into_iter()
-            .map(|m| {
-                let one = |t: &str| tag_values(m, t).first().copied().unwrap_or("").to_string();
-                Received {
-                    id: one("MessageId"),
-                    pop_receipt: xml::unescape(&one("PopReceipt"))
-                        .unwrap_or_else(|_| one("PopReceipt")),
-                    text: xml::unescape(&one("MessageText")).unwrap_or_else(|_| one("MessageText")),
-                    insertion_ms: time(&one("InsertionTime")),
-                    expiration_ms: time(&one("ExpirationTime")),
-                    next_visible_ms: time(&one("TimeNextVisible")),
-                    dequeue_count: one("DequeueCount").parse().unwrap_or(0),
-                }
+            .map(|mut f| Received {
+                insertion_ms: time(&f["InsertionTime"]),
+                expiration_ms: time(&f["ExpirationTime"]),
+                next_visible_ms: time(&f["TimeNextVisible"]),
+                dequeue_count: f["DequeueCount"].parse().unwrap_or(0),
+                id: f.remove("MessageId").unwrap_or_default(),
+                pop_receipt: f.remove("PopReceipt").unwrap_or_default(),
+                text: f.remove("MessageText").unwrap_or_default(),
             })
             .collect())
     }
