@@ -148,7 +148,7 @@ impl SqlApps {
         row.map(record).transpose()
     }
 
-    /// Deletes an app with its settings and versions (packages stay until
+    /// Deletes an app with its settings, versions, deployments and publishing credentials (packages stay until
     /// [`collect_packages`](Self::collect_packages)); whether it existed.
     pub async fn delete(&self, name: &str) -> Result<bool> {
         let n = on_pool!(&self.backend, |pool| {
@@ -156,6 +156,9 @@ impl SqlApps {
             for sql in [
                 "DELETE FROM app_settings WHERE app = $1",
                 "DELETE FROM app_versions WHERE app = $1",
+                "DELETE FROM deployment_log WHERE deployment_id IN (SELECT id FROM deployments WHERE app = $1)",
+                "DELETE FROM deployments WHERE app = $1",
+                "DELETE FROM publishing_credentials WHERE app = $1",
             ] {
                 sqlx::query(sql).bind(name).execute(&mut *tx).await?;
             }

@@ -285,6 +285,85 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: "ALTER TABLE workers ADD COLUMN status TEXT NOT NULL DEFAULT '{}';",
         postgres: "ALTER TABLE workers ADD COLUMN status TEXT NOT NULL DEFAULT '{}';",
     },
+    Migration {
+        version: 8,
+        name: "deployments, publishing credentials and certificates",
+        // At most one deployment of an app is unfinished at a time (the partial index).
+        sqlite: "CREATE TABLE deployments (
+            id TEXT PRIMARY KEY,
+            app TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            status_text TEXT NOT NULL,
+            author TEXT NOT NULL,
+            author_email TEXT NOT NULL,
+            deployer TEXT NOT NULL,
+            message TEXT NOT NULL,
+            version INTEGER,
+            received_at INTEGER NOT NULL,
+            end_at INTEGER,
+            touched_at INTEGER NOT NULL,
+            complete INTEGER NOT NULL
+        );
+        CREATE UNIQUE INDEX deployments_unfinished ON deployments (app) WHERE complete = 0;
+        CREATE INDEX deployments_by_app ON deployments (app, received_at);
+        CREATE TABLE deployment_log (
+            deployment_id TEXT NOT NULL,
+            ord INTEGER NOT NULL,
+            at INTEGER NOT NULL,
+            kind INTEGER NOT NULL,
+            message TEXT NOT NULL,
+            PRIMARY KEY (deployment_id, ord)
+        );
+        CREATE TABLE publishing_credentials (
+            app TEXT PRIMARY KEY,
+            salt TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            updated_at INTEGER NOT NULL
+        );
+        CREATE TABLE certificates (
+            name TEXT PRIMARY KEY,
+            cert_pem TEXT NOT NULL,
+            key_sealed BLOB NOT NULL,
+            created_at INTEGER NOT NULL
+        );",
+        postgres: "CREATE TABLE deployments (
+            id TEXT PRIMARY KEY,
+            app TEXT NOT NULL,
+            status BIGINT NOT NULL,
+            status_text TEXT NOT NULL,
+            author TEXT NOT NULL,
+            author_email TEXT NOT NULL,
+            deployer TEXT NOT NULL,
+            message TEXT NOT NULL,
+            version BIGINT,
+            received_at BIGINT NOT NULL,
+            end_at BIGINT,
+            touched_at BIGINT NOT NULL,
+            complete BIGINT NOT NULL
+        );
+        CREATE UNIQUE INDEX deployments_unfinished ON deployments (app) WHERE complete = 0;
+        CREATE INDEX deployments_by_app ON deployments (app, received_at);
+        CREATE TABLE deployment_log (
+            deployment_id TEXT NOT NULL,
+            ord BIGINT NOT NULL,
+            at BIGINT NOT NULL,
+            kind BIGINT NOT NULL,
+            message TEXT NOT NULL,
+            PRIMARY KEY (deployment_id, ord)
+        );
+        CREATE TABLE publishing_credentials (
+            app TEXT PRIMARY KEY,
+            salt TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            updated_at BIGINT NOT NULL
+        );
+        CREATE TABLE certificates (
+            name TEXT PRIMARY KEY,
+            cert_pem TEXT NOT NULL,
+            key_sealed BYTEA NOT NULL,
+            created_at BIGINT NOT NULL
+        );",
+    },
 ];
 
 impl Backend {

@@ -9,10 +9,12 @@
 pub mod apps;
 mod crypto;
 mod db;
+pub mod deployments;
 mod error;
 pub mod files;
 pub mod keys;
 pub mod leases;
+pub mod publishing;
 mod queue_group;
 pub mod queues;
 pub mod timers;
@@ -20,10 +22,14 @@ pub mod workers;
 
 pub use apps::{AppRecord, AppVersion, Scale, SqlApps};
 pub use crypto::EncryptionKey;
+pub use deployments::{
+    Begin, DeployOrigin, DeployStatus, Deployment, LogEntry, LogKind, SqlDeployments,
+};
 pub use error::{Error, Result};
 pub use files::FileKeys;
 pub use keys::{AppKeys, KeyScope, NamedKey, SqlKeys, Upsert};
 pub use leases::{Lease, SqlLeases};
+pub use publishing::{Certificate, Credential, SqlPublishing};
 pub use queues::{
     CreateQueue, DeleteMessage, Message, PeekedMessage, QueueInfo, QueueProperties, SqlQueues,
     Updated,
@@ -64,6 +70,21 @@ impl Store {
     /// Managed apps: settings, versions, packages.
     pub fn apps(&self) -> SqlApps {
         SqlApps {
+            backend: self.backend.clone(),
+            key: self.key.clone(),
+        }
+    }
+
+    /// Deployments of managed apps and their logs.
+    pub fn deployments(&self) -> SqlDeployments {
+        SqlDeployments {
+            backend: self.backend.clone(),
+        }
+    }
+
+    /// Publishing credentials and TLS certificates.
+    pub fn publishing(&self) -> SqlPublishing {
+        SqlPublishing {
             backend: self.backend.clone(),
             key: self.key.clone(),
         }

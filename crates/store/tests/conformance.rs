@@ -30,6 +30,179 @@ async fn suite(store: &Store) {
     concurrent_writes_each_get_their_own_outcome(store).await;
     apps_settings_and_versions(store).await;
     workers_join_with_tokens(store).await;
+    deployments_finish_once_and_activate(store).await;
+    publishing_credentials_and_certificates(store).await;
+}
+
+async fn deployments_finish_once_and_activate(store: &Store) {
+    use stratus_store::{Begin, DeployOrigin, DeployStatus, LogKind, Scale};
+    let apps = store.apps();
+    let deployments = store.deployments();
+    let t = 50_000;
+    assert!(apps.create("shop", &Scale::default(), t).await.unwrap());
+    let sha = apps.put_package(b"PK shop", t).await.unwrap();
+    let v1 = apps
+        .add_version("shop", &sha, "a", "m", true, t)
+        .await
+        .unwrap()
+        .unwrap();
+    let origin = DeployOrigin {
+        author: "ann".into(),
+        author_email: "ann@example.com".into(),
+        deployer: "ZipDeploy".into(),
+        message: "Created via a push deployment".into(),
+    };
+    assert_eq!(
+        deployments.begin("nope", "d0", &origin, t).await.unwrap(),
+        Begin::NoApp
+    );
+    let Begin::Started(d1) = deployments.begin("shop", "d1", &origin, t).await.unwrap() else {
+        panic!("first deployment starts");
+    };
+    assert_eq!((d1.status, d1.complete), (DeployStatus::Pending, false));
+    assert_eq!(d1.origin, origin);
+    assert_eq!(
+        deployments
+            .begin("shop", "d2", &origin, t + 1)
+            .await
+            .unwrap(),
+        Begin::Busy("d1".into()),
+        "one unfinished deployment per app"
+    );
+    let v2 = apps
+        .add_version("shop", &sha, "a", "m", false, t + 2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        deployments
+            .advance("d1", DeployStatus::Deploying, "Deploying", Some(v2), t + 3)
+            .await
+            .unwrap()
+    );
+    deployments
+        .log("d1", LogKind::Message, "stored", t + 3)
+        .await
+        .unwrap();
+    deployments
+        .log("d1", LogKind::Warning, "careful", t + 4)
+        .await
+        .unwrap();
+    assert_eq!(
+        apps.get("shop").await.unwrap().unwrap().active_version,
+        Some(v1),
+        "not live before it finishes"
+    );
+    assert_eq!(deployments.all_unfinished().await.unwrap().len(), 1);
+    assert!(
+        deployments
+            .finish("d1", true, "Success", t + 5)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !deployments
+            .finish("d1", false, "late", t + 6)
+            .await
+            .unwrap(),
+        "finished once"
+    );
+    assert_eq!(
+        apps.get("shop").await.unwrap().unwrap().active_version,
+        Some(v2)
+    );
+    let d1 = deployments.get("shop", "d1").await.unwrap().unwrap();
+    assert_eq!(
+        (d1.status, d1.complete, d1.end_ms, d1.version),
+        (DeployStatus::Success, true, Some(t + 5), Some(v2))
+    );
+    let log = deployments.log_entries("d1").await.unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(
+        (log[1].kind, log[1].message.as_str()),
+        (LogKind::Warning, "careful")
+    );
+
+    // A deployment whose receiver went silent fails; the active version stays.
+    let Begin::Started(_) = deployments
+        .begin("shop", "d3", &origin, t + 10)
+        .await
+        .unwrap()
+    else {
+        panic!("starts after the first finished");
+    };
+    assert!(
+        deployments
+            .fail_abandoned(t + 5, t + 20)
+            .await
+            .unwrap()
+            .is_empty(),
+        "touched recently"
+    );
+    assert!(deployments.touch("d3", t + 30).await.unwrap());
+    assert_eq!(
+        deployments.fail_abandoned(t + 31, t + 40).await.unwrap(),
+        vec!["d3"]
+    );
+    let d3 = deployments.get("shop", "d3").await.unwrap().unwrap();
+    assert_eq!(d3.status, DeployStatus::Failed);
+    assert_eq!(
+        deployments.log_entries("d3").await.unwrap()[0].kind,
+        LogKind::Error
+    );
+    assert_eq!(
+        apps.get("shop").await.unwrap().unwrap().active_version,
+        Some(v2)
+    );
+    // A deployment recorded from outside; the history lists the newest first.
+    assert!(
+        deployments
+            .record("shop", "ext", &origin, true, t + 50)
+            .await
+            .unwrap()
+    );
+    let ids: Vec<String> = deployments
+        .list("shop")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(ids, vec!["ext", "d3", "d1"]);
+    assert!(apps.delete("shop").await.unwrap());
+    assert!(deployments.list("shop").await.unwrap().is_empty());
+}
+
+async fn publishing_credentials_and_certificates(store: &Store) {
+    use stratus_store::Certificate;
+    let p = store.publishing();
+    assert!(p.credential("web").await.unwrap().is_none());
+    let c = p.set_credential("web", "s1", "h1", false, 1).await.unwrap();
+    assert_eq!((c.salt.as_str(), c.hash.as_str()), ("s1", "h1"));
+    let kept = p.set_credential("web", "s2", "h2", false, 2).await.unwrap();
+    assert_eq!(
+        kept.salt, "s1",
+        "an existing credential stays unless replaced"
+    );
+    let rotated = p.set_credential("web", "s3", "h3", true, 3).await.unwrap();
+    assert_eq!((rotated.salt.as_str(), rotated.updated_ms), ("s3", 3));
+
+    let first = Certificate {
+        cert_pem: "CERT A".into(),
+        key_pem: "KEY A".into(),
+    };
+    let second = Certificate {
+        cert_pem: "CERT B".into(),
+        key_pem: "KEY B".into(),
+    };
+    assert_eq!(p.put_certificate("ca", &first, 1).await.unwrap(), first);
+    assert_eq!(
+        p.put_certificate("ca", &second, 2).await.unwrap(),
+        first,
+        "the first one stored wins"
+    );
+    assert_eq!(p.certificate("ca").await.unwrap(), Some(first));
+    assert!(p.certificate("server").await.unwrap().is_none());
 }
 
 async fn workers_join_with_tokens(store: &Store) {
