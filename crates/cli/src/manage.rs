@@ -33,6 +33,10 @@ pub struct RoleFlags {
     /// The domain apps are addressed under by host name: `{app}.{domain}`.
     #[arg(long, env = "STRATUS_DOMAIN")]
     pub domain: Option<String>,
+    /// A deployment whose new version does not serve on every replica within this many
+    /// seconds fails (the live version stays).
+    #[arg(long, env = "STRATUS_DEPLOY_TIMEOUT_SECONDS", default_value_t = 120)]
+    pub deploy_timeout_seconds: u64,
 }
 
 pub async fn run(args: ManageArgs) -> Result<(), ExitError> {
@@ -117,6 +121,7 @@ impl Role {
             leases: store.leases(),
             timers: store.timers(),
             queues: store.queues(),
+            deployments: store.deployments(),
         };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -136,6 +141,7 @@ impl Role {
             },
             stopped(stop_rx.clone()),
         ));
+        let deploy_loop = api.deployer();
         let server = tokio::spawn(stratus_manage::serve(
             listener,
             api,
@@ -163,7 +169,14 @@ impl Role {
                 )),
             ]
         });
-        let mut tasks = vec![scheduler, server];
+        let deployments = tokio::spawn(stratus_manage::deploy::run(
+            deploy_loop,
+            std::time::Duration::from_millis(250),
+            std::time::Duration::from_secs(args.deploy_timeout_seconds.max(1)),
+            std::time::Duration::from_secs(args.worker_timeout_seconds.max(1)),
+            stopped(stop_rx.clone()),
+        ));
+        let mut tasks = vec![scheduler, server, deployments];
         tasks.extend(front.into_iter().flatten());
         Ok(Role {
             stop: stop_tx,

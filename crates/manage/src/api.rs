@@ -40,6 +40,18 @@ pub enum ApiError {
     Store(#[from] stratus_store::Error),
 }
 
+impl From<crate::deploy::DeployError> for ApiError {
+    fn from(e: crate::deploy::DeployError) -> Self {
+        use crate::deploy::DeployError as D;
+        match e {
+            D::Busy(_) => ApiError::Conflict(e.to_string()),
+            D::NoApp(_) => ApiError::NotFound(e.to_string()),
+            D::Refused(reason) => ApiError::BadRequest(reason),
+            D::Store(e) => ApiError::Store(e),
+        }
+    }
+}
+
 impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str) {
         match self {
@@ -209,6 +221,8 @@ pub struct Api {
     pub timers: SqlTimers,
     /// Managed apps' queues (an account per app), served under `/queues/`.
     pub queues: SqlQueues,
+    /// Deployments and their logs.
+    pub deployments: stratus_store::SqlDeployments,
 }
 
 /// Whether `path` is one workers call with their join token rather than the admin token.
@@ -325,6 +339,15 @@ fn compatible(version: &str) -> bool {
 }
 
 impl Api {
+    /// Deployments over this API's store.
+    pub fn deployer(&self) -> crate::deploy::Deployer {
+        crate::deploy::Deployer {
+            apps: self.apps.clone(),
+            deployments: self.deployments.clone(),
+            workers: self.workers.clone(),
+        }
+    }
+
     /// Answers a request: admin routes need `admin`; the worker routes check the join token.
     pub async fn handle(&self, req: &ApiRequest<'_>) -> Result<Response<Bytes>, ApiError> {
         if !req.admin && !is_worker_route(req.path) && req.path != "/api/openapi.json" {
@@ -366,13 +389,34 @@ impl Api {
                 let n: i64 = number.parse().map_err(|_| {
                     ApiError::BadRequest(format!("expected a version number, found \"{number}\""))
                 })?;
-                if !self.apps.activate(&app.name, n, req.now_ms).await? {
+                if !self
+                    .apps
+                    .versions(&app.name)
+                    .await?
+                    .iter()
+                    .any(|v| v.number == n)
+                {
                     return Err(ApiError::NotFound(format!(
                         "app {} has no version {n}",
                         app.name
                     )));
                 }
-                Ok(empty(StatusCode::NO_CONTENT))
+                // Going back (or forth) to a version is a deployment like any other: it goes
+                // live on every replica at once.
+                let origin = stratus_store::DeployOrigin {
+                    author: "api".into(),
+                    author_email: String::new(),
+                    deployer: "Rollback".into(),
+                    message: format!("Activate version {n}"),
+                };
+                let deployer = self.deployer();
+                let d = deployer.begin(&app.name, &origin, req.now_ms).await?;
+                deployer.stage(&d, n, req.now_ms).await?;
+                let d = self.deployments.get(&app.name, &d.id).await?;
+                Ok(json_response(
+                    StatusCode::ACCEPTED,
+                    &json!({"deployment": d.as_ref().map(|d| d.id.clone()), "version": n, "status": d.map(|d| d.status as i64)}),
+                ))
             }
             ["api", "tokens"] if m == Method::POST => {
                 let v: Value = serde_json::from_slice(req.body).unwrap_or(Value::Null);
@@ -641,13 +685,8 @@ impl Api {
             let Some(active) = record.active_version else {
                 continue;
             };
-            let Some(version) = self
-                .apps
-                .versions(&app)
-                .await?
-                .into_iter()
-                .find(|v| v.number == active)
-            else {
+            let versions = self.apps.versions(&app).await?;
+            let Some(version) = versions.iter().find(|v| v.number == active) else {
                 continue;
             };
             let settings: serde_json::Map<String, Value> = self
@@ -665,6 +704,22 @@ impl Api {
                 "since": since,
                 "settings": settings,
             }));
+            // A version being deployed runs beside the live one until it goes live.
+            if let Some(d) = self.deployments.unfinished(&app).await?
+                && d.status == stratus_store::DeployStatus::Deploying
+                && let Some(staged) = d.version.filter(|v| *v != active)
+                && let Some(v) = versions.iter().find(|v| v.number == staged)
+            {
+                out.push(json!({
+                    "app": app,
+                    "version": v.number,
+                    "sha256": v.sha256,
+                    "size": v.size,
+                    "since": since,
+                    "settings": settings,
+                    "staged": true,
+                }));
+            }
         }
         Ok(out)
     }
@@ -801,17 +856,39 @@ impl Api {
                 let author = query_value(req.query, "author")
                     .map(decode)
                     .unwrap_or_else(|| "api".into());
-                crate::package::validate(req.body)
-                    .map_err(|e| ApiError::BadRequest(format!("the package was refused: {e}")))?;
-                let sha = self.apps.put_package(req.body, req.now_ms).await?;
-                let number = self
-                    .apps
-                    .add_version(&app.name, &sha, &author, &message, activate, req.now_ms)
-                    .await?
-                    .ok_or_else(|| ApiError::NotFound(format!("no app named {}", app.name)))?;
+                let sha = stratus_store::apps::sha256_hex(req.body);
+                if !activate {
+                    crate::package::validate(req.body).map_err(|e| {
+                        ApiError::BadRequest(format!("The package was refused: {e}"))
+                    })?;
+                    let sha = self.apps.put_package(req.body, req.now_ms).await?;
+                    let number = self
+                        .apps
+                        .add_version(&app.name, &sha, &author, &message, false, req.now_ms)
+                        .await?
+                        .ok_or_else(|| ApiError::NotFound(format!("no app named {}", app.name)))?;
+                    return Ok(json_response(
+                        StatusCode::CREATED,
+                        &json!({"number": number, "sha256": sha, "size": req.body.len(), "active": false}),
+                    ));
+                }
+                let origin = stratus_store::DeployOrigin {
+                    author,
+                    author_email: String::new(),
+                    deployer: "stratus".into(),
+                    message,
+                };
+                let deployer = self.deployer();
+                let d = deployer.begin(&app.name, &origin, req.now_ms).await?;
+                let number = deployer.store(&d, req.body, req.now_ms).await?;
+                let d = self.deployments.get(&app.name, &d.id).await?;
+                let live = d
+                    .as_ref()
+                    .is_some_and(|d| d.status == stratus_store::DeployStatus::Success);
                 Ok(json_response(
                     StatusCode::CREATED,
-                    &json!({"number": number, "sha256": sha, "size": req.body.len(), "active": activate}),
+                    &json!({"number": number, "sha256": sha, "size": req.body.len(), "active": live,
+                        "deployment": d.as_ref().map(|d| d.id.clone()), "status": d.map(|d| d.status as i64)}),
                 ))
             }
             _ => Err(ApiError::MethodNotAllowed),

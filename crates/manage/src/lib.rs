@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod deploy;
 pub mod front;
 pub mod keys;
 pub mod leader;
@@ -121,10 +122,12 @@ async fn answer_metrics(served: &Served) -> hyper::Response<Full<Bytes>> {
             }
         }
         g.apps = served.api.apps.list().await?.len() as u64;
+        let mut placed = std::collections::BTreeMap::new();
         for r in front::table::replicas(&served.api.workers).await? {
-            g.placements += 1;
-            g.placements_ready += u64::from(r.ready);
+            *placed.entry((r.app, r.worker_id)).or_insert(false) |= r.ready;
         }
+        g.placements = placed.len() as u64;
+        g.placements_ready = placed.values().filter(|r| **r).count() as u64;
         Ok::<_, stratus_store::Error>(())
     }
     .await;

@@ -21,6 +21,24 @@ pub struct PackageError(pub String);
 pub struct PackageInfo {
     pub entries: usize,
     pub unpacked: u64,
+    /// The functions its `function.json` files define, by folder name: their trigger's
+    /// type, or why the definition is invalid (the host will report and skip it).
+    pub functions: Vec<(String, Result<String, String>)>,
+}
+
+/// A `<function>/function.json` entry's function name.
+fn function_json_of(name: &str) -> Option<&str> {
+    let (dir, file) = name.split_once('/')?;
+    (file == "function.json" && !dir.is_empty()).then_some(dir)
+}
+
+fn index_function(name: &str, text: Vec<u8>) -> Result<String, String> {
+    let file = format!("{name}/function.json");
+    let text = String::from_utf8(text).map_err(|_| format!("{file} is not UTF-8 text"))?;
+    let doc = stratus_model::json::parse_document(&file, &text).map_err(|e| e.to_string())?;
+    let config =
+        stratus_model::FunctionConfig::parse(name, &file, doc).map_err(|e| e.to_string())?;
+    Ok(config.trigger_binding().type_name.clone())
 }
 
 fn refuse(text: impl Into<String>) -> PackageError {
@@ -39,6 +57,7 @@ pub fn validate(bytes: &[u8]) -> Result<PackageInfo, PackageError> {
     }
     let mut unpacked: u64 = 0;
     let mut host_json: Option<Vec<u8>> = None;
+    let mut functions = Vec::new();
     for i in 0..archive.len() {
         let mut entry = archive
             .by_index(i)
@@ -77,7 +96,8 @@ pub fn validate(bytes: &[u8]) -> Result<PackageInfo, PackageError> {
         // (a forged header would otherwise pass the limits and blow up on the workers).
         let mut sink = std::io::sink();
         let mut text = Vec::new();
-        let out: &mut dyn std::io::Write = if name == "host.json" {
+        let function = function_json_of(&name).filter(|_| size <= 1 << 20);
+        let out: &mut dyn std::io::Write = if name == "host.json" || function.is_some() {
             &mut text
         } else {
             &mut sink
@@ -91,8 +111,11 @@ pub fn validate(bytes: &[u8]) -> Result<PackageInfo, PackageError> {
         }
         if name == "host.json" {
             host_json = Some(text);
+        } else if let Some(f) = function {
+            functions.push((f.to_string(), index_function(f, text)));
         }
     }
+    functions.sort();
     let text = host_json.ok_or_else(|| {
         refuse("the package has no host.json at its root (zip the app's folder contents, not the folder)")
     })?;
@@ -103,6 +126,7 @@ pub fn validate(bytes: &[u8]) -> Result<PackageInfo, PackageError> {
     Ok(PackageInfo {
         entries: archive.len(),
         unpacked,
+        functions,
     })
 }
 
@@ -130,13 +154,30 @@ mod tests {
 
     #[test]
     fn a_plain_app_is_accepted() {
-        let z = zip_of(&[("host.json", HOST), ("hello/function.json", b"{}")], None);
+        let good: &[u8] =
+            br#"{"bindings": [{"type": "httpTrigger", "direction": "in", "name": "req"}]}"#;
+        let z = zip_of(
+            &[
+                ("host.json", HOST),
+                ("hello/function.json", good),
+                ("broken/function.json", b"{}"),
+                ("lib/deep/function.json", b"ignored"),
+            ],
+            None,
+        );
+        let info = validate(&z).unwrap();
+        assert_eq!(info.entries, 4);
+        assert_eq!(info.functions.len(), 2, "{:?}", info.functions);
         assert_eq!(
-            validate(&z).unwrap(),
-            PackageInfo {
-                entries: 2,
-                unpacked: HOST.len() as u64 + 2
-            }
+            info.functions[1],
+            ("hello".to_string(), Ok("httpTrigger".to_string()))
+        );
+        let (name, broken) = &info.functions[0];
+        assert_eq!(name, "broken");
+        let why = broken.as_ref().unwrap_err();
+        assert!(
+            why.contains("broken/function.json") && why.contains("bindings"),
+            "{why}"
         );
     }
 

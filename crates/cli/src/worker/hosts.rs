@@ -1,6 +1,7 @@
-//! The hosts a worker runs: one `stratus start` process per assigned app, on the app's
-//! active version unpacked from the verified package cache, with the app's settings as its
-//! environment; replaced when the version changes, stopped when the app goes elsewhere.
+//! The hosts a worker runs: one `stratus start` process per assigned app and version
+//! (the live one, and the one being deployed), unpacked read-only from the verified package
+//! cache, with the app's settings as its environment; a version let go keeps serving until
+//! the front doors have moved, an app that goes elsewhere stops.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -26,6 +27,8 @@ struct Running {
     port: u16,
     process: Process,
     started: std::time::Instant,
+    /// The last lines the host wrote to stderr (why it exited, when it does).
+    last_errors: Arc<parking_lot::Mutex<std::collections::VecDeque<String>>>,
 }
 
 /// A host that exited on its own: when to start it again, and the wait after that.
@@ -36,8 +39,14 @@ struct Backoff {
 
 const FIRST_RESTART: Duration = Duration::from_secs(1);
 const LAST_RESTART: Duration = Duration::from_secs(60);
+/// How many of a host's last stderr lines explain its exit.
+const KEPT_ERROR_LINES: usize = 5;
 
-/// The hosts running on this worker, by app.
+/// A host's identity here: its app and version.
+type Slot = (String, i64);
+
+/// The hosts running on this worker: one per assigned app and version (an app being
+/// deployed runs its new version beside the live one until the management role switches).
 pub struct Hosts {
     /// The worker's data directory (`packages/`, `apps/`, `hosts/` under it).
     pub data_dir: PathBuf,
@@ -48,15 +57,19 @@ pub struct Hosts {
     /// The management API, this worker's join token and id: hosts read their app's keys
     /// through it.
     link: Option<(String, String, String)>,
-    restarts: BTreeMap<String, Backoff>,
+    restarts: BTreeMap<Slot, Backoff>,
+    /// Why a host could not start or exited, until it serves.
+    failures: BTreeMap<Slot, String>,
     /// What was last applied.
     wanted: Vec<Assignment>,
-    /// Hosts of a previous version, serving until their replacement has been ready for
-    /// `handover` (so a heartbeat has told the front doors where the new one is), and since
-    /// when it is ready.
-    retiring: BTreeMap<String, (Running, Option<std::time::Instant>)>,
+    /// Hosts no longer assigned whose app still runs here, serving until a host of the app
+    /// has been ready for `handover` since they were let go (so a heartbeat has told the
+    /// front doors where to go), and since when that is so.
+    retiring: BTreeMap<Slot, (Running, Option<std::time::Instant>)>,
     handover: Duration,
-    running: BTreeMap<String, Running>,
+    running: BTreeMap<Slot, Running>,
+    /// Running hosts seen serving (a host that starts serving is reported at once).
+    seen_ready: std::collections::BTreeSet<Slot>,
 }
 
 /// Unpacks a zip into `dir` (a fresh directory), refusing entries that would land outside it.
@@ -97,8 +110,25 @@ fn unpack(zip: &Path, dir: &Path) -> Result<(), String> {
             ));
         }
     }
+    // Run from package: the app's files are read-only to it.
+    read_only(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
     let _ = std::fs::remove_dir_all(dir);
     std::fs::rename(&tmp, dir).map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+/// Takes write permission away from everything under `dir`, deepest first.
+fn read_only(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            read_only(&entry.path())?;
+        } else if kind.is_file() {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o444))?;
+        }
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555))
 }
 
 /// Stops a host on a task of its own.
@@ -174,6 +204,8 @@ impl Hosts {
             advertise,
             link: None,
             restarts: BTreeMap::new(),
+            failures: BTreeMap::new(),
+            seen_ready: std::collections::BTreeSet::new(),
             wanted: Vec::new(),
             retiring: BTreeMap::new(),
             handover,
@@ -186,6 +218,24 @@ impl Hosts {
         self.link = Some((url.to_string(), token.to_string(), id.to_string()));
     }
 
+    /// Whether a running host has not been seen serving yet.
+    pub fn starting(&self) -> bool {
+        self.running.keys().any(|k| !self.seen_ready.contains(k))
+    }
+
+    /// Looks at the hosts not seen serving yet: whether one of them serves now.
+    pub async fn newly_ready(&mut self) -> bool {
+        let probe = self.probe().to_string();
+        let mut any = false;
+        for (k, r) in &self.running {
+            if !self.seen_ready.contains(k) && pings(&probe, r.port).await {
+                self.seen_ready.insert(k.clone());
+                any = true;
+            }
+        }
+        any
+    }
+
     /// Starts again the hosts that exited, once their back-off is over.
     pub async fn restart_exited(&mut self) {
         let wanted = self.wanted.clone();
@@ -195,30 +245,42 @@ impl Hosts {
     /// Makes the running hosts match `wanted`.
     pub async fn apply(&mut self, wanted: &[Assignment]) {
         self.wanted = wanted.to_vec();
+        let slot = |a: &Assignment| (a.app.clone(), a.version);
         // Hosts that exited on their own start again, waiting longer each time they fail
         // soon after starting.
-        let exited: Vec<String> = self
+        let exited: Vec<Slot> = self
             .running
             .iter_mut()
-            .filter_map(|(app, r)| r.process.try_wait().map(|_| app.clone()))
+            .filter_map(|(k, r)| r.process.try_wait().map(|_| k.clone()))
             .collect();
-        for app in exited {
-            let Some(mut r) = self.running.remove(&app) else {
+        for k in exited {
+            let Some(mut r) = self.running.remove(&k) else {
                 continue;
             };
-            let status = r.process.try_wait();
-            let delay = match self.restarts.get(&app) {
+            self.seen_ready.remove(&k);
+            let status = r
+                .process
+                .try_wait()
+                .map_or("unknown status".into(), |s| s.to_string());
+            let delay = match self.restarts.get(&k) {
                 Some(b) if r.started.elapsed() < LAST_RESTART => (b.delay * 2).min(LAST_RESTART),
                 _ => FIRST_RESTART,
             };
+            let said: Vec<String> = r.last_errors.lock().iter().cloned().collect();
+            let why = if said.is_empty() {
+                format!("the app's host exited ({status})")
+            } else {
+                format!("the app's host exited ({status}): {}", said.join(" | "))
+            };
             tracing::error!(
-                app,
-                "the app's host exited ({}); starting it again in {} s",
-                status.map_or("unknown status".into(), |s| s.to_string()),
+                app = %k.0,
+                version = k.1,
+                "{why}; starting it again in {} s",
                 delay.as_secs()
             );
+            self.failures.insert(k.clone(), why);
             self.restarts.insert(
-                app,
+                k,
                 Backoff {
                     next: std::time::Instant::now() + delay,
                     delay,
@@ -226,47 +288,51 @@ impl Hosts {
             );
         }
         self.restarts
-            .retain(|app, _| wanted.iter().any(|a| &a.app == app));
-        let stale: Vec<String> = self
+            .retain(|k, _| wanted.iter().any(|a| slot(a) == *k));
+        self.failures
+            .retain(|k, _| wanted.iter().any(|a| slot(a) == *k));
+        let stale: Vec<Slot> = self
             .running
             .iter()
-            .filter(|(app, r)| {
+            .filter(|(k, r)| {
                 !wanted
                     .iter()
-                    .any(|a| &a.app == *app && a.version == r.version && a.sha256 == r.sha256)
+                    .any(|a| slot(a) == **k && a.sha256 == r.sha256)
             })
-            .map(|(app, _)| app.clone())
+            .map(|(k, _)| k.clone())
             .collect();
-        // A host of an app that stays (a new version) keeps serving until the new one is
-        // ready; one of an app that goes stops. Stopped on their own tasks: a host finishing
-        // its requests does not hold up the heartbeats.
-        for app in stale {
-            if let Some(mut r) = self.running.remove(&app) {
-                if wanted.iter().any(|a| a.app == app) && r.process_alive() {
-                    if let Some((older, _)) = self.retiring.insert(app.clone(), (r, None)) {
-                        stop(app.clone(), older);
+        // A host of an app that stays here keeps serving until another host of the app has
+        // been ready long enough; one of an app that goes stops. Stopped on their own tasks:
+        // a host finishing its requests does not hold up the heartbeats.
+        for k in stale {
+            self.seen_ready.remove(&k);
+            if let Some(mut r) = self.running.remove(&k) {
+                if wanted.iter().any(|a| a.app == k.0) && r.process_alive() {
+                    if let Some((older, _)) = self.retiring.insert(k.clone(), (r, None)) {
+                        stop(k.0.clone(), older);
                     }
                 } else {
-                    stop(app, r);
+                    stop(k.0, r);
                 }
             }
         }
-        let gone: Vec<String> = self
+        let gone: Vec<Slot> = self
             .retiring
             .keys()
-            .filter(|app| !wanted.iter().any(|a| &a.app == *app))
+            .filter(|k| !wanted.iter().any(|a| a.app == k.0) || self.running.contains_key(*k))
             .cloned()
             .collect();
-        for app in gone {
-            if let Some((r, _)) = self.retiring.remove(&app) {
-                stop(app, r);
+        for k in gone {
+            if let Some((r, _)) = self.retiring.remove(&k) {
+                stop(k.0, r);
             }
         }
         for a in wanted {
-            if self.running.contains_key(&a.app)
+            let k = slot(a);
+            if self.running.contains_key(&k)
                 || self
                     .restarts
-                    .get(&a.app)
+                    .get(&k)
                     .is_some_and(|b| b.next > std::time::Instant::now())
             {
                 continue;
@@ -279,29 +345,49 @@ impl Hosts {
                         a.version,
                         self.url(r.port)
                     );
-                    self.running.insert(a.app.clone(), r);
+                    self.running.insert(k, r);
                 }
-                Err(e) => tracing::error!(app = %a.app, "cannot start the app's host: {e}"),
+                Err(e) => {
+                    tracing::error!(app = %a.app, version = a.version, "cannot start the app's host: {e}");
+                    self.failures
+                        .insert(k.clone(), format!("the host cannot start: {e}"));
+                    let delay = self
+                        .restarts
+                        .get(&k)
+                        .map_or(FIRST_RESTART, |b| (b.delay * 2).min(LAST_RESTART));
+                    self.restarts.insert(
+                        k,
+                        Backoff {
+                            next: std::time::Instant::now() + delay,
+                            delay,
+                        },
+                    );
+                }
             }
         }
-        // Replacements that have served long enough: their predecessors go.
+        let running = &self.running;
+        self.seen_ready.retain(|k| running.contains_key(k));
+        // Hosts let go whose app has had a ready host here long enough: they go.
         let probe = self.probe().to_string();
+        let mut ready_apps = std::collections::BTreeSet::new();
+        for ((app, version), r) in &self.running {
+            if pings(&probe, r.port).await {
+                ready_apps.insert(app.clone());
+                self.failures.remove(&(app.clone(), *version));
+            }
+        }
         let mut done = Vec::new();
-        for (app, (_, since)) in self.retiring.iter_mut() {
-            let ready = match self.running.get(app) {
-                Some(r) => pings(&probe, r.port).await,
-                None => false,
-            };
-            match (ready, *since) {
+        for (k, (_, since)) in self.retiring.iter_mut() {
+            match (ready_apps.contains(&k.0), *since) {
                 (true, None) => *since = Some(std::time::Instant::now()),
-                (true, Some(t)) if t.elapsed() >= self.handover => done.push(app.clone()),
+                (true, Some(t)) if t.elapsed() >= self.handover => done.push(k.clone()),
                 (false, _) => *since = None,
                 _ => {}
             }
         }
-        for app in done {
-            if let Some((r, _)) = self.retiring.remove(&app) {
-                stop(app, r);
+        for k in done {
+            if let Some((r, _)) = self.retiring.remove(&k) {
+                stop(k.0, r);
             }
         }
     }
@@ -374,9 +460,18 @@ impl Hosts {
             env,
         };
         let app = a.app.clone();
+        let last_errors = Arc::new(parking_lot::Mutex::new(std::collections::VecDeque::new()));
+        let kept = last_errors.clone();
         let sink = Arc::new(move |stream: Stream, line: &str| match stream {
             Stream::Stdout => println!("[{app}] {line}"),
-            Stream::Stderr => eprintln!("[{app}] {line}"),
+            Stream::Stderr => {
+                eprintln!("[{app}] {line}");
+                let mut kept = kept.lock();
+                if kept.len() == KEPT_ERROR_LINES {
+                    kept.pop_front();
+                }
+                kept.push_back(line.to_string());
+            }
         });
         let process = Process::spawn(&spec, sink).map_err(|e| e.to_string())?;
         Ok(Running {
@@ -385,6 +480,7 @@ impl Hosts {
             port,
             process,
             started: std::time::Instant::now(),
+            last_errors,
         })
     }
 
@@ -397,26 +493,34 @@ impl Hosts {
         }
     }
 
-    /// What runs here, for the heartbeat: each host's app, version, URL and whether it
-    /// accepts connections.
+    /// What runs here, for the heartbeat: each host's app, version, URL, whether it
+    /// accepts connections, and why it failed when it did.
     pub async fn status(&self) -> serde_json::Value {
         let mut hosts = Vec::new();
         let probe = self.probe();
-        for (app, r) in &self.running {
-            let mut shown = (r, pings(probe, r.port).await);
-            // Until the new version serves, the old one is the app's host here.
-            if !shown.1
-                && let Some((old, _)) = self.retiring.get(app)
-                && pings(probe, old.port).await
-            {
-                shown = (old, true);
-            }
+        let retiring = self.retiring.iter().map(|(k, (r, _))| (k, r));
+        for ((app, version), r) in self.running.iter().chain(retiring) {
+            let ready = pings(probe, r.port).await;
             hosts.push(serde_json::json!({
                 "app": app,
-                "version": shown.0.version,
-                "url": self.url(shown.0.port),
-                "ready": shown.1,
+                "version": version,
+                "url": self.url(r.port),
+                "ready": ready,
             }));
+        }
+        for ((app, version), why) in &self.failures {
+            if !self.running.contains_key(&(app.clone(), *version)) {
+                hosts.push(serde_json::json!({
+                    "app": app,
+                    "version": version,
+                    "ready": false,
+                    "error": why,
+                }));
+            } else if let Some(h) = hosts.iter_mut().find(|h| {
+                h["app"] == app.as_str() && h["version"] == *version && h["ready"] == false
+            }) {
+                h["error"] = serde_json::Value::String(why.clone());
+            }
         }
         serde_json::json!({ "hosts": hosts, "load": machine_load() })
     }
@@ -434,8 +538,8 @@ impl Hosts {
     pub async fn stop_all(&mut self) {
         let retiring = std::mem::take(&mut self.retiring)
             .into_iter()
-            .map(|(app, (r, _))| (app, r));
-        for (app, mut r) in std::mem::take(&mut self.running)
+            .map(|(k, (r, _))| (k, r));
+        for ((app, _), mut r) in std::mem::take(&mut self.running)
             .into_iter()
             .chain(retiring)
         {

@@ -331,6 +331,12 @@ pub async fn run(args: WorkerArgs) -> Result<(), ExitError> {
                     watch = Box::pin(assignments(&client, id.clone(), known.clone()));
                     continue;
                 }
+                // A host that starts serving is reported at once: a deployment waits for it.
+                () = tokio::time::sleep(Duration::from_millis(100)), if hosts.starting() => {
+                    if !hosts.newly_ready().await {
+                        continue;
+                    }
+                }
                 () = &mut shutdown, if leaving.is_none() => {
                     if args.drain_seconds == 0 {
                         return Ok(());

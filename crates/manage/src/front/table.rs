@@ -38,28 +38,39 @@ pub async fn replicas(workers: &SqlWorkers) -> Result<Vec<ReplicaView>, stratus_
     for (id, w) in &by_id {
         statuses.insert(id, serde_json::from_str(&w.status).unwrap_or(Value::Null));
     }
-    Ok(workers
-        .placements()
-        .await?
-        .into_iter()
-        .map(|(app, worker, since)| {
-            let host = statuses
-                .get(worker.as_str())
-                .and_then(|s| s["hosts"].as_array())
-                .and_then(|hosts| hosts.iter().find(|h| h["app"] == app.as_str()))
-                .cloned()
-                .unwrap_or(Value::Null);
-            ReplicaView {
+    let mut views = Vec::new();
+    for (app, worker, since) in workers.placements().await? {
+        // A worker runs a host per version of the app it was given (the live one and one
+        // being deployed): one view each.
+        let hosts: Vec<Value> = statuses
+            .get(worker.as_str())
+            .and_then(|s| s["hosts"].as_array())
+            .map(|hosts| {
+                hosts
+                    .iter()
+                    .filter(|h| h["app"] == app.as_str())
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let hosts = if hosts.is_empty() {
+            vec![Value::Null]
+        } else {
+            hosts
+        };
+        for host in hosts {
+            views.push(ReplicaView {
                 worker_name: by_id.get(&worker).map(|w| w.spec.name.clone()),
-                worker_id: worker,
+                worker_id: worker.clone(),
                 since_ms: since,
                 version: host["version"].as_i64(),
                 url: host["url"].as_str().map(str::to_string),
                 ready: host["ready"].as_bool().unwrap_or(false),
-                app,
-            }
-        })
-        .collect())
+                app: app.clone(),
+            });
+        }
+    }
+    Ok(views)
 }
 
 /// A replica the front door forwards to.
@@ -141,18 +152,18 @@ impl Table {
     ) -> Table {
         let mut table = Table::default();
         for (name, active) in apps {
-            let ready: Vec<&ReplicaView> = replicas
+            // Only the live version serves: a version being deployed runs beside it, unseen,
+            // until the deployment makes it live everywhere at once.
+            let chosen: Vec<&ReplicaView> = replicas
                 .iter()
                 .filter(|r| {
-                    r.app == *name && r.ready && r.url.as_deref().and_then(authority).is_some()
+                    r.app == *name
+                        && r.ready
+                        && active.is_some()
+                        && r.version == *active
+                        && r.url.as_deref().and_then(authority).is_some()
                 })
                 .collect();
-            let current: Vec<&ReplicaView> = ready
-                .iter()
-                .copied()
-                .filter(|r| active.is_some() && r.version == *active)
-                .collect();
-            let chosen = if current.is_empty() { ready } else { current };
             let old = previous.apps.get(name);
             let replicas = chosen
                 .into_iter()
@@ -243,7 +254,7 @@ mod tests {
     }
 
     #[test]
-    fn only_ready_replicas_on_the_active_version_when_there_are_any() {
+    fn only_ready_replicas_of_the_live_version_serve() {
         let apps = vec![("shop".to_string(), Some(2)), ("idle".to_string(), Some(1))];
         let views = vec![
             view("shop", "w1", 1001, 1, true),
@@ -255,10 +266,19 @@ mod tests {
         assert_eq!(shop.replicas.len(), 1);
         assert_eq!(shop.replicas[0].authority, "127.0.0.1:1002");
         assert!(t.apps["idle"].replicas.is_empty());
-        // Only the old version is ready: it keeps serving.
+        // Version 3 is being deployed beside the live 2 on the same worker: unseen.
+        let views = vec![
+            view("shop", "w2", 1002, 2, true),
+            view("shop", "w2", 1004, 3, true),
+        ];
+        let t = Table::build(&apps, &views, &t);
+        let shop = &t.apps["shop"];
+        assert_eq!(shop.replicas.len(), 1);
+        assert_eq!(shop.replicas[0].authority, "127.0.0.1:1002");
+        // Nothing of the live version ready: nothing serves (never another version).
         let views = vec![view("shop", "w1", 1001, 1, true)];
         let t = Table::build(&apps, &views, &t);
-        assert_eq!(t.apps["shop"].replicas[0].authority, "127.0.0.1:1001");
+        assert!(t.apps["shop"].replicas.is_empty());
     }
 
     #[test]

@@ -1,0 +1,314 @@
+//! Deployments: a package received, checked, stored as a version, started beside the live
+//! one on every replica, and made live in one write once every replica serves it; or
+//! failed with the reason in its log, the live version untouched. The receiving side
+//! (Kudu's zip deploy, the API) stores; the scheduler leader finishes.
+
+use serde_json::Value;
+use stratus_store::{
+    Begin, DeployOrigin, DeployStatus, Deployment, LogKind, SqlApps, SqlDeployments, SqlWorkers,
+};
+
+/// How long a deployment may wait for its replicas before it fails.
+pub const DEFAULT_TIMEOUT_MS: i64 = 120_000;
+/// A deployment not yet stored whose receiver gave no sign of life for this long failed.
+pub const ABANDONED_MS: i64 = 30_000;
+
+/// Why a deployment did not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// Another deployment of the app is unfinished (its id).
+    #[error("another deployment of this app is in progress ({0})")]
+    Busy(String),
+    #[error("no app named {0}")]
+    NoApp(String),
+    /// The package was refused (the deployment failed with this reason).
+    #[error("{0}")]
+    Refused(String),
+    #[error("the store failed: {0}")]
+    Store(#[from] stratus_store::Error),
+}
+
+/// The parts of the store deployments touch.
+#[derive(Debug, Clone)]
+pub struct Deployer {
+    pub apps: SqlApps,
+    pub deployments: SqlDeployments,
+    pub workers: SqlWorkers,
+}
+
+/// A new deployment id: 32 hex digits, as Kudu's.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+impl Deployer {
+    /// Starts a deployment of `app` (pending): refused while another one is unfinished.
+    pub async fn begin(
+        &self,
+        app: &str,
+        origin: &DeployOrigin,
+        now_ms: i64,
+    ) -> Result<Deployment, DeployError> {
+        match self
+            .deployments
+            .begin(app, &new_id(), origin, now_ms)
+            .await?
+        {
+            Begin::Started(d) => Ok(d),
+            Begin::Busy(id) => Err(DeployError::Busy(id)),
+            Begin::NoApp => Err(DeployError::NoApp(app.to_string())),
+        }
+    }
+
+    /// Fails deployment `d` with `reason` in its log.
+    pub async fn fail(&self, d: &Deployment, reason: &str, now_ms: i64) -> Result<(), DeployError> {
+        self.deployments
+            .log(&d.id, LogKind::Error, reason, now_ms)
+            .await?;
+        self.deployments
+            .finish(&d.id, false, "Deployment failed", now_ms)
+            .await?;
+        tracing::warn!(app = %d.app, deployment = %d.id, "deployment failed: {reason}");
+        Ok(())
+    }
+
+    /// Checks and stores `package` as a new version of `d`'s app and hands the deployment to
+    /// the scheduler (or makes it live at once when nothing serves the app yet). A refused
+    /// package fails the deployment with the reason.
+    pub async fn store(
+        &self,
+        d: &Deployment,
+        package: &[u8],
+        now_ms: i64,
+    ) -> Result<i64, DeployError> {
+        let log = |kind, text: String| {
+            let deployments = self.deployments.clone();
+            let id = d.id.clone();
+            async move { deployments.log(&id, kind, &text, now_ms).await }
+        };
+        self.deployments
+            .advance(
+                &d.id,
+                DeployStatus::Building,
+                "Checking the package",
+                None,
+                now_ms,
+            )
+            .await?;
+        log(
+            LogKind::Message,
+            format!("Received {} bytes", package.len()),
+        )
+        .await?;
+        let info = match crate::package::validate(package) {
+            Ok(info) => info,
+            Err(e) => {
+                let reason = format!("The package was refused: {e}");
+                self.fail(d, &reason, now_ms).await?;
+                return Err(DeployError::Refused(reason));
+            }
+        };
+        log(
+            LogKind::Message,
+            format!(
+                "The package holds {} entries ({} bytes unpacked) and a valid host.json",
+                info.entries, info.unpacked
+            ),
+        )
+        .await?;
+        if info.functions.is_empty() {
+            log(
+                LogKind::Message,
+                "No function.json files: the language worker indexes the functions when the host starts".into(),
+            )
+            .await?;
+        }
+        for (name, outcome) in &info.functions {
+            match outcome {
+                Ok(trigger) => {
+                    log(LogKind::Message, format!("Function {name} ({trigger})")).await?
+                }
+                Err(e) => {
+                    log(
+                        LogKind::Warning,
+                        format!("Function {name} is invalid and will not run: {e}"),
+                    )
+                    .await?;
+                }
+            }
+        }
+        let sha = self.apps.put_package(package, now_ms).await?;
+        let origin = &d.origin;
+        let author = if origin.author.is_empty() {
+            origin.deployer.as_str()
+        } else {
+            origin.author.as_str()
+        };
+        let number = self
+            .apps
+            .add_version(&d.app, &sha, author, &origin.message, false, now_ms)
+            .await?
+            .ok_or_else(|| DeployError::NoApp(d.app.clone()))?;
+        log(
+            LogKind::Message,
+            format!("Stored as version {number} (package {sha})"),
+        )
+        .await?;
+        self.stage(d, number, now_ms).await?;
+        Ok(number)
+    }
+
+    /// Hands deployment `d` of version `number` to the scheduler: the replicas start it
+    /// beside the live version; it goes live when all of them serve it.
+    pub async fn stage(&self, d: &Deployment, number: i64, now_ms: i64) -> Result<(), DeployError> {
+        self.deployments
+            .advance(
+                &d.id,
+                DeployStatus::Deploying,
+                "Starting the new version on the replicas",
+                Some(number),
+                now_ms,
+            )
+            .await?;
+        if let Some(d) = self.deployments.get(&d.app, &d.id).await? {
+            self.settle(&d, now_ms, DEFAULT_TIMEOUT_MS, i64::MAX)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Takes deployment `d` (deploying) as far as the replicas allow: live when every
+    /// replica on a worker heard from within `worker_timeout_ms` serves its version (or none
+    /// serves the app), failed when one of them cannot start it or `timeout_ms` passed.
+    /// Whether it finished.
+    pub async fn settle(
+        &self,
+        d: &Deployment,
+        now_ms: i64,
+        timeout_ms: i64,
+        worker_timeout_ms: i64,
+    ) -> Result<bool, DeployError> {
+        let Some(version) = d.version else {
+            return Ok(false);
+        };
+        if d.status != DeployStatus::Deploying || d.complete {
+            return Ok(false);
+        }
+        let Some(app) = self.apps.get(&d.app).await? else {
+            return Ok(false);
+        };
+        let live = |text: String| async move {
+            self.deployments
+                .log(&d.id, LogKind::Message, &text, now_ms)
+                .await?;
+            self.deployments
+                .finish(&d.id, true, "Deployment successful", now_ms)
+                .await?;
+            tracing::info!(app = %d.app, deployment = %d.id, version, "deployment live");
+            Ok::<bool, DeployError>(true)
+        };
+        if app.active_version.is_none() || app.active_version == Some(version) {
+            return live(format!("Version {version} is live")).await;
+        }
+        let workers = self.workers.list().await?;
+        let mut waiting = Vec::new();
+        let mut ready = 0;
+        for (placed, worker_id, _) in self.workers.placements().await? {
+            if placed != d.app {
+                continue;
+            }
+            let Some(w) = workers.iter().find(|w| w.id == worker_id) else {
+                continue;
+            };
+            if now_ms - w.heartbeat_ms > worker_timeout_ms {
+                continue;
+            }
+            let status: Value = serde_json::from_str(&w.status).unwrap_or_default();
+            let host = status["hosts"].as_array().and_then(|hosts| {
+                hosts
+                    .iter()
+                    .find(|h| h["app"] == d.app.as_str() && h["version"] == version)
+            });
+            let name = &w.spec.name;
+            match host {
+                Some(h) if h["ready"] == true => ready += 1,
+                Some(h) if h["error"].is_string() => {
+                    let reason = format!(
+                        "Version {version} cannot run on worker {name}: {}; version {} stays live",
+                        h["error"].as_str().unwrap_or_default(),
+                        app.active_version.unwrap_or_default()
+                    );
+                    self.fail(d, &reason, now_ms).await?;
+                    return Ok(true);
+                }
+                _ => waiting.push(name.clone()),
+            }
+        }
+        if waiting.is_empty() {
+            return live(if ready == 0 {
+                format!("Version {version} is live (no replica runs the app now)")
+            } else {
+                format!("Version {version} is live on {ready} replicas")
+            })
+            .await;
+        }
+        if now_ms - d.touched_ms > timeout_ms {
+            let reason = format!(
+                "Version {version} did not start within {} s on worker(s) {}; version {} stays live",
+                timeout_ms / 1000,
+                waiting.join(", "),
+                app.active_version.unwrap_or_default()
+            );
+            self.fail(d, &reason, now_ms).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// One pass over the unfinished deployments (run by the scheduler leader): those whose
+    /// receiver went away fail, those deploying settle.
+    pub async fn drive(
+        &self,
+        now_ms: i64,
+        timeout_ms: i64,
+        worker_timeout_ms: i64,
+    ) -> Result<(), DeployError> {
+        for id in self
+            .deployments
+            .fail_abandoned(now_ms - ABANDONED_MS, now_ms)
+            .await?
+        {
+            tracing::warn!(deployment = %id, "deployment abandoned by its receiver: failed");
+        }
+        for d in self.deployments.all_unfinished().await? {
+            self.settle(&d, now_ms, timeout_ms, worker_timeout_ms)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Settles deployments every `every` until `stop` completes. Every management process runs
+/// this: finishing a deployment is one conditional write, so two never both finish one.
+pub async fn run(
+    deployer: Deployer,
+    every: std::time::Duration,
+    timeout: std::time::Duration,
+    worker_timeout: std::time::Duration,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    loop {
+        if let Err(e) = deployer
+            .drive(crate::now_ms(), ms(timeout), ms(worker_timeout))
+            .await
+        {
+            tracing::warn!("settling deployments failed: {e}");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = &mut stop => break,
+        }
+    }
+}
