@@ -75,9 +75,15 @@ pub fn run(a: &crate::Args, data: &Path) -> serde_json::Value {
     let m = data.join("manage");
     let _manage = spawn("frontdoor-manage", {
         let mut c = stratus(&m);
-        c.args(["manage", "--listen", &format!("127.0.0.1:{api}")])
-            .args(["--front-listen", &format!("127.0.0.1:{front}")])
-            .args(["--worker-timeout-seconds", "2"]);
+        c.args([
+            "manage",
+            "--listen",
+            &format!("127.0.0.1:{api}"),
+            "--scm-listen",
+            "off",
+        ])
+        .args(["--front-listen", &format!("127.0.0.1:{front}")])
+        .args(["--worker-timeout-seconds", "2"]);
         c
     });
     let start = Instant::now();

@@ -51,6 +51,22 @@ pub enum AppsCommand {
     Versions { name: String },
     /// Make a version the active one (a rollback when it is older).
     Activate { name: String, version: i64 },
+    /// Deploy again the version live before the current one (or --to VERSION).
+    Rollback {
+        name: String,
+        #[arg(long)]
+        to: Option<i64>,
+    },
+    /// List an app's deployments, or show one with its log.
+    Deployments { name: String, id: Option<String> },
+    /// Print an app's publish profile (`.PublishSettings`) for deployment tools to import.
+    PublishProfile { name: String },
+    /// Print an app's publishing credential and endpoint; --rotate makes a new password.
+    Publishing {
+        name: String,
+        #[arg(long)]
+        rotate: bool,
+    },
     /// Print an app's settings.
     Settings { name: String },
     /// Set an app setting.
@@ -186,7 +202,9 @@ pub async fn run(args: AppsArgs) -> Result<(), ExitError> {
             if let Ok(user) = std::env::var("USER") {
                 path.push_str(&format!("&author={}", encode(&user)));
             }
-            print(&c.send("POST", &path, content, "application/zip").await?);
+            let uploaded = c.send("POST", &path, content, "application/zip").await?;
+            print(&uploaded);
+            wait_deployment(&c, &name, &uploaded).await?;
         }
         AppsCommand::Keys { name } => {
             let path = format!("{}/keys", app(&name));
@@ -215,6 +233,42 @@ pub async fn run(args: AppsArgs) -> Result<(), ExitError> {
             let path = format!("{}/versions", app(&name));
             print(&c.send("GET", &path, Vec::new(), "application/json").await?);
         }
+        AppsCommand::Rollback { name, to } => {
+            let body = match to {
+                Some(v) => serde_json::json!({ "version": v }).to_string().into_bytes(),
+                None => Vec::new(),
+            };
+            let path = format!("{}/rollback", app(&name));
+            let d = c.send("POST", &path, body, "application/json").await?;
+            print(&d);
+            wait_deployment(&c, &name, &d).await?;
+        }
+        AppsCommand::Deployments { name, id } => {
+            let path = match id {
+                Some(id) => format!("{}/deployments/{}", app(&name), encode(&id)),
+                None => format!("{}/deployments", app(&name)),
+            };
+            print(&c.send("GET", &path, Vec::new(), "application/json").await?);
+        }
+        AppsCommand::PublishProfile { name } => {
+            let path = format!("{}/publishprofile", app(&name));
+            let xml = c
+                .send_raw("GET", &path, Vec::new(), "application/json")
+                .await?;
+            std::io::Write::write_all(&mut std::io::stdout(), &xml)
+                .map_err(|e| ExitError::Other(e.into()))?;
+        }
+        AppsCommand::Publishing { name, rotate } => {
+            let (method, path) = if rotate {
+                ("POST", format!("{}/publishing/rotate", app(&name)))
+            } else {
+                ("GET", format!("{}/publishing", app(&name)))
+            };
+            print(
+                &c.send(method, &path, Vec::new(), "application/json")
+                    .await?,
+            );
+        }
         AppsCommand::Activate { name, version } => {
             let path = format!("{}/versions/{version}/activate", app(&name));
             c.send("POST", &path, Vec::new(), "application/json")
@@ -240,4 +294,39 @@ pub async fn run(args: AppsArgs) -> Result<(), ExitError> {
         }
     }
     Ok(())
+}
+
+/// Follows the deployment an answer names (`deployment` or `id`) until it is live or failed:
+/// an error when it failed, with its log.
+async fn wait_deployment(
+    c: &Client,
+    name: &str,
+    answer: &serde_json::Value,
+) -> Result<(), ExitError> {
+    let Some(id) = answer["deployment"].as_str().or(answer["id"].as_str()) else {
+        return Ok(());
+    };
+    let path = format!("/api/apps/{}/deployments/{}", encode(name), encode(id));
+    loop {
+        let d = c.send("GET", &path, Vec::new(), "application/json").await?;
+        match d["status"].as_i64() {
+            Some(4) => {
+                eprintln!("{name}: deployment {id} is live (version {})", d["version"]);
+                return Ok(());
+            }
+            Some(3) => {
+                let log: Vec<String> = d["log"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e["message"].as_str().map(str::to_string))
+                    .collect();
+                return Err(ExitError::Other(anyhow::anyhow!(
+                    "deployment {id} of {name} failed:\n  {}",
+                    log.join("\n  ")
+                )));
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+        }
+    }
 }

@@ -33,6 +33,25 @@ pub struct RoleFlags {
     /// The domain apps are addressed under by host name: `{app}.{domain}`.
     #[arg(long, env = "STRATUS_DOMAIN")]
     pub domain: Option<String>,
+    /// Address of the publishing endpoint (Kudu's SCM API: zip deploy, deployments,
+    /// settings), reached as `{app}.scm.{domain}` or `/scm/{app}/`; `off` for none.
+    #[arg(long, env = "STRATUS_SCM_LISTEN", default_value = "127.0.0.1:7443")]
+    pub scm_listen: String,
+    /// The port clients reach the publishing endpoint on, when it is not the one it listens
+    /// on (behind a port mapping, say).
+    #[arg(long, env = "STRATUS_SCM_PUBLIC_PORT")]
+    pub scm_public_port: Option<u16>,
+    /// The publishing endpoint's certificate chain (PEM); without it, a certificate issued by
+    /// the cluster's own authority (`GET /api/scm/ca.pem`) is made on first start.
+    #[arg(long, env = "STRATUS_SCM_TLS_CERT", requires = "scm_tls_key")]
+    pub scm_tls_cert: Option<std::path::PathBuf>,
+    /// The private key of `--scm-tls-cert` (PEM).
+    #[arg(long, env = "STRATUS_SCM_TLS_KEY", requires = "scm_tls_cert")]
+    pub scm_tls_key: Option<std::path::PathBuf>,
+    /// Serve the publishing endpoint over plain HTTP (credentials then cross the network in
+    /// the clear: for a trusted network or a TLS proxy in front only).
+    #[arg(long, env = "STRATUS_SCM_PLAIN_HTTP")]
+    pub scm_plain_http: bool,
     /// A deployment whose new version does not serve on every replica within this many
     /// seconds fails (the live version stays).
     #[arg(long, env = "STRATUS_DEPLOY_TIMEOUT_SECONDS", default_value_t = 120)]
@@ -114,6 +133,7 @@ impl Role {
                 args.front_listen
             );
         }
+        let scm = scm_endpoint(store, args).await?;
         let api = stratus_manage::Api {
             apps: store.apps(),
             workers: store.workers(),
@@ -122,6 +142,8 @@ impl Role {
             timers: store.timers(),
             queues: store.queues(),
             deployments: store.deployments(),
+            publishing: store.publishing(),
+            scm: scm.as_ref().map(|(_, _, c)| c.clone()),
         };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -142,6 +164,7 @@ impl Role {
             stopped(stop_rx.clone()),
         ));
         let deploy_loop = api.deployer();
+        let deploy_api = api.clone();
         let server = tokio::spawn(stratus_manage::serve(
             listener,
             api,
@@ -177,10 +200,117 @@ impl Role {
             stopped(stop_rx.clone()),
         ));
         let mut tasks = vec![scheduler, server, deployments];
+        if let Some((listener, tls, config)) = scm {
+            let endpoint = stratus_manage::scm::Scm {
+                api: deploy_api.clone(),
+                publishing: store.publishing(),
+                token: stratus_manage::AdminToken::new(&token),
+                config,
+            };
+            tasks.push(tokio::spawn(stratus_manage::scm::serve(
+                listener,
+                tls,
+                endpoint,
+                stopped(stop_rx.clone()),
+            )));
+        }
         tasks.extend(front.into_iter().flatten());
         Ok(Role {
             stop: stop_tx,
             tasks,
         })
     }
+}
+
+/// The publishing endpoint's listener, HTTPS set-up and public addresses, unless it is off.
+async fn scm_endpoint(
+    store: &stratus_store::Store,
+    args: &RoleFlags,
+) -> Result<
+    Option<(
+        tokio::net::TcpListener,
+        Option<stratus_manage::tls::ServerTls>,
+        stratus_manage::scm::ScmConfig,
+    )>,
+    ExitError,
+> {
+    if args.scm_listen == "off" {
+        return Ok(None);
+    }
+    let listener = tokio::net::TcpListener::bind(&args.scm_listen)
+        .await
+        .map_err(|e| {
+            ExitError::Unavailable(anyhow::anyhow!(
+                "the publishing endpoint cannot listen on {} ({e}); set --scm-listen or STRATUS_SCM_LISTEN",
+                args.scm_listen
+            ))
+        })?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| ExitError::Unavailable(e.into()))?;
+    let domain = args.domain.clone().unwrap_or_else(|| "localhost".into());
+    let tls = if args.scm_plain_http {
+        None
+    } else if let (Some(cert), Some(key)) = (&args.scm_tls_cert, &args.scm_tls_key) {
+        Some(
+            stratus_manage::tls::supplied(cert, key)
+                .map_err(|e| ExitError::Config(anyhow::anyhow!("the publishing endpoint: {e}")))?,
+        )
+    } else {
+        let mut names = vec![
+            format!("*.scm.{domain}"),
+            format!("scm.{domain}"),
+            "localhost".to_string(),
+            "*.scm.localhost".to_string(),
+            "127.0.0.1".to_string(),
+            "::1".to_string(),
+            crate::app::machine_name(),
+        ];
+        if !local.ip().is_unspecified() {
+            names.push(local.ip().to_string());
+        }
+        Some(
+            stratus_manage::tls::generated(&store.publishing(), &names, now_ms())
+                .await
+                .map_err(|e| ExitError::Other(anyhow::anyhow!("the publishing endpoint: {e}")))?,
+        )
+    };
+    let front_port = args
+        .front_listen
+        .rsplit_once(':')
+        .map_or("8080", |(_, p)| p)
+        .to_string();
+    let app_url = match (&args.domain, args.front_listen.as_str()) {
+        (_, "off") => String::new(),
+        (Some(d), _) => format!("http://{{app}}.{d}:{front_port}"),
+        (None, listen) => format!("http://{listen}/apps/{{app}}"),
+    };
+    let config = stratus_manage::scm::ScmConfig {
+        domain: domain.clone(),
+        port: args.scm_public_port.unwrap_or(local.port()),
+        https: tls.is_some(),
+        app_url,
+        api_url: format!("http://{}", args.listen),
+        deploy_timeout_ms: i64::try_from(args.deploy_timeout_seconds.max(1) * 1000)
+            .unwrap_or(i64::MAX),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!(
+        "publishing endpoint (Kudu zip deploy) on {scheme}://{{app}}.scm.{domain}:{} and {scheme}://{}/scm/{{app}}/{}",
+        config.port,
+        args.scm_listen,
+        if tls.as_ref().is_some_and(|t| t.ca_pem.is_some()) {
+            "; trust the authority at /api/scm/ca.pem"
+        } else {
+            ""
+        }
+    );
+    Ok(Some((listener, tls, config)))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }

@@ -223,6 +223,16 @@ pub struct Api {
     pub queues: SqlQueues,
     /// Deployments and their logs.
     pub deployments: stratus_store::SqlDeployments,
+    /// Publishing credentials and certificates.
+    pub publishing: stratus_store::SqlPublishing,
+    /// How the publishing endpoint is reached (none when it is off).
+    pub scm: Option<crate::scm::ScmConfig>,
+}
+
+/// Whether `path` is open without the admin token: workers' routes (their join token), the
+/// OpenAPI document, and the publishing authority's certificate.
+pub fn is_public_route(path: &str) -> bool {
+    is_worker_route(path) || path == "/api/openapi.json" || path == "/api/scm/ca.pem"
 }
 
 /// Whether `path` is one workers call with their join token rather than the admin token.
@@ -350,7 +360,7 @@ impl Api {
 
     /// Answers a request: admin routes need `admin`; the worker routes check the join token.
     pub async fn handle(&self, req: &ApiRequest<'_>) -> Result<Response<Bytes>, ApiError> {
-        if !req.admin && !is_worker_route(req.path) && req.path != "/api/openapi.json" {
+        if !req.admin && !is_public_route(req.path) {
             return Err(ApiError::Unauthorized);
         }
         let segments: Vec<String> = req.path.trim_matches('/').split('/').map(decode).collect();
@@ -373,6 +383,19 @@ impl Api {
                 ))
             }
             ["api", "apps", name] => self.app(req, name).await,
+            ["api", "scm", "ca.pem"] if m == Method::GET => self.ca_certificate().await,
+            [
+                "api",
+                "apps",
+                name,
+                rest @ ("publishing" | "publishprofile" | "deployments" | "rollback"),
+                more @ ..,
+            ] => {
+                let app = self.existing(name).await?;
+                let mut segs = vec![*rest];
+                segs.extend_from_slice(more);
+                self.publishing_route(req, &app.name, &segs).await
+            }
             ["api", "apps", name, "settings"] if m == Method::GET => {
                 let app = self.existing(name).await?;
                 let settings = self.apps.settings(&app.name).await?;

@@ -10,9 +10,12 @@ pub mod keys;
 pub mod leader;
 pub mod metrics;
 pub mod package;
+pub mod publishing;
 pub mod queues;
 pub mod scheduler;
+pub mod scm;
 pub mod state;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -160,7 +163,7 @@ async fn answer(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let public = parts.uri.path() == "/api/openapi.json" || api::is_worker_route(parts.uri.path());
+    let public = api::is_public_route(parts.uri.path());
     let result = if !public && !admin {
         Err(ApiError::Unauthorized)
     } else {

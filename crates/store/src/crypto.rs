@@ -12,6 +12,8 @@ const NONCE_LEN: usize = 12;
 #[derive(Clone)]
 pub struct EncryptionKey {
     cipher: ChaCha20Poly1305,
+    /// Key of the secrets derived from this one (HMAC-SHA256), itself derived from it.
+    derive: [u8; 32],
 }
 
 impl std::fmt::Debug for EncryptionKey {
@@ -34,8 +36,16 @@ impl EncryptionKey {
                 bytes.len()
             )));
         }
+        let derive = {
+            use hmac::Mac as _;
+            let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&bytes)
+                .map_err(|_| Error::BadEncryptionKey("unusable key".into()))?;
+            mac.update(b"stratus derived secrets");
+            mac.finalize().into_bytes().into()
+        };
         Ok(EncryptionKey {
             cipher: ChaCha20Poly1305::new(Key::from_slice(&bytes)),
+            derive,
         })
     }
 
@@ -44,6 +54,16 @@ impl EncryptionKey {
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).map_err(|e| Error::Random(e.to_string()))?;
         Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    /// A secret derived from this key for `context` (HMAC-SHA256): the same for the same
+    /// context, unguessable without the key.
+    pub fn derive(&self, context: &[u8]) -> [u8; 32] {
+        use hmac::Mac as _;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&self.derive)
+            .expect("HMAC takes keys of any length");
+        mac.update(context);
+        mac.finalize().into_bytes().into()
     }
 
     /// Encrypts `plain`, binding it to `context` (so a value cannot be moved to another row).

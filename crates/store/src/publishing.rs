@@ -43,6 +43,16 @@ fn context(name: &str) -> Vec<u8> {
 }
 
 impl SqlPublishing {
+    /// The publishing password of `app` for credential `salt`: derived from the store's key,
+    /// so only its hash is kept, yet a publish profile can show it again.
+    pub fn password(&self, app: &str, salt: &str) -> String {
+        use base64::Engine as _;
+        let secret = self
+            .key
+            .derive(format!("publishing password\0{app}\0{salt}").as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+    }
+
     /// The publishing credential of `app`, if one was made.
     pub async fn credential(&self, app: &str) -> Result<Option<Credential>> {
         let row: Option<(String, String, i64)> = on_pool!(&self.backend, |pool| {

@@ -5,6 +5,7 @@ mod behaviour;
 mod cluster;
 mod language_workers;
 mod manage;
+mod publish;
 mod queue_service;
 mod routing;
 mod sample_queues;

@@ -23,6 +23,8 @@ pub(crate) struct Manage {
     pub(crate) port: u16,
     /// The front door's port.
     pub(crate) front: u16,
+    /// The publishing endpoint's port.
+    pub(crate) scm: u16,
     pub(crate) data: tempfile::TempDir,
 }
 
@@ -37,7 +39,7 @@ fn manage() -> Manage {
     manage_with(&[])
 }
 
-fn manage_with(args: &[&str]) -> Manage {
+pub(crate) fn manage_with(args: &[&str]) -> Manage {
     manage_in(tempfile::tempdir().unwrap(), args)
 }
 
@@ -53,6 +55,7 @@ pub(crate) fn manage_env(data: tempfile::TempDir, args: &[&str], env: &[(&str, &
     for _ in 0..5 {
         let port = free_port();
         let front = free_port();
+        let scm = free_port();
         let log = data.path().join(format!("manage-{port}.log"));
         let mut child = stratus_command()
             .arg("manage")
@@ -60,6 +63,8 @@ pub(crate) fn manage_env(data: tempfile::TempDir, args: &[&str], env: &[(&str, &
             .arg(format!("127.0.0.1:{port}"))
             .arg("--front-listen")
             .arg(format!("127.0.0.1:{front}"))
+            .arg("--scm-listen")
+            .arg(format!("127.0.0.1:{scm}"))
             .args(args)
             .env("STRATUS_DATA_DIR", data.path())
             .env_remove("STRATUS_ADMIN_TOKEN")
@@ -82,6 +87,7 @@ pub(crate) fn manage_env(data: tempfile::TempDir, args: &[&str], env: &[(&str, &
                 child,
                 port,
                 front,
+                scm,
                 data,
             };
         }
@@ -145,6 +151,14 @@ impl Manage {
             .as_array()
             .unwrap()
             .clone()
+    }
+
+    /// The body of an admin `GET` of `path` (200 expected).
+    pub(crate) fn admin_get(&self, path: &str) -> String {
+        let bearer = self.admin_bearer();
+        let r = request(self.port, "GET", path, &[("Authorization", &bearer)], b"").unwrap();
+        assert_eq!(r.status, 200, "GET {path}: {}", r.text());
+        r.text()
     }
 
     /// A new join token's value.

@@ -19,6 +19,7 @@ impl Up {
             .current_dir(repo())
             .args(["up", "--listen", &format!("127.0.0.1:{api}")])
             .args(["--front-listen", &format!("127.0.0.1:{front}")])
+            .args(["--scm-listen", "127.0.0.1:0"])
             .env("STRATUS_DATA_DIR", data)
             .env_remove("STRATUS_ADMIN_TOKEN")
             .stdout(out.try_clone().unwrap())
