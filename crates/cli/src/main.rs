@@ -12,6 +12,7 @@ mod log_writer;
 mod manage;
 mod managed;
 mod package;
+mod publish;
 mod queue;
 mod secrets;
 mod start;
@@ -45,6 +46,9 @@ enum Command {
     Manage(manage::ManageArgs),
     /// Create, deploy and configure managed apps through the management API.
     Apps(apps::AppsArgs),
+    /// Publish an app directory to its publishing endpoint (Kudu zip deploy) and follow the
+    /// deployment until it is live.
+    Publish(publish::PublishArgs),
     /// Create, list and revoke the tokens workers join with.
     Tokens(cluster::TokensArgs),
     /// List, drain and remove workers.
@@ -103,6 +107,7 @@ fn log_format(cli: &Cli) -> config::LogFormat {
         Command::Manage(a) => &a.config,
         Command::Up(a) => &a.config,
         Command::Apps(a) => &a.api.config,
+        Command::Publish(a) => &a.config,
         Command::Tokens(a) => &a.api.config,
         Command::Workers(a) => &a.api.config,
         Command::Worker(a) => &a.config,
@@ -133,6 +138,7 @@ fn main() -> ExitCode {
             Command::Manage(args) => manage::run(args).await,
             Command::Up(args) => up::run(args).await,
             Command::Apps(args) => apps::run(args).await,
+            Command::Publish(args) => publish::run(args).await,
             Command::Tokens(args) => cluster::tokens(args).await,
             Command::Workers(args) => cluster::workers(args).await,
             Command::Worker(args) => worker::run(args).await,

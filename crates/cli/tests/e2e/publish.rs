@@ -440,3 +440,92 @@ fn deployment_tools_publish_over_https_and_versions_go_live_everywhere_at_once()
             .filter(|r| r.text() == "Hello, x!")
     });
 }
+
+/// `stratus publish` as the management role's user, then with a publish profile.
+fn publish(m: &Manage, args: &[&str]) -> Result<String, String> {
+    crate::support::run_stratus(
+        crate::support::stratus_command()
+            .arg("publish")
+            .args(args)
+            .arg("--api")
+            .arg(format!("http://127.0.0.1:{}", m.port))
+            .env("STRATUS_DATA_DIR", m.data.path())
+            .env_remove("STRATUS_ADMIN_TOKEN"),
+    )
+}
+
+#[test]
+fn stratus_publish_leaves_out_what_funcignore_says_and_prints_the_function_urls() {
+    let m = manage_with(&[]);
+    let token = m.join_token();
+    let _w = spawn_worker(&m, &token, "w1", &[]);
+    m.apps(&["create", "shop"]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("shop");
+    copy_dir(&crate::support::sample("python-handler"), &app);
+    std::fs::create_dir_all(app.join("notes")).unwrap();
+    std::fs::write(app.join("notes/secret.txt"), b"not for the server").unwrap();
+    std::fs::write(app.join(".funcignore"), b"notes/\n*.log\n").unwrap();
+    std::fs::write(app.join("debug.log"), b"noise").unwrap();
+
+    let out = publish(&m, &[app.to_str().unwrap(), "--app", "shop"]).unwrap();
+    assert!(out.contains("uploaded "), "{out}");
+    assert!(
+        out.contains("Function hello (httpTrigger)"),
+        "the log as it grows: {out}"
+    );
+    assert!(out.contains("is live: version 1 of shop"), "{out}");
+    let hello = format!("http://127.0.0.1:{}/apps/shop/api/hello", m.front);
+    assert!(out.contains(&format!("hello: {hello}")), "{out}");
+    eventually(Duration::from_secs(30), || {
+        request(m.front, "GET", "/apps/shop/api/hello?name=x", &[], b"")
+            .ok()
+            .filter(|r| r.status == 200)
+    });
+    let kudu = Kudu::from_profile(&m, "shop");
+    for gone in ["notes/secret.txt", "debug.log", "local.settings.json"] {
+        let r = kudu.send("GET", &format!("/api/vfs/site/wwwroot/{gone}"), &[], b"");
+        assert_eq!(r.status, 404, "{gone} was published");
+    }
+    let r = kudu.send("GET", "/api/vfs/site/wwwroot/.funcignore", &[], b"");
+    assert_eq!(r.status, 200);
+
+    // With an imported profile and the authority exported to a file; the endpoint by path.
+    let profile = dir.path().join("shop.PublishSettings");
+    std::fs::write(&profile, m.apps(&["publish-profile", "shop"]).unwrap()).unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &kudu.ca).unwrap();
+    let handler = std::fs::read_to_string(app.join("handler.py")).unwrap();
+    std::fs::write(
+        app.join("handler.py"),
+        handler.replace("os.environ.get(\"GREETING\", \"Hello\")", "\"Hi\""),
+    )
+    .unwrap();
+    let by_path = format!("https://localhost:{}/scm/shop", m.scm);
+    let out = publish(
+        &m,
+        &[
+            app.to_str().unwrap(),
+            "--profile",
+            profile.to_str().unwrap(),
+            "--ca",
+            ca.to_str().unwrap(),
+            "--url",
+            &by_path,
+        ],
+    )
+    .unwrap();
+    assert!(out.contains("is live: version 2 of shop"), "{out}");
+    eventually(Duration::from_secs(30), || {
+        request(m.front, "GET", "/apps/shop/api/hello?name=x", &[], b"")
+            .ok()
+            .filter(|r| r.text() == "Hi, x!")
+    });
+
+    // A broken package: refused, exit code non-zero, the live version stays.
+    std::fs::write(app.join("host.json"), br#"{"version": "3.0"}"#).unwrap();
+    let err = publish(&m, &[app.to_str().unwrap(), "--app", "shop"]).unwrap_err();
+    assert!(err.contains("host.json"), "{err}");
+    let r = request(m.front, "GET", "/apps/shop/api/hello?name=x", &[], b"").unwrap();
+    assert_eq!(r.text(), "Hi, x!");
+}
