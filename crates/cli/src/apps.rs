@@ -271,9 +271,10 @@ pub async fn run(args: AppsArgs) -> Result<(), ExitError> {
         }
         AppsCommand::Activate { name, version } => {
             let path = format!("{}/versions/{version}/activate", app(&name));
-            c.send("POST", &path, Vec::new(), "application/json")
+            let d = c
+                .send("POST", &path, Vec::new(), "application/json")
                 .await?;
-            eprintln!("{name}: version {version} is active");
+            wait_deployment(&c, &name, &d).await?;
         }
         AppsCommand::Settings { name } => {
             let path = format!("{}/settings", app(&name));

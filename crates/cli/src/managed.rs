@@ -409,3 +409,14 @@ impl QueueStore for ManagedQueues {
         })
     }
 }
+
+/// The file whose presence holds a host's timers and queue triggers back (a version being
+/// deployed, not live yet), named by `STRATUS_TRIGGER_GATE`.
+pub const ENV_TRIGGER_GATE: &str = "STRATUS_TRIGGER_GATE";
+
+/// The trigger gate, if the host was given one.
+pub fn trigger_gate() -> Option<std::path::PathBuf> {
+    std::env::var_os(ENV_TRIGGER_GATE)
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+}

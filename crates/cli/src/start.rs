@@ -336,38 +336,50 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
                     (Arc::new(s.timers()), Arc::new(s.leases()))
                 }),
         };
-    let timer_tasks = match timer_state {
-        Some((status, leases)) if !timers.is_empty() => {
-            let ctx = timer::TimerContext {
-                host_id: host.app.host_id.clone(),
-                tz: time_zone,
-                invoker: host.invoker.clone(),
-                status,
-                leases,
-                clock: Arc::new(SystemClock),
-                instance: format!("{}-{}", crate::app::machine_name(), std::process::id()),
-                lease_ttl: config.timer_lease,
-                lease_retry: (config.timer_lease / 4).min(Duration::from_secs(15)),
-            };
-            timer::start(timers, &ctx, timers_stopped)
+    let queue_stop = stop_timers.subscribe();
+    let mut gate_stop = stop_timers.subscribe();
+    let gate = crate::managed::trigger_gate();
+    let queues_for_triggers = queue_store.clone();
+    let invoker = host.invoker.clone();
+    let host_id = host.app.host_id.clone();
+    let timer_lease = config.timer_lease;
+    let message_lease = config.queue_message_lease;
+    // A version being deployed serves HTTP (unseen) but takes no timer or queue work until
+    // it is live: its worker removes the gate then.
+    let triggers = tokio::spawn(async move {
+        if let Some(gate) = gate {
+            if gate.exists() {
+                tracing::info!("this version is not live yet: timers and queue triggers wait");
+            }
+            while gate.exists() {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = gate_stop.changed() => return,
+                }
+            }
         }
-        _ => Vec::new(),
-    };
-    let queue_listeners = match &queue_store {
-        Some(queues) if !queue_functions.is_empty() => {
-            let ctx = queue::QueueContext {
-                account: stratus_storage::DEV_ACCOUNT.to_string(),
-                queues: queues.clone(),
-                invoker: host.invoker.clone(),
-                signals: signals.clone(),
-                clock: Arc::new(SystemClock),
-                options: queue_options.clone(),
-                message_lease: config.queue_message_lease,
-            };
-            queue::start(queue_functions, &ctx, stop_timers.subscribe())
+        let mut tasks = start_triggers(
+            timers,
+            timer_state,
+            queue_functions,
+            queues_for_triggers,
+            TriggerContext {
+                host_id,
+                time_zone,
+                invoker,
+                signals,
+                queue_options,
+                timer_lease,
+                message_lease,
+            },
+            timers_stopped,
+            queue_stop,
+        );
+        for t in tasks.drain(..) {
+            let _ = t.await;
         }
-        _ => Vec::new(),
-    };
+    });
+    let timer_tasks = vec![triggers];
     let (stop_keys, keys_stopped) = tokio::sync::oneshot::channel::<()>();
     let watcher = tokio::spawn(keys.clone().watch(Duration::from_secs(2), async move {
         let _ = keys_stopped.await;
@@ -393,9 +405,6 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
     )
     .await;
     let _ = stop_timers.send(true);
-    for t in queue_listeners {
-        let _ = t.await;
-    }
     let _ = stop_queues.send(());
     if let Some(t) = queue_task {
         let _ = t.await;
@@ -412,4 +421,63 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What the timer and queue triggers of a host share.
+struct TriggerContext {
+    host_id: String,
+    time_zone: chrono_tz::Tz,
+    invoker: stratus_host::triggers::Invoker,
+    signals: queue::QueueSignals,
+    queue_options: queue::QueueOptions,
+    timer_lease: Duration,
+    message_lease: Duration,
+}
+
+/// Starts the app's timers and queue listeners; their tasks.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the triggers and what they run on"
+)]
+fn start_triggers(
+    timers: Vec<timer::TimerFunction>,
+    timer_state: Option<(Arc<dyn TimerStatusStore>, Arc<dyn LeaseStore>)>,
+    queue_functions: Vec<queue::QueueFunction>,
+    queue_store: Option<Arc<dyn QueueStore>>,
+    c: TriggerContext,
+    timers_stopped: tokio::sync::watch::Receiver<bool>,
+    queues_stopped: tokio::sync::watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = match timer_state {
+        Some((status, leases)) if !timers.is_empty() => {
+            let ctx = timer::TimerContext {
+                host_id: c.host_id.clone(),
+                tz: c.time_zone,
+                invoker: c.invoker.clone(),
+                status,
+                leases,
+                clock: Arc::new(SystemClock),
+                instance: format!("{}-{}", crate::app::machine_name(), std::process::id()),
+                lease_ttl: c.timer_lease,
+                lease_retry: (c.timer_lease / 4).min(Duration::from_secs(15)),
+            };
+            timer::start(timers, &ctx, timers_stopped)
+        }
+        _ => Vec::new(),
+    };
+    if let Some(queues) = &queue_store
+        && !queue_functions.is_empty()
+    {
+        let ctx = queue::QueueContext {
+            account: stratus_storage::DEV_ACCOUNT.to_string(),
+            queues: queues.clone(),
+            invoker: c.invoker.clone(),
+            signals: c.signals.clone(),
+            clock: Arc::new(SystemClock),
+            options: c.queue_options.clone(),
+            message_lease: c.message_lease,
+        };
+        tasks.extend(queue::start(queue_functions, &ctx, queues_stopped));
+    }
+    tasks
 }

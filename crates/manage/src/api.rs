@@ -903,7 +903,14 @@ impl Api {
                 };
                 let deployer = self.deployer();
                 let d = deployer.begin(&app.name, &origin, req.now_ms).await?;
-                let number = deployer.store(&d, req.body, req.now_ms).await?;
+                let number = match deployer.store(&d, req.body, req.now_ms).await {
+                    Ok(n) => n,
+                    Err(e @ crate::deploy::DeployError::Refused(_)) => return Err(e.into()),
+                    Err(e) => {
+                        let _ = deployer.fail(&d, &e.to_string(), crate::now_ms()).await;
+                        return Err(e.into());
+                    }
+                };
                 let d = self.deployments.get(&app.name, &d.id).await?;
                 let live = d
                     .as_ref()

@@ -5,7 +5,8 @@
 
 use serde_json::Value;
 use stratus_store::{
-    Begin, DeployOrigin, DeployStatus, Deployment, LogKind, SqlApps, SqlDeployments, SqlWorkers,
+    Begin, DeployOrigin, DeployStatus, Deployment, Finish, LogKind, SqlApps, SqlDeployments,
+    SqlWorkers,
 };
 
 /// How long a deployment may wait for its replicas before it fails.
@@ -60,16 +61,42 @@ impl Deployer {
         }
     }
 
-    /// Fails deployment `d` with `reason` in its log.
+    /// Fails deployment `d` with `reason` in its log (unless it finished already).
     pub async fn fail(&self, d: &Deployment, reason: &str, now_ms: i64) -> Result<(), DeployError> {
-        self.deployments
-            .log(&d.id, LogKind::Error, reason, now_ms)
-            .await?;
-        self.deployments
+        if self
+            .deployments
             .finish(&d.id, false, "Deployment failed", now_ms)
-            .await?;
-        tracing::warn!(app = %d.app, deployment = %d.id, "deployment failed: {reason}");
+            .await?
+            == Finish::Done
+        {
+            self.deployments
+                .log(&d.id, LogKind::Error, reason, now_ms)
+                .await?;
+            tracing::warn!(app = %d.app, deployment = %d.id, "deployment failed: {reason}");
+        }
         Ok(())
+    }
+
+    /// Moves `d` on, unless it was finished meanwhile (failed as abandoned, say).
+    async fn advance(
+        &self,
+        d: &Deployment,
+        status: DeployStatus,
+        text: &str,
+        version: Option<i64>,
+    ) -> Result<(), DeployError> {
+        if self
+            .deployments
+            .advance(&d.id, status, text, version, crate::now_ms())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(DeployError::Refused(format!(
+                "deployment {} was finished meanwhile (see its log)",
+                d.id
+            )))
+        }
     }
 
     /// Checks and stores `package` as a new version of `d`'s app and hands the deployment to
@@ -84,16 +111,9 @@ impl Deployer {
         let log = |kind, text: String| {
             let deployments = self.deployments.clone();
             let id = d.id.clone();
-            async move { deployments.log(&id, kind, &text, now_ms).await }
+            async move { deployments.log(&id, kind, &text, crate::now_ms()).await }
         };
-        self.deployments
-            .advance(
-                &d.id,
-                DeployStatus::Building,
-                "Checking the package",
-                None,
-                now_ms,
-            )
+        self.advance(d, DeployStatus::Building, "Checking the package", None)
             .await?;
         log(
             LogKind::Message,
@@ -137,7 +157,10 @@ impl Deployer {
                 }
             }
         }
-        let sha = self.apps.put_package(package, now_ms).await?;
+        let sha = self.apps.put_package(package, crate::now_ms()).await?;
+        // Still ours (a slow store could have let it be failed as abandoned)?
+        self.advance(d, DeployStatus::Building, "Storing the version", None)
+            .await?;
         let origin = &d.origin;
         let author = if origin.author.is_empty() {
             origin.deployer.as_str()
@@ -146,7 +169,14 @@ impl Deployer {
         };
         let number = self
             .apps
-            .add_version(&d.app, &sha, author, &origin.message, false, now_ms)
+            .add_version(
+                &d.app,
+                &sha,
+                author,
+                &origin.message,
+                false,
+                crate::now_ms(),
+            )
             .await?
             .ok_or_else(|| DeployError::NoApp(d.app.clone()))?;
         log(
@@ -154,22 +184,20 @@ impl Deployer {
             format!("Stored as version {number} (package {sha})"),
         )
         .await?;
-        self.stage(d, number, now_ms).await?;
+        self.stage(d, number, crate::now_ms().max(now_ms)).await?;
         Ok(number)
     }
 
     /// Hands deployment `d` of version `number` to the scheduler: the replicas start it
     /// beside the live version; it goes live when all of them serve it.
     pub async fn stage(&self, d: &Deployment, number: i64, now_ms: i64) -> Result<(), DeployError> {
-        self.deployments
-            .advance(
-                &d.id,
-                DeployStatus::Deploying,
-                "Starting the new version on the replicas",
-                Some(number),
-                now_ms,
-            )
-            .await?;
+        self.advance(
+            d,
+            DeployStatus::Deploying,
+            "Starting the new version on the replicas",
+            Some(number),
+        )
+        .await?;
         if let Some(d) = self.deployments.get(&d.app, &d.id).await? {
             self.settle(&d, now_ms, DEFAULT_TIMEOUT_MS, i64::MAX)
                 .await?;
@@ -198,13 +226,25 @@ impl Deployer {
             return Ok(false);
         };
         let live = |text: String| async move {
-            self.deployments
-                .log(&d.id, LogKind::Message, &text, now_ms)
-                .await?;
-            self.deployments
+            match self
+                .deployments
                 .finish(&d.id, true, "Deployment successful", now_ms)
-                .await?;
-            tracing::info!(app = %d.app, deployment = %d.id, version, "deployment live");
+                .await?
+            {
+                Finish::Done => {
+                    self.deployments
+                        .log(&d.id, LogKind::Message, &text, now_ms)
+                        .await?;
+                    tracing::info!(app = %d.app, deployment = %d.id, version, "deployment live");
+                }
+                Finish::Superseded(why) => {
+                    self.deployments
+                        .log(&d.id, LogKind::Error, &why, now_ms)
+                        .await?;
+                    tracing::warn!(app = %d.app, deployment = %d.id, "deployment failed: {why}");
+                }
+                Finish::AlreadyFinished => {}
+            }
             Ok::<bool, DeployError>(true)
         };
         if app.active_version.is_none() || app.active_version == Some(version) {
@@ -220,16 +260,19 @@ impl Deployer {
             let Some(w) = workers.iter().find(|w| w.id == worker_id) else {
                 continue;
             };
+            let name = &w.spec.name;
+            // A replica on a worker not heard from lately is waited for: it moves elsewhere
+            // (and starts the version there), or the deployment times out.
             if now_ms - w.heartbeat_ms > worker_timeout_ms {
+                waiting.push(format!("{name} (not heard from)"));
                 continue;
             }
             let status: Value = serde_json::from_str(&w.status).unwrap_or_default();
             let host = status["hosts"].as_array().and_then(|hosts| {
-                hosts
-                    .iter()
-                    .find(|h| h["app"] == d.app.as_str() && h["version"] == version)
+                hosts.iter().find(|h| {
+                    h["app"] == d.app.as_str() && h["version"] == version && h["retiring"] != true
+                })
             });
-            let name = &w.spec.name;
             match host {
                 Some(h) if h["ready"] == true => ready += 1,
                 Some(h) if h["error"].is_string() => {
@@ -280,9 +323,11 @@ impl Deployer {
         {
             tracing::warn!(deployment = %id, "deployment abandoned by its receiver: failed");
         }
+        // One deployment failing to settle holds up no other.
         for d in self.deployments.all_unfinished().await? {
-            self.settle(&d, now_ms, timeout_ms, worker_timeout_ms)
-                .await?;
+            if let Err(e) = self.settle(&d, now_ms, timeout_ms, worker_timeout_ms).await {
+                tracing::warn!(app = %d.app, deployment = %d.id, "cannot settle the deployment: {e}");
+            }
         }
         Ok(())
     }

@@ -71,6 +71,16 @@ pub struct LogEntry {
     pub message: String,
 }
 
+/// What finishing a deployment did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    Done,
+    /// It was finished already (by another process).
+    AlreadyFinished,
+    /// It would have succeeded, but another version went live since it began: failed so.
+    Superseded(String),
+}
+
 /// Why a deployment could not begin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Begin {
@@ -148,9 +158,10 @@ impl SqlDeployments {
                 if exists.is_none() {
                     return Ok(0);
                 }
+                // The version live now: the deployment replaces it, and only it.
                 sqlx::query(
-                    "INSERT INTO deployments (id, app, status, status_text, author, author_email, deployer, message, version, received_at, end_at, touched_at, complete)
-                     VALUES ($1, $2, 0, 'Receiving', $3, $4, $5, $6, NULL, $7, NULL, $7, 0)",
+                    "INSERT INTO deployments (id, app, status, status_text, author, author_email, deployer, message, version, base_version, received_at, end_at, touched_at, complete)
+                     VALUES ($1, $2, 0, 'Receiving', $3, $4, $5, $6, NULL, (SELECT active_version FROM apps WHERE name = $2), $7, NULL, $7, 0)",
                 )
                 .bind(id)
                 .bind(app)
@@ -308,48 +319,72 @@ impl SqlDeployments {
     }
 
     /// Finishes deployment `id`: with success its version becomes the app's active one in
-    /// the same transaction. False when it was already finished (someone else did).
-    pub async fn finish(&self, id: &str, success: bool, text: &str, now_ms: i64) -> Result<bool> {
-        let status = if success {
-            DeployStatus::Success
-        } else {
-            DeployStatus::Failed
+    /// the same transaction, provided the version live when it began still is (else it fails
+    /// as superseded).
+    pub async fn finish(&self, id: &str, success: bool, text: &str, now_ms: i64) -> Result<Finish> {
+        let (begin, lock) = match &self.backend {
+            Backend::Sqlite(_) => (
+                "BEGIN IMMEDIATE",
+                "SELECT d.version, d.base_version, a.active_version FROM deployments d JOIN apps a ON a.name = d.app WHERE d.id = $1 AND d.complete = 0",
+            ),
+            Backend::Postgres(_) => (
+                "BEGIN",
+                "SELECT d.version, d.base_version, a.active_version FROM deployments d JOIN apps a ON a.name = d.app WHERE d.id = $1 AND d.complete = 0 FOR UPDATE",
+            ),
         };
-        let n = on_pool!(&self.backend, |pool| {
-            let mut tx = pool.begin().await?;
-            let n = sqlx::query(
+        let outcome = on_pool!(&self.backend, |pool| {
+            let mut tx = pool.begin_with(begin).await?;
+            let row: Option<(Option<i64>, Option<i64>, Option<i64>)> = sqlx::query_as(lock)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some((version, base, active)) = row else {
+                tx.rollback().await?;
+                return Ok(Finish::AlreadyFinished);
+            };
+            let superseded = success && (version.is_none() || active != base);
+            let (status, text) = if superseded {
+                (
+                    DeployStatus::Failed,
+                    format!(
+                        "Superseded: version {} went live while this deployment ran",
+                        active.map_or("none".into(), |v| v.to_string())
+                    ),
+                )
+            } else if success {
+                (DeployStatus::Success, text.to_string())
+            } else {
+                (DeployStatus::Failed, text.to_string())
+            };
+            sqlx::query(
                 "UPDATE deployments SET status = $2, status_text = $3, end_at = $4, touched_at = $4, complete = 1
                  WHERE id = $1 AND complete = 0",
             )
             .bind(id)
             .bind(status as i64)
-            .bind(text)
+            .bind(&text)
             .bind(now_ms)
             .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 1 && success {
-                let moved = sqlx::query(
-                    "UPDATE apps SET active_version = d.version, generation = generation + 1, updated_at = $2
-                     FROM deployments d WHERE d.id = $1 AND apps.name = d.app AND d.version IS NOT NULL",
+            .await?;
+            if status == DeployStatus::Success {
+                sqlx::query(
+                    "UPDATE apps SET active_version = $3, generation = generation + 1, updated_at = $2
+                     WHERE name = (SELECT app FROM deployments WHERE id = $1)",
                 )
                 .bind(id)
                 .bind(now_ms)
+                .bind(version)
                 .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if moved != 1 {
-                    // Nothing to make live: the deployment cannot have succeeded.
-                    tx.rollback().await?;
-                    return Err(Error::Corrupt(format!(
-                        "deployment {id} finished without a version to activate"
-                    )));
-                }
+                .await?;
             }
             tx.commit().await?;
-            n
+            if superseded {
+                Finish::Superseded(text)
+            } else {
+                Finish::Done
+            }
         });
-        Ok(n == 1)
+        Ok(outcome)
     }
 
     /// Fails the unfinished deployments not yet handed to the scheduler (pending or
@@ -367,7 +402,7 @@ impl SqlDeployments {
         for id in ids {
             let text =
                 "The management process receiving this deployment stopped before it was stored";
-            if self.finish(&id, false, text, now_ms).await? {
+            if self.finish(&id, false, text, now_ms).await? == Finish::Done {
                 self.log(&id, LogKind::Error, text, now_ms).await?;
                 failed.push(id);
             }

@@ -23,7 +23,7 @@ pub mod workers;
 pub use apps::{AppRecord, AppVersion, Scale, SqlApps};
 pub use crypto::EncryptionKey;
 pub use deployments::{
-    Begin, DeployOrigin, DeployStatus, Deployment, LogEntry, LogKind, SqlDeployments,
+    Begin, DeployOrigin, DeployStatus, Deployment, Finish, LogEntry, LogKind, SqlDeployments,
 };
 pub use error::{Error, Result};
 pub use files::FileKeys;

@@ -35,7 +35,7 @@ async fn suite(store: &Store) {
 }
 
 async fn deployments_finish_once_and_activate(store: &Store) {
-    use stratus_store::{Begin, DeployOrigin, DeployStatus, LogKind, Scale};
+    use stratus_store::{Begin, DeployOrigin, DeployStatus, Finish, LogKind, Scale};
     let apps = store.apps();
     let deployments = store.deployments();
     let t = 50_000;
@@ -94,17 +94,19 @@ async fn deployments_finish_once_and_activate(store: &Store) {
         "not live before it finishes"
     );
     assert_eq!(deployments.all_unfinished().await.unwrap().len(), 1);
-    assert!(
+    assert_eq!(
         deployments
             .finish("d1", true, "Success", t + 5)
             .await
-            .unwrap()
+            .unwrap(),
+        Finish::Done
     );
-    assert!(
-        !deployments
+    assert_eq!(
+        deployments
             .finish("d1", false, "late", t + 6)
             .await
             .unwrap(),
+        Finish::AlreadyFinished,
         "finished once"
     );
     assert_eq!(
@@ -154,6 +156,35 @@ async fn deployments_finish_once_and_activate(store: &Store) {
         apps.get("shop").await.unwrap().unwrap().active_version,
         Some(v2)
     );
+    // Another version went live meanwhile (out of band): the deployment fails, superseded.
+    let Begin::Started(_) = deployments
+        .begin("shop", "d4", &origin, t + 41)
+        .await
+        .unwrap()
+    else {
+        panic!("starts");
+    };
+    assert!(apps.activate("shop", v1, t + 42).await.unwrap());
+    deployments
+        .advance("d4", DeployStatus::Deploying, "Deploying", Some(v2), t + 43)
+        .await
+        .unwrap();
+    let Finish::Superseded(why) = deployments
+        .finish("d4", true, "Success", t + 44)
+        .await
+        .unwrap()
+    else {
+        panic!("superseded");
+    };
+    assert!(why.contains("version 1"), "{why}");
+    assert_eq!(
+        apps.get("shop").await.unwrap().unwrap().active_version,
+        Some(v1)
+    );
+    assert_eq!(
+        deployments.get("shop", "d4").await.unwrap().unwrap().status,
+        DeployStatus::Failed
+    );
     // A deployment recorded from outside; the history lists the newest first.
     assert!(
         deployments
@@ -168,7 +199,7 @@ async fn deployments_finish_once_and_activate(store: &Store) {
         .into_iter()
         .map(|d| d.id)
         .collect();
-    assert_eq!(ids, vec!["ext", "d3", "d1"]);
+    assert_eq!(ids, vec!["ext", "d4", "d3", "d1"]);
     assert!(apps.delete("shop").await.unwrap());
     assert!(deployments.list("shop").await.unwrap().is_empty());
 }

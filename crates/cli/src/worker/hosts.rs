@@ -19,6 +19,9 @@ pub struct Assignment {
     pub version: i64,
     pub sha256: String,
     pub settings: Vec<(String, String)>,
+    /// Being deployed: serves HTTP (unseen by the front doors) but takes no timer or queue
+    /// work until it is live.
+    pub staged: bool,
 }
 
 struct Running {
@@ -29,6 +32,8 @@ struct Running {
     started: std::time::Instant,
     /// The last lines the host wrote to stderr (why it exited, when it does).
     last_errors: Arc<parking_lot::Mutex<std::collections::VecDeque<String>>>,
+    /// Since when its functions have been down, as its pings say.
+    down_since: parking_lot::Mutex<Option<std::time::Instant>>,
 }
 
 /// A host that exited on its own: when to start it again, and the wait after that.
@@ -58,8 +63,8 @@ pub struct Hosts {
     /// through it.
     link: Option<(String, String, String)>,
     restarts: BTreeMap<Slot, Backoff>,
-    /// Why a host could not start or exited, until it serves.
-    failures: BTreeMap<Slot, String>,
+    /// Why a host could not start or exited, and how many times in a row, until it serves.
+    failures: BTreeMap<Slot, (u32, String)>,
     /// What was last applied.
     wanted: Vec<Assignment>,
     /// Hosts no longer assigned whose app still runs here, serving until a host of the app
@@ -78,7 +83,7 @@ fn unpack(zip: &Path, dir: &Path) -> Result<(), String> {
     let mut archive = zip::ZipArchive::new(file)
         .map_err(|e| format!("{}: not a zip archive: {e}", zip.display()))?;
     let tmp = dir.with_extension("part");
-    let _ = std::fs::remove_dir_all(&tmp);
+    remove_read_only(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).map_err(|e| e.to_string())?;
@@ -112,8 +117,25 @@ fn unpack(zip: &Path, dir: &Path) -> Result<(), String> {
     }
     // Run from package: the app's files are read-only to it.
     read_only(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    let _ = std::fs::remove_dir_all(dir);
+    remove_read_only(dir);
     std::fs::rename(&tmp, dir).map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+/// Removes a directory `unpack` made read-only (giving write permission back first).
+fn remove_read_only(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    fn writable(dir: &Path) {
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755));
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                writable(&e.path());
+            }
+        }
+    }
+    if dir.is_dir() {
+        writable(dir);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 /// Takes write permission away from everything under `dir`, deepest first.
@@ -145,9 +167,22 @@ impl Running {
     }
 }
 
-/// Whether the host on `port` answers `GET /admin/host/ping` with 200 within 500 ms (its
-/// listener is open before it serves, so a connection alone says nothing).
-async fn pings(address: &str, port: u16) -> bool {
+/// What a host's ping says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// It serves its functions.
+    Ready,
+    /// It answers, its functions are not running yet.
+    Starting,
+    /// It answers, but its functions cannot run (handler or language worker down).
+    Down,
+    /// No answer (yet).
+    Silent,
+}
+
+/// Asks the host on `port` `GET /admin/host/ping` (its listener is open before it serves,
+/// so a connection alone says nothing), within 500 ms.
+async fn probe(address: &str, port: u16) -> Probe {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let attempt = async {
         let mut s = tokio::net::TcpStream::connect((address, port)).await.ok()?;
@@ -156,16 +191,41 @@ async fn pings(address: &str, port: u16) -> bool {
         )
         .await
         .ok()?;
-        let mut head = [0u8; 12];
-        s.read_exact(&mut head).await.ok()?;
-        Some(&head[9..12] == b"200")
+        let mut head = Vec::with_capacity(512);
+        (&mut s).take(4096).read_to_end(&mut head).await.ok()?;
+        let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        if text.get(9..12) != Some("200") {
+            return Some(Probe::Silent);
+        }
+        let header = format!("\r\n{}:", stratus_host::admin::EXECUTOR_STATE_HEADER);
+        let state = text.find(&header).map(|i| {
+            text[i + header.len()..]
+                .split("\r\n")
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        });
+        Some(match state.as_deref() {
+            Some("starting") => Probe::Starting,
+            Some("down") => Probe::Down,
+            _ => Probe::Ready,
+        })
     };
     tokio::time::timeout(Duration::from_millis(500), attempt)
         .await
         .ok()
         .flatten()
-        .unwrap_or(false)
+        .unwrap_or(Probe::Silent)
 }
+
+/// Whether the host on `port` serves its functions.
+async fn pings(address: &str, port: u16) -> bool {
+    probe(address, port).await == Probe::Ready
+}
+
+/// How long a host's functions may be down before it is reported as failing.
+const DOWN_FOR: Duration = Duration::from_secs(3);
 
 /// The machine's load as `/proc` tells it: the 1-minute load average and the memory
 /// available, in MiB (absent where `/proc` does not say).
@@ -278,7 +338,8 @@ impl Hosts {
                 "{why}; starting it again in {} s",
                 delay.as_secs()
             );
-            self.failures.insert(k.clone(), why);
+            let times = self.failures.get(&k).map_or(0, |f| f.0) + 1;
+            self.failures.insert(k.clone(), (times, why));
             self.restarts.insert(
                 k,
                 Backoff {
@@ -327,6 +388,35 @@ impl Hosts {
                 stop(k.0, r);
             }
         }
+        // A version let go and wanted again (a rollback during the hand-over) serves on.
+        for a in wanted {
+            let k = slot(a);
+            if !self.running.contains_key(&k)
+                && self
+                    .retiring
+                    .get(&k)
+                    .is_some_and(|(r, _)| r.sha256 == a.sha256)
+                && let Some((r, _)) = self.retiring.remove(&k)
+            {
+                println!("{} version {} serves on", a.app, a.version);
+                self.running.insert(k, r);
+            }
+        }
+        // Versions being deployed keep their timers and queue triggers back until live.
+        for a in wanted {
+            let gate = self.gate(a);
+            if a.staged {
+                if !gate.exists() {
+                    let _ = gate.parent().map(std::fs::create_dir_all);
+                    if let Err(e) = std::fs::write(&gate, b"") {
+                        tracing::error!(app = %a.app, "cannot write {}: {e}", gate.display());
+                    }
+                }
+            } else if gate.exists() {
+                let _ = std::fs::remove_file(&gate);
+                println!("{} version {} is live", a.app, a.version);
+            }
+        }
         for a in wanted {
             let k = slot(a);
             if self.running.contains_key(&k)
@@ -350,7 +440,7 @@ impl Hosts {
                 Err(e) => {
                     tracing::error!(app = %a.app, version = a.version, "cannot start the app's host: {e}");
                     self.failures
-                        .insert(k.clone(), format!("the host cannot start: {e}"));
+                        .insert(k.clone(), (u32::MAX, format!("the host cannot start: {e}")));
                     let delay = self
                         .restarts
                         .get(&k)
@@ -392,6 +482,19 @@ impl Hosts {
         }
     }
 
+    /// A host's own data directory: one per version.
+    fn host_dir(&self, a: &Assignment) -> PathBuf {
+        self.data_dir
+            .join("hosts")
+            .join(&a.app)
+            .join(format!("v{}", a.version))
+    }
+
+    /// The file that holds a version's triggers back while it is being deployed.
+    fn gate(&self, a: &Assignment) -> PathBuf {
+        self.host_dir(a).join("not-live")
+    }
+
     fn start(&self, a: &Assignment) -> Result<Running, String> {
         let package = self
             .data_dir
@@ -419,10 +522,8 @@ impl Hosts {
             k.to_str()
                 .is_some_and(|k| k.starts_with("languageWorkers__") || k == "STRATUS_WORKERS_DIR")
         }));
-        env.push((
-            "STRATUS_DATA_DIR".into(),
-            self.data_dir.join("hosts").join(&a.app).into(),
-        ));
+        env.push(("STRATUS_DATA_DIR".into(), self.host_dir(a).into()));
+        env.push((crate::managed::ENV_TRIGGER_GATE.into(), self.gate(a).into()));
         env.push(("STRATUS_QUEUE_LISTEN".into(), "off".into()));
         // Every replica of the app is one host to Azure's code (timer locks are named by it);
         // the app's settings may still say otherwise.
@@ -481,6 +582,7 @@ impl Hosts {
             process,
             started: std::time::Instant::now(),
             last_errors,
+            down_since: parking_lot::Mutex::new(None),
         })
     }
 
@@ -497,18 +599,39 @@ impl Hosts {
     /// accepts connections, and why it failed when it did.
     pub async fn status(&self) -> serde_json::Value {
         let mut hosts = Vec::new();
-        let probe = self.probe();
-        let retiring = self.retiring.iter().map(|(k, (r, _))| (k, r));
-        for ((app, version), r) in self.running.iter().chain(retiring) {
-            let ready = pings(probe, r.port).await;
-            hosts.push(serde_json::json!({
+        let probe_at = self.probe();
+        let running = self.running.iter().map(|(k, r)| (k, r, false));
+        let retiring = self.retiring.iter().map(|(k, (r, _))| (k, r, true));
+        for ((app, version), r, retiring) in running.chain(retiring) {
+            let state = probe(probe_at, r.port).await;
+            let mut host = serde_json::json!({
                 "app": app,
                 "version": version,
                 "url": self.url(r.port),
-                "ready": ready,
-            }));
+                "ready": state == Probe::Ready,
+                "retiring": retiring,
+            });
+            let mut since = r.down_since.lock();
+            if state == Probe::Down {
+                let at = *since.get_or_insert_with(std::time::Instant::now);
+                if at.elapsed() >= DOWN_FOR {
+                    let said: Vec<String> = r.last_errors.lock().iter().cloned().collect();
+                    host["error"] = serde_json::Value::String(format!(
+                        "the app's functions cannot run (its handler or language worker is down): {}",
+                        said.join(" | ")
+                    ));
+                }
+            } else {
+                *since = None;
+            }
+            hosts.push(host);
         }
-        for ((app, version), why) in &self.failures {
+        // A host that failed more than once (or cannot start at all) says why: a deployment
+        // waiting for it fails rather than time out.
+        for ((app, version), (times, why)) in &self.failures {
+            if *times < 2 {
+                continue;
+            }
             if !self.running.contains_key(&(app.clone(), *version)) {
                 hosts.push(serde_json::json!({
                     "app": app,

@@ -146,6 +146,7 @@ impl Cache {
                     .flatten()
                     .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
                     .collect(),
+                staged: a["staged"] == true,
             });
             if !self.assigned.contains(&(app.to_string(), version)) {
                 println!("assigned {app} version {version} (package {sha}, cached)");

@@ -431,6 +431,36 @@ fn deployment_tools_publish_over_https_and_versions_go_live_everywhere_at_once()
     let r = request(m.front, "GET", "/apps/shop/api/hello?name=x", &[], b"").unwrap();
     assert_eq!(r.text(), "Howdy, x!");
 
+    // A version whose handler cannot start: the deployment fails with the reason (a
+    // synchronous zip deploy answers 500 with the result), version 2 stays live, and its
+    // stalled hosts go away.
+    let broken = dir.path().join("broken");
+    copy_dir(&crate::support::sample("python-handler"), &broken);
+    let host = std::fs::read_to_string(broken.join("host.json"))
+        .unwrap()
+        .replace("\"python3\"", "\"/nonexistent/python\"");
+    std::fs::write(broken.join("host.json"), host).unwrap();
+    let zip = dir.path().join("broken.zip");
+    zip_dir(&broken, &zip);
+    let r = kudu.send("POST", "/api/zipdeploy", &[], &std::fs::read(&zip).unwrap());
+    assert_eq!(r.status, 500, "{}", r.text());
+    let failed = r.json();
+    assert_eq!(failed["status"], 3, "{failed}");
+    let log = kudu.send(
+        "GET",
+        &kudu.path_of(failed["log_url"].as_str().unwrap()),
+        &[],
+        b"",
+    );
+    assert!(log.text().contains("cannot run"), "{}", log.text());
+    assert!(
+        log.text().contains("version 2 stays live"),
+        "{}",
+        log.text()
+    );
+    let r = request(m.front, "GET", "/apps/shop/api/hello?name=x", &[], b"").unwrap();
+    assert_eq!(r.text(), "Howdy, x!");
+
     // Rollback: the previous version goes live again, atomically as well.
     let rolled = m.apps(&["rollback", "shop"]).unwrap();
     assert!(rolled.contains("version 1"), "{rolled}");

@@ -94,8 +94,19 @@ impl Host {
     }
 }
 
-fn ping() -> HttpResponse {
+/// The header a ping answers with the state of the app's functions in (`ready`,
+/// `starting`, `down`): how a worker tells a host that serves from one that cannot.
+pub const EXECUTOR_STATE_HEADER: &str = "x-stratus-executor";
+
+fn ping(host: &Host) -> HttpResponse {
     let mut r = empty(StatusCode::OK);
+    let state = match host.executor.status() {
+        ExecutorStatus::Ready => "ready",
+        ExecutorStatus::Starting => "starting",
+        ExecutorStatus::Down(_) | ExecutorStatus::Stopped => "down",
+    };
+    r.headers_mut()
+        .insert(EXECUTOR_STATE_HEADER, HeaderValue::from_static(state));
     r.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-store,no-cache"),
@@ -120,7 +131,7 @@ pub async fn handle(host: &Host, req: Request<Incoming>) -> Result<HttpResponse,
 
     if matches!(l.as_slice(), ["admin", "host", "ping"]) {
         return if method == Method::GET || method == Method::POST {
-            Ok(ping())
+            Ok(ping(host))
         } else {
             Err(HostError::NotFound)
         };

@@ -401,7 +401,10 @@ impl Scm {
             Err(crate::deploy::DeployError::Refused(reason)) => {
                 return Err(error(StatusCode::BAD_REQUEST, reason));
             }
-            Err(e) => return Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+            Err(e) => {
+                let _ = engine.fail(&d, &e.to_string(), crate::now_ms()).await;
+                return Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()));
+            }
         }
         let deadline = crate::now_ms() + self.config.deploy_timeout_ms + 10_000;
         loop {

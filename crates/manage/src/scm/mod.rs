@@ -329,7 +329,10 @@ pub async fn serve(
                 let scm = scm.clone();
                 async move { Ok::<_, Infallible>(scm.answer(req).await.map(Full::new)) }
             });
-            let http = hyper::server::conn::http1::Builder::new();
+            let mut http = hyper::server::conn::http1::Builder::new();
+            // A client gets 30 s to send a request's head (none hold a connection idle).
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(30));
             let outcome = match acceptor {
                 Some(acceptor) => {
                     let handshake = tokio::time::timeout(
