@@ -559,3 +559,93 @@ fn stratus_publish_leaves_out_what_funcignore_says_and_prints_the_function_urls(
     let r = request(m.front, "GET", "/apps/shop/api/hello?name=x", &[], b"").unwrap();
     assert_eq!(r.text(), "Hi, x!");
 }
+
+#[test]
+fn one_deploy_legacy_paths_recorded_deployments_and_file_writes() {
+    let m = manage_with(&[]);
+    let token = m.join_token();
+    let _w = spawn_worker(&m, &token, "w1", &[]);
+    m.apps(&["create", "shop"]).unwrap();
+    m.apps(&["create", "other"]).unwrap();
+    let kudu = Kudu::from_profile(&m, "shop");
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = greeter(dir.path(), "Hello");
+
+    // Another app's credential opens nothing here.
+    let other = Kudu::from_profile(&m, "other");
+    let r = request_tls(
+        kudu.port,
+        &kudu.host,
+        &kudu.ca,
+        "GET",
+        "/api/settings",
+        &[("Authorization", &other.authorization)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 401);
+
+    // OneDeploy: a type is required, only zip is taken, `async` (not isAsync).
+    let r = kudu.send("POST", "/api/publish", &[], &v1);
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = kudu.send("POST", "/api/publish?type=war", &[], &v1);
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = kudu.send("POST", "/api/publish?type=zip&async=true", &[], &v1);
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert!(r.header("location").unwrap().contains("deployer=OneDeploy"));
+    let done = kudu.follow(r.header("location").unwrap());
+    assert_eq!((done["status"].as_i64(), done["deployer"].as_str()), (Some(4), Some("OneDeploy")));
+
+    // The legacy paths, without /api: a synchronous zip deploy answers 200 with the result.
+    let r = kudu.send("POST", "/zipdeploy", &[], &v1);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], 4);
+    let listed = kudu.send("GET", "/deployments", &[], b"").json();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert_eq!(listed[0]["active"], true);
+    assert_eq!(listed[1]["active"], false);
+
+    // A deployment made elsewhere, recorded once.
+    let record = br#"{"status": 4, "message": "built by CI", "deployer": "ci", "author": "bot"}"#;
+    let r = kudu.send("PUT", "/api/deployments/ci-build-7", &[], record);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!((r.json()["id"].as_str(), r.json()["deployer"].as_str()), (Some("ci-build-7"), Some("ci")));
+    assert_eq!(kudu.send("PUT", "/api/deployments/ci-build-7", &[], record).status, 409);
+    assert_eq!(kudu.send("GET", "/api/deployments/nope", &[], b"").status, 404);
+
+    // Writing a file is a deployment of the live package with that change; If-Match guards
+    // existing files.
+    let r = kudu.send("PUT", "/api/vfs/site/wwwroot/notes.txt", &[], b"first");
+    assert_eq!(r.status, 201, "{}", r.text());
+    let tag = r.header("etag").unwrap().to_string();
+    let r = kudu.send("GET", "/api/vfs/site/wwwroot/notes.txt", &[], b"");
+    assert_eq!((r.status, r.text().as_str()), (200, "first"));
+    assert_eq!(r.header("etag"), Some(tag.as_str()));
+    let r = kudu.send("PUT", "/api/vfs/site/wwwroot/notes.txt", &[], b"second");
+    assert_eq!(r.status, 412, "{}", r.text());
+    let r = kudu.send("PUT", "/api/vfs/site/wwwroot/notes.txt", &[("If-Match", &tag)], b"second");
+    assert_eq!(r.status, 204, "{}", r.text());
+    let r = kudu.send("GET", "/api/vfs/site/wwwroot/notes.txt", &[], b"");
+    assert_eq!(r.text(), "second");
+    let r = kudu.send("DELETE", "/api/vfs/site/wwwroot/notes.txt", &[], b"");
+    assert_eq!(r.status, 412);
+    let r = kudu.send("DELETE", "/api/vfs/site/wwwroot/notes.txt", &[("If-Match", "*")], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(kudu.send("GET", "/api/vfs/site/wwwroot/notes.txt", &[], b"").status, 404);
+    let r = kudu.send("PUT", "/api/vfs/site/wwwroot/../escape.txt", &[], b"x");
+    assert!(r.status == 400 || r.status == 404, "{} {}", r.status, r.text());
+    let history = kudu.send("GET", "/api/deployments", &[], b"").json();
+    let vfs = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["deployer"] == "VFS" && d["status"] == 4)
+        .count();
+    assert_eq!(vfs, 3, "{history}");
+    // Still the same app, serving.
+    eventually(Duration::from_secs(30), || {
+        request(m.front, "GET", "/apps/shop/api/hello?name=x", &[], b"")
+            .ok()
+            .filter(|r| r.text() == "Hello, x!")
+    });
+}
