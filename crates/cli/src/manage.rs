@@ -56,6 +56,14 @@ pub struct RoleFlags {
     /// seconds fails (the live version stays).
     #[arg(long, env = "STRATUS_DEPLOY_TIMEOUT_SECONDS", default_value_t = 120)]
     pub deploy_timeout_seconds: u64,
+    /// A deployment whose package stops arriving (its receiving process gone) fails after
+    /// this many seconds without a sign of life.
+    #[arg(
+        long,
+        env = "STRATUS_DEPLOY_RECEIVE_TIMEOUT_SECONDS",
+        default_value_t = 30
+    )]
+    pub deploy_receive_timeout_seconds: u64,
 }
 
 pub async fn run(args: ManageArgs) -> Result<(), ExitError> {
@@ -195,8 +203,11 @@ impl Role {
         let deployments = tokio::spawn(stratus_manage::deploy::run(
             deploy_loop,
             std::time::Duration::from_millis(250),
-            std::time::Duration::from_secs(args.deploy_timeout_seconds.max(1)),
-            std::time::Duration::from_secs(args.worker_timeout_seconds.max(1)),
+            stratus_manage::deploy::Limits {
+                timeout_ms: seconds_ms(args.deploy_timeout_seconds),
+                abandoned_ms: seconds_ms(args.deploy_receive_timeout_seconds),
+                worker_timeout_ms: seconds_ms(args.worker_timeout_seconds),
+            },
             stopped(stop_rx.clone()),
         ));
         let mut tasks = vec![scheduler, server, deployments];
@@ -313,4 +324,8 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+fn seconds_ms(s: u64) -> i64 {
+    i64::try_from(s.max(1).saturating_mul(1000)).unwrap_or(i64::MAX)
 }

@@ -11,9 +11,16 @@ use stratus_store::{
 
 /// How long a deployment may wait for its replicas before it fails.
 pub const DEFAULT_TIMEOUT_MS: i64 = 120_000;
-/// A deployment not yet stored whose receiver gave no sign of life for this long failed.
-pub const ABANDONED_MS: i64 = 30_000;
-
+/// How long deployments may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// From being handed to the replicas to serving on all of them.
+    pub timeout_ms: i64,
+    /// Without a sign of life from the process receiving the package.
+    pub abandoned_ms: i64,
+    /// A worker not heard from for this long is lost.
+    pub worker_timeout_ms: i64,
+}
 /// Why a deployment did not go through.
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
@@ -310,15 +317,15 @@ impl Deployer {
 
     /// One pass over the unfinished deployments (run by the scheduler leader): those whose
     /// receiver went away fail, those deploying settle.
-    pub async fn drive(
-        &self,
-        now_ms: i64,
-        timeout_ms: i64,
-        worker_timeout_ms: i64,
-    ) -> Result<(), DeployError> {
+    pub async fn drive(&self, now_ms: i64, limits: Limits) -> Result<(), DeployError> {
+        let Limits {
+            timeout_ms,
+            abandoned_ms,
+            worker_timeout_ms,
+        } = limits;
         for id in self
             .deployments
-            .fail_abandoned(now_ms - ABANDONED_MS, now_ms)
+            .fail_abandoned(now_ms - abandoned_ms, now_ms)
             .await?
         {
             tracing::warn!(deployment = %id, "deployment abandoned by its receiver: failed");
@@ -338,17 +345,12 @@ impl Deployer {
 pub async fn run(
     deployer: Deployer,
     every: std::time::Duration,
-    timeout: std::time::Duration,
-    worker_timeout: std::time::Duration,
+    limits: Limits,
     stop: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stop);
-    let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
     loop {
-        if let Err(e) = deployer
-            .drive(crate::now_ms(), ms(timeout), ms(worker_timeout))
-            .await
-        {
+        if let Err(e) = deployer.drive(crate::now_ms(), limits).await {
             tracing::warn!("settling deployments failed: {e}");
         }
         tokio::select! {

@@ -594,7 +594,10 @@ fn one_deploy_legacy_paths_recorded_deployments_and_file_writes() {
     assert_eq!(r.status, 202, "{}", r.text());
     assert!(r.header("location").unwrap().contains("deployer=OneDeploy"));
     let done = kudu.follow(r.header("location").unwrap());
-    assert_eq!((done["status"].as_i64(), done["deployer"].as_str()), (Some(4), Some("OneDeploy")));
+    assert_eq!(
+        (done["status"].as_i64(), done["deployer"].as_str()),
+        (Some(4), Some("OneDeploy"))
+    );
 
     // The legacy paths, without /api: a synchronous zip deploy answers 200 with the result.
     let r = kudu.send("POST", "/zipdeploy", &[], &v1);
@@ -609,9 +612,19 @@ fn one_deploy_legacy_paths_recorded_deployments_and_file_writes() {
     let record = br#"{"status": 4, "message": "built by CI", "deployer": "ci", "author": "bot"}"#;
     let r = kudu.send("PUT", "/api/deployments/ci-build-7", &[], record);
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!((r.json()["id"].as_str(), r.json()["deployer"].as_str()), (Some("ci-build-7"), Some("ci")));
-    assert_eq!(kudu.send("PUT", "/api/deployments/ci-build-7", &[], record).status, 409);
-    assert_eq!(kudu.send("GET", "/api/deployments/nope", &[], b"").status, 404);
+    assert_eq!(
+        (r.json()["id"].as_str(), r.json()["deployer"].as_str()),
+        (Some("ci-build-7"), Some("ci"))
+    );
+    assert_eq!(
+        kudu.send("PUT", "/api/deployments/ci-build-7", &[], record)
+            .status,
+        409
+    );
+    assert_eq!(
+        kudu.send("GET", "/api/deployments/nope", &[], b"").status,
+        404
+    );
 
     // Writing a file is a deployment of the live package with that change; If-Match guards
     // existing files.
@@ -623,17 +636,36 @@ fn one_deploy_legacy_paths_recorded_deployments_and_file_writes() {
     assert_eq!(r.header("etag"), Some(tag.as_str()));
     let r = kudu.send("PUT", "/api/vfs/site/wwwroot/notes.txt", &[], b"second");
     assert_eq!(r.status, 412, "{}", r.text());
-    let r = kudu.send("PUT", "/api/vfs/site/wwwroot/notes.txt", &[("If-Match", &tag)], b"second");
+    let r = kudu.send(
+        "PUT",
+        "/api/vfs/site/wwwroot/notes.txt",
+        &[("If-Match", &tag)],
+        b"second",
+    );
     assert_eq!(r.status, 204, "{}", r.text());
     let r = kudu.send("GET", "/api/vfs/site/wwwroot/notes.txt", &[], b"");
     assert_eq!(r.text(), "second");
     let r = kudu.send("DELETE", "/api/vfs/site/wwwroot/notes.txt", &[], b"");
     assert_eq!(r.status, 412);
-    let r = kudu.send("DELETE", "/api/vfs/site/wwwroot/notes.txt", &[("If-Match", "*")], b"");
+    let r = kudu.send(
+        "DELETE",
+        "/api/vfs/site/wwwroot/notes.txt",
+        &[("If-Match", "*")],
+        b"",
+    );
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(kudu.send("GET", "/api/vfs/site/wwwroot/notes.txt", &[], b"").status, 404);
+    assert_eq!(
+        kudu.send("GET", "/api/vfs/site/wwwroot/notes.txt", &[], b"")
+            .status,
+        404
+    );
     let r = kudu.send("PUT", "/api/vfs/site/wwwroot/../escape.txt", &[], b"x");
-    assert!(r.status == 400 || r.status == 404, "{} {}", r.status, r.text());
+    assert!(
+        r.status == 400 || r.status == 404,
+        "{} {}",
+        r.status,
+        r.text()
+    );
     let history = kudu.send("GET", "/api/deployments", &[], b"").json();
     let vfs = history
         .as_array()
@@ -648,4 +680,167 @@ fn one_deploy_legacy_paths_recorded_deployments_and_file_writes() {
             .ok()
             .filter(|r| r.text() == "Hello, x!")
     });
+}
+
+/// Sends a zip deploy's head and the first half of its body, and leaves it there.
+fn half_upload(kudu: &Kudu, zip: &[u8]) -> impl Drop {
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(kudu.ca.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(kudu.host.clone()).unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", kudu.port)).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    let head = format!(
+        "POST /api/zipdeploy?isAsync=true HTTP/1.1\r\nHost: {}:{}\r\nAuthorization: {}\r\nContent-Type: application/zip\r\nContent-Length: {}\r\n\r\n",
+        kudu.host,
+        kudu.port,
+        kudu.authorization,
+        zip.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&zip[..zip.len() / 2]).unwrap();
+    s.flush().unwrap();
+    struct Held(
+        #[allow(dead_code, reason = "kept open")]
+        rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,
+    );
+    impl Drop for Held {
+        fn drop(&mut self) {}
+    }
+    Held(s)
+}
+
+#[test]
+fn a_management_process_killed_mid_deployment_leaves_one_version_serving() {
+    let db = crate::support::Database::create("publishkill");
+    let url = db.url();
+    let env = [("STRATUS_DATABASE_URL", url.as_str())];
+    let opts = [
+        "--deploy-receive-timeout-seconds",
+        "2",
+        "--worker-timeout-seconds",
+        "3",
+    ];
+    // Workers and the front door on one management process; deployments through others.
+    let steady = crate::manage::manage_env(tempfile::tempdir().unwrap(), &opts, &env);
+    let token = steady.join_token();
+    let _a = spawn_worker(&steady, &token, "w1", &[]);
+    let _b = spawn_worker(&steady, &token, "w2", &[]);
+    steady
+        .apps(&["create", "shop", "--min", "2", "--max", "2"])
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = dir.path().join("v1");
+    std::fs::write(&v1, greeter(dir.path(), "Hello")).unwrap();
+    steady
+        .apps(&["deploy", "shop", v1.to_str().unwrap()])
+        .unwrap();
+    eventually(Duration::from_secs(30), || {
+        request(steady.front, "GET", "/apps/shop/api/hello?name=x", &[], b"")
+            .ok()
+            .filter(|r| r.text() == "Hello, x!")
+    });
+    let sampler = Sampler::start(steady.front);
+
+    // Killed while the package arrives: the deployment fails, nothing changes.
+    let mut first = crate::manage::manage_env(crate::manage::shared_data(&steady), &opts, &env);
+    let kudu = Kudu::from_profile(&first, "shop");
+    // A package big enough to be cut in half (incompressible padding).
+    let big_dir = dir.path().join("big");
+    copy_dir(&crate::support::sample("python-handler"), &big_dir);
+    let padding: Vec<u8> = (0..4_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(big_dir.join("padding.bin"), padding).unwrap();
+    let handler = std::fs::read_to_string(big_dir.join("handler.py")).unwrap();
+    std::fs::write(
+        big_dir.join("handler.py"),
+        handler.replace("os.environ.get(\"GREETING\", \"Hello\")", "\"Howdy\""),
+    )
+    .unwrap();
+    let big = dir.path().join("big.zip");
+    zip_dir(&big_dir, &big);
+    let big = std::fs::read(&big).unwrap();
+    let held = half_upload(&kudu, &big);
+    eventually(Duration::from_secs(10), || {
+        let list: Value =
+            serde_json::from_str(&steady.apps(&["deployments", "shop"]).unwrap()).unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["status"] == 0 || d["status"] == 1)
+            .then_some(())
+    });
+    first.kill();
+    drop(held);
+    let abandoned = eventually(Duration::from_secs(20), || {
+        let list: Value =
+            serde_json::from_str(&steady.apps(&["deployments", "shop"]).unwrap()).unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["deployer"] == "ZipDeploy" && d["status"] == 3)
+            .cloned()
+    });
+    let shown: Value = serde_json::from_str(
+        &steady
+            .apps(&["deployments", "shop", abandoned["id"].as_str().unwrap()])
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        shown["log"]
+            .to_string()
+            .contains("stopped before it was stored"),
+        "{shown}"
+    );
+
+    // Killed while the replicas start the new version: another process finishes it; the
+    // app then answers with the new version only.
+    let mut second = crate::manage::manage_env(crate::manage::shared_data(&steady), &opts, &env);
+    let kudu = Kudu::from_profile(&second, "shop");
+    let r = kudu.send("POST", "/api/zipdeploy?isAsync=true", &[], &big);
+    assert_eq!(r.status, 202, "{}", r.text());
+    second.kill();
+    let finished = eventually(Duration::from_secs(60), || {
+        let list: Value =
+            serde_json::from_str(&steady.apps(&["deployments", "shop"]).unwrap()).unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == r.json()["id"] && d["complete"] == true)
+            .cloned()
+    });
+    assert_eq!(finished["status"], 4, "{finished}");
+    eventually(Duration::from_secs(10), || {
+        request(steady.front, "GET", "/apps/shop/api/hello?name=x", &[], b"")
+            .ok()
+            .filter(|r| r.text() == "Howdy, x!")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let seen = sampler.finish();
+    let failed: Vec<&String> = seen
+        .iter()
+        .filter(|s| *s != "Hello, x!" && *s != "Howdy, x!")
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {failed:?}",
+        failed.len(),
+        seen.len()
+    );
+    let first_new = seen.iter().position(|s| s == "Howdy, x!").unwrap();
+    assert!(
+        seen[first_new..].iter().all(|s| s == "Howdy, x!"),
+        "an old answer after a new one"
+    );
 }
