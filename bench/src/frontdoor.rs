@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::{Target, bin_dir, free_port, proxy_cmd, repo, run_profile, spawn, wait_200};
 
-const ADMIN: &str = "bench-admin-token";
+pub(crate) const ADMIN: &str = "bench-admin-token";
 
-fn stratus(data: &Path) -> Command {
+pub(crate) fn stratus(data: &Path) -> Command {
     let mut c = Command::new(bin_dir().join("stratus"));
     c.env("STRATUS_DATA_DIR", data)
         .env("STRATUS_ADMIN_TOKEN", ADMIN)
@@ -20,7 +20,7 @@ fn stratus(data: &Path) -> Command {
 }
 
 /// Runs a management CLI command; its standard output.
-fn cli(data: &Path, api: u16, args: &[&str]) -> String {
+pub(crate) fn cli(data: &Path, api: u16, args: &[&str]) -> String {
     let out = stratus(data)
         .args(args)
         .arg("--url")
@@ -62,7 +62,7 @@ fn ready_port(data: &Path, api: u16, app: &str, worker: &str, limit: Duration) -
     None
 }
 
-fn worker_cmd(data: &Path, api: u16, token: &str, name: &str) -> Command {
+pub(crate) fn worker_cmd(data: &Path, api: u16, token: &str, name: &str) -> Command {
     let mut c = stratus(data);
     c.args(["worker", "--join", &format!("http://127.0.0.1:{api}")])
         .args(["--name", name, "--heartbeat-seconds", "1"])

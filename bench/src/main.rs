@@ -15,6 +15,7 @@
 )]
 
 mod frontdoor;
+mod publish;
 mod queues;
 
 use std::collections::BTreeMap;
@@ -47,7 +48,7 @@ fn args() -> Args {
             "--only" => a.only = it.next(),
             "-h" | "--help" => {
                 println!(
-                    "stratus-bench [--duration SECONDS] [--rounds N] [--only throughput|latency|cold|timers|queues|frontdoor]"
+                    "stratus-bench [--duration SECONDS] [--rounds N] [--only throughput|latency|cold|timers|queues|frontdoor|publish]"
                 );
                 std::process::exit(0);
             }
@@ -64,7 +65,7 @@ pub(crate) fn repo() -> PathBuf {
         .unwrap()
 }
 
-fn bin_dir() -> PathBuf {
+pub(crate) fn bin_dir() -> PathBuf {
     std::env::current_exe()
         .unwrap()
         .parent()
@@ -421,7 +422,11 @@ fn run_profile(
 }
 
 /// Cold start: from spawning to the first 200, `n` times; returns the median in ms.
-fn cold(name: &str, n: usize, mut make: impl FnMut(u16) -> (Command, &'static str)) -> f64 {
+pub(crate) fn cold(
+    name: &str,
+    n: usize,
+    mut make: impl FnMut(u16) -> (Command, &'static str),
+) -> f64 {
     let mut times = Vec::new();
     for i in 0..n {
         let port = free_port();
@@ -532,14 +537,16 @@ fn main() {
     if a.only.as_deref() == Some("frontdoor") {
         results.insert("frontdoor".into(), frontdoor::run(&a, &data));
     }
+    if a.only.as_deref() == Some("publish") {
+        results.insert("publish".into(), publish::run(&a, &data));
+    }
     if a.only.as_deref() == Some("queues") {
         results.insert("queues".into(), queues::run(a.duration, a.rounds, &data));
     }
 
-    if a.only
-        .as_deref()
-        .is_none_or(|o| o != "cold" && o != "timers" && o != "queues" && o != "frontdoor")
-    {
+    if a.only.as_deref().is_none_or(|o| {
+        o != "cold" && o != "timers" && o != "queues" && o != "frontdoor" && o != "publish"
+    }) {
         let ports: Vec<u16> = (0..12).map(|_| free_port()).collect();
         let python = worker_python();
         let native = repo().join("bench/apps/native");
@@ -624,6 +631,7 @@ fn main() {
         results.insert("timers".into(), timers(&a, &data));
         results.insert("queues".into(), queues::run(a.duration, a.rounds, &data));
         results.insert("frontdoor".into(), frontdoor::run(&a, &data));
+        results.insert("publish".into(), publish::run(&a, &data));
     }
 
     if a.only.as_deref().is_none_or(|o| o == "cold") {
