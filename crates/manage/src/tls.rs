@@ -149,6 +149,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_operators_certificate_is_read_from_files_and_checked() {
+        let ca = new_ca().unwrap();
+        let server = new_server(&ca, &["stratus.example.test".into()]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert, &server.cert_pem).unwrap();
+        std::fs::write(&key, &server.key_pem).unwrap();
+        let tls = supplied(&cert, &key).unwrap();
+        assert!(tls.ca_pem.is_none());
+        // A key that is not the certificate's, or no PEM at all, is refused with the reason.
+        let other = new_ca().unwrap();
+        std::fs::write(&key, &other.key_pem).unwrap();
+        let e = supplied(&cert, &key).unwrap_err().to_string();
+        assert!(e.contains("do not go together"), "{e}");
+        std::fs::write(&cert, "not pem").unwrap();
+        let e = supplied(&cert, &key).unwrap_err().to_string();
+        assert!(e.contains("no certificate") || e.contains("PEM"), "{e}");
+    }
+
+    #[test]
     fn a_generated_server_certificate_chains_to_the_authority() {
         use rustls::client::danger::ServerCertVerifier as _;
         let ca = new_ca().unwrap();

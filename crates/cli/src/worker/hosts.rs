@@ -671,3 +671,33 @@ impl Hosts {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    #[test]
+    fn an_unpacked_app_is_read_only_and_can_still_be_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let zip_path = d.path().join("app.zip");
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
+        let opts = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
+        z.start_file("host.json", opts).unwrap();
+        std::io::Write::write_all(&mut z, br#"{"version": "2.0"}"#).unwrap();
+        z.start_file("hello/function.json", opts).unwrap();
+        std::io::Write::write_all(&mut z, b"{}").unwrap();
+        z.finish().unwrap();
+        let dir = d.path().join("apps/shop/abc");
+        unpack(&zip_path, &dir).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.join("host.json")), 0o444);
+        assert_eq!(mode(&dir.join("hello")), 0o555);
+        assert_eq!(mode(&dir), 0o555);
+        // Unpacked again over itself (a broken earlier attempt), then removed.
+        unpack(&zip_path, &dir).unwrap();
+        remove_read_only(&dir);
+        assert!(!dir.exists());
+    }
+}

@@ -585,6 +585,20 @@ fn one_deploy_legacy_paths_recorded_deployments_and_file_writes() {
     .unwrap();
     assert_eq!(r.status, 401);
 
+    // A rotated credential: the old password stops working at once, the new one works.
+    let rotated: Value =
+        serde_json::from_str(&m.apps(&["publishing", "shop", "--rotate"]).unwrap()).unwrap();
+    assert_eq!(kudu.send("GET", "/api/settings", &[], b"").status, 401);
+    let kudu = Kudu::from_profile(&m, "shop");
+    assert!(kudu.authorization.len() > 10);
+    assert_eq!(kudu.send("GET", "/api/settings", &[], b"").status, 200);
+    assert!(
+        rotated["scmUrl"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://shop.scm.")
+    );
+
     // OneDeploy: a type is required, only zip is taken, `async` (not isAsync).
     let r = kudu.send("POST", "/api/publish", &[], &v1);
     assert_eq!(r.status, 400, "{}", r.text());
@@ -842,5 +856,41 @@ fn a_management_process_killed_mid_deployment_leaves_one_version_serving() {
     assert!(
         seen[first_new..].iter().all(|s| s == "Howdy, x!"),
         "an old answer after a new one"
+    );
+}
+
+#[test]
+fn the_publishing_endpoint_serves_plain_http_only_when_told_to() {
+    let m = manage_with(&["--scm-plain-http"]);
+    m.apps(&["create", "shop"]).unwrap();
+    let credential: Value =
+        serde_json::from_str(&m.apps(&["publishing", "shop"]).unwrap()).unwrap();
+    assert!(
+        credential["scmUrl"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://shop.scm.")
+    );
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        credential["userName"].as_str().unwrap(),
+        credential["password"].as_str().unwrap()
+    ));
+    let r = request(
+        m.scm,
+        "GET",
+        "/scm/shop/api/settings",
+        &[("Authorization", &format!("Basic {basic}"))],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    // No authority of its own: nothing to trust.
+    assert_eq!(
+        request(m.port, "GET", "/api/scm/ca.pem", &[], b"")
+            .unwrap()
+            .status,
+        404
     );
 }
