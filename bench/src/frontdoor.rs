@@ -62,6 +62,26 @@ fn ready_port(data: &Path, api: u16, app: &str, worker: &str, limit: Duration) -
     None
 }
 
+/// Waits for the management API on `api` to answer; a new join token.
+pub(crate) fn join_token(m: &Path, api: u16) -> String {
+    let start = Instant::now();
+    while Command::new(bin_dir().join("stratus"))
+        .args(["apps", "list", "--url", &format!("http://127.0.0.1:{api}")])
+        .env("STRATUS_ADMIN_TOKEN", ADMIN)
+        .output()
+        .map_or(true, |o| !o.status.success())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "manage did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let token: serde_json::Value =
+        serde_json::from_str(&cli(m, api, &["tokens", "create", "bench"])).unwrap();
+    token["token"].as_str().unwrap().to_string()
+}
+
 pub(crate) fn worker_cmd(data: &Path, api: u16, token: &str, name: &str) -> Command {
     let mut c = stratus(data);
     c.args(["worker", "--join", &format!("http://127.0.0.1:{api}")])
@@ -86,22 +106,7 @@ pub fn run(a: &crate::Args, data: &Path) -> serde_json::Value {
         .args(["--worker-timeout-seconds", "2"]);
         c
     });
-    let start = Instant::now();
-    while Command::new(bin_dir().join("stratus"))
-        .args(["apps", "list", "--url", &format!("http://127.0.0.1:{api}")])
-        .env("STRATUS_ADMIN_TOKEN", ADMIN)
-        .output()
-        .map_or(true, |o| !o.status.success())
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "manage did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let token: serde_json::Value =
-        serde_json::from_str(&cli(&m, api, &["tokens", "create", "bench"])).unwrap();
-    let token = token["token"].as_str().unwrap().to_string();
+    let token = join_token(&m, api);
     let w1 = spawn(
         "frontdoor-worker-1",
         worker_cmd(&data.join("w1"), api, &token, "w1"),

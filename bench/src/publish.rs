@@ -4,7 +4,6 @@
 //! same app's host measured in the same run (the part of a deployment that cannot go away).
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::frontdoor::{cli, stratus, worker_cmd};
@@ -43,22 +42,7 @@ pub fn run(a: &crate::Args, data: &Path) -> serde_json::Value {
             .args(["--scm-listen", "off", "--front-listen", "off"]);
         c
     });
-    let start = Instant::now();
-    while Command::new(bin_dir().join("stratus"))
-        .args(["apps", "list", "--url", &format!("http://127.0.0.1:{api}")])
-        .env("STRATUS_ADMIN_TOKEN", crate::frontdoor::ADMIN)
-        .output()
-        .map_or(true, |o| !o.status.success())
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "manage did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let token: serde_json::Value =
-        serde_json::from_str(&cli(&m, api, &["tokens", "create", "bench"])).unwrap();
-    let token = token["token"].as_str().unwrap().to_string();
+    let token = crate::frontdoor::join_token(&m, api);
     let _workers: Vec<_> = (1..=3)
         .map(|i| {
             spawn(

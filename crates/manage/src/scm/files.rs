@@ -46,6 +46,21 @@ struct Live {
     created_ms: i64,
 }
 
+impl Live {
+    #[allow(
+        clippy::result_large_err,
+        reason = "the error is the response to give, made once per request"
+    )]
+    fn archive(&self) -> Result<zip::ZipArchive<std::io::Cursor<&[u8]>>, Fail> {
+        zip::ZipArchive::new(std::io::Cursor::new(&self.zip[..])).map_err(|e| {
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the live package cannot be read: {e}"),
+            )
+        })
+    }
+}
+
 /// Why a file route failed: the response to give.
 type Fail = Response<Bytes>;
 
@@ -210,13 +225,7 @@ impl Scm {
         let Some(live) = self.live(&req.app).await? else {
             return Err(error(StatusCode::NOT_FOUND, "the app has no live version"));
         };
-        let mut archive =
-            zip::ZipArchive::new(std::io::Cursor::new(&live.zip[..])).map_err(|e| {
-                error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("the live package cannot be read: {e}"),
-                )
-            })?;
+        let mut archive = live.archive()?;
         if !directory
             && let Ok(mut f) = archive.by_name(path)
             && !f.is_dir()
@@ -308,13 +317,7 @@ impl Scm {
                 "the app has no live version to change",
             ));
         };
-        let mut archive =
-            zip::ZipArchive::new(std::io::Cursor::new(&live.zip[..])).map_err(|e| {
-                error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("the live package cannot be read: {e}"),
-                )
-            })?;
+        let mut archive = live.archive()?;
         let current = match archive.by_name(path) {
             Ok(mut f) if !f.is_dir() => {
                 let mut c = Vec::new();
