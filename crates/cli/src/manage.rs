@@ -152,7 +152,16 @@ impl Role {
             deployments: store.deployments(),
             publishing: store.publishing(),
             scm: scm.as_ref().map(|(_, _, c)| c.clone()),
+            portal: store.portal(),
         };
+        // No portal user yet: a one-time token makes the first.
+        match stratus_manage::portal::bootstrap_token(&store.portal(), now_ms()).await {
+            Ok(Some(t)) => println!(
+                "portal: no user yet; make the first with this one-time token (24 h): POST /api/portal/bootstrap {{\"token\": \"{t}\", \"user\": ..., \"password\": ...}}"
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("cannot make a portal bootstrap token: {e}"),
+        }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;

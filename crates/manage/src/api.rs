@@ -32,6 +32,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// Known, but not allowed to: a portal session's change without its CSRF token, say.
+    #[error("{1}")]
+    Forbidden(&'static str, String),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("the body is larger than {0} bytes")]
@@ -60,6 +63,7 @@ impl ApiError {
             ApiError::Gone(_) => (StatusCode::GONE, "Gone"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NotFound"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
+            ApiError::Forbidden(code, _) => (StatusCode::FORBIDDEN, code),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "TooLarge"),
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "StoreFailure"),
@@ -227,12 +231,17 @@ pub struct Api {
     pub publishing: stratus_store::SqlPublishing,
     /// How the publishing endpoint is reached (none when it is off).
     pub scm: Option<crate::scm::ScmConfig>,
+    /// The portal's users and sessions.
+    pub portal: stratus_store::SqlPortal,
 }
 
 /// Whether `path` is open without the admin token: workers' routes (their join token), the
 /// OpenAPI document, and the publishing authority's certificate.
 pub fn is_public_route(path: &str) -> bool {
-    is_worker_route(path) || path == "/api/openapi.json" || path == "/api/scm/ca.pem"
+    is_worker_route(path)
+        || path == "/api/openapi.json"
+        || path == "/api/scm/ca.pem"
+        || crate::portal::is_sign_in_route(path)
 }
 
 /// Whether `path` is one workers call with their join token rather than the admin token.
@@ -384,6 +393,7 @@ impl Api {
             }
             ["api", "apps", name] => self.app(req, name).await,
             ["api", "scm", "ca.pem"] if m == Method::GET => self.ca_certificate().await,
+            ["api", "portal", "users", rest @ ..] => self.portal_users(req, rest).await,
             [
                 "api",
                 "apps",

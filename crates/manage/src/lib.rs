@@ -10,6 +10,7 @@ pub mod keys;
 pub mod leader;
 pub mod metrics;
 pub mod package;
+pub mod portal;
 pub mod publishing;
 pub mod queues;
 pub mod scheduler;
@@ -157,8 +158,39 @@ async fn answer(
         return Ok(answer_metrics(&served).await);
     }
     let (api, token) = (&served.api, &served.token);
+    let now = now_ms();
+    if portal::is_sign_in_route(parts.uri.path()) {
+        let answered = match Limited::new(body, 64 << 10).collect().await {
+            Err(_) => Err(ApiError::TooLarge(64 << 10)),
+            Ok(body) => {
+                portal::sign_in(
+                    &api.portal,
+                    &parts.method,
+                    parts.uri.path(),
+                    &parts.headers,
+                    &body.to_bytes(),
+                    now,
+                )
+                .await
+            }
+        };
+        return Ok(answered.unwrap_or_else(|e| e.response()).map(Full::new));
+    }
     let authorization = parts.headers.get(http::header::AUTHORIZATION);
-    let admin = token.admits(authorization);
+    let mut admin = token.admits(authorization);
+    // A portal session opens the API as the admin token does; its changes carry its CSRF
+    // token.
+    if !admin && authorization.is_none() {
+        let checked = match portal::session(&api.portal, &parts.headers, now).await {
+            Ok(Some(s)) => portal::check_change(&s, &parts.method, &parts.headers).map(|()| true),
+            Ok(None) => Ok(false),
+            Err(e) => Err(e),
+        };
+        match checked {
+            Ok(signed_in) => admin = signed_in,
+            Err(e) => return Ok(e.response().map(Full::new)),
+        }
+    }
     let bearer = authorization
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
@@ -178,7 +210,7 @@ async fn answer(
                     path: parts.uri.path(),
                     query: parts.uri.query(),
                     body: &body,
-                    now_ms: now_ms(),
+                    now_ms: now,
                 };
                 api.handle(&request).await
             }

@@ -366,6 +366,43 @@ const MIGRATIONS: &[Migration] = &[
             created_at BIGINT NOT NULL
         );",
     },
+    Migration {
+        version: 9,
+        name: "portal users and sessions",
+        // Session and bootstrap tokens are kept as their SHA-256 only.
+        sqlite: "CREATE TABLE portal_users (
+            name TEXT PRIMARY KEY,
+            password_hash TEXT NOT NULL,
+            created_at INTEGER NOT NULL
+        );
+        CREATE TABLE portal_sessions (
+            token_hash TEXT PRIMARY KEY,
+            user_name TEXT NOT NULL,
+            csrf TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL
+        );
+        CREATE TABLE portal_bootstrap (
+            token_hash TEXT PRIMARY KEY,
+            expires_at INTEGER NOT NULL
+        );",
+        postgres: "CREATE TABLE portal_users (
+            name TEXT PRIMARY KEY,
+            password_hash TEXT NOT NULL,
+            created_at BIGINT NOT NULL
+        );
+        CREATE TABLE portal_sessions (
+            token_hash TEXT PRIMARY KEY,
+            user_name TEXT NOT NULL,
+            csrf TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL
+        );
+        CREATE TABLE portal_bootstrap (
+            token_hash TEXT PRIMARY KEY,
+            expires_at BIGINT NOT NULL
+        );",
+    },
 ];
 
 impl Backend {

@@ -14,6 +14,7 @@ mod error;
 pub mod files;
 pub mod keys;
 pub mod leases;
+pub mod portal;
 pub mod publishing;
 mod queue_group;
 pub mod queues;
@@ -29,6 +30,7 @@ pub use error::{Error, Result};
 pub use files::FileKeys;
 pub use keys::{AppKeys, KeyScope, NamedKey, SqlKeys, Upsert};
 pub use leases::{Lease, SqlLeases};
+pub use portal::{Session, SqlPortal};
 pub use publishing::{Certificate, Credential, SqlPublishing};
 pub use queues::{
     CreateQueue, DeleteMessage, Message, PeekedMessage, QueueInfo, QueueProperties, SqlQueues,
@@ -78,6 +80,13 @@ impl Store {
     /// Deployments of managed apps and their logs.
     pub fn deployments(&self) -> SqlDeployments {
         SqlDeployments {
+            backend: self.backend.clone(),
+        }
+    }
+
+    /// Portal users, sessions and bootstrap tokens.
+    pub fn portal(&self) -> SqlPortal {
+        SqlPortal {
             backend: self.backend.clone(),
         }
     }

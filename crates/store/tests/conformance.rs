@@ -32,6 +32,54 @@ async fn suite(store: &Store) {
     workers_join_with_tokens(store).await;
     deployments_finish_once_and_activate(store).await;
     publishing_credentials_and_certificates(store).await;
+    portal_users_sessions_and_bootstrap(store).await;
+}
+
+async fn portal_users_sessions_and_bootstrap(store: &Store) {
+    let p = store.portal();
+    assert_eq!(p.user_count().await.unwrap(), 0);
+    p.add_bootstrap("boot-old", 100).await.unwrap();
+    p.add_bootstrap("boot", 10_000).await.unwrap();
+    assert!(
+        !p.bootstrap("boot-old", "ann", "h", 200).await.unwrap(),
+        "expired"
+    );
+    assert!(
+        !p.bootstrap("nope", "ann", "h", 200).await.unwrap(),
+        "unknown"
+    );
+    assert!(p.bootstrap("boot", "ann", "h1", 200).await.unwrap());
+    assert!(
+        !p.bootstrap("boot", "bob", "h", 201).await.unwrap(),
+        "consumed"
+    );
+    assert_eq!(p.users().await.unwrap(), vec!["ann"]);
+    assert_eq!(p.password_hash("ann").await.unwrap().as_deref(), Some("h1"));
+    assert!(p.put_user("bob", "h2", 300).await.unwrap());
+    assert!(
+        !p.put_user("bob", "h3", 301).await.unwrap(),
+        "a new password"
+    );
+    assert_eq!(p.password_hash("bob").await.unwrap().as_deref(), Some("h3"));
+
+    p.open_session("s1", "bob", "c1", 400, 1_000).await.unwrap();
+    p.open_session("s0", "bob", "c0", 400, 450).await.unwrap();
+    let s = p.session("s1", 500).await.unwrap().unwrap();
+    assert_eq!((s.user.as_str(), s.csrf.as_str()), ("bob", "c1"));
+    assert!(p.session("s0", 500).await.unwrap().is_none(), "expired");
+    assert!(
+        p.session("s1", 1_000).await.unwrap().is_none(),
+        "expired at its time"
+    );
+    p.close_session("s1", 500).await.unwrap();
+    assert!(p.session("s1", 500).await.unwrap().is_none());
+    p.open_session("s2", "bob", "c2", 600, 2_000).await.unwrap();
+    assert!(p.delete_user("bob").await.unwrap());
+    assert!(
+        p.session("s2", 700).await.unwrap().is_none(),
+        "gone with its user"
+    );
+    assert!(!p.delete_user("bob").await.unwrap());
 }
 
 async fn deployments_finish_once_and_activate(store: &Store) {

@@ -5,6 +5,7 @@ mod behaviour;
 mod cluster;
 mod language_workers;
 mod manage;
+mod portal_auth;
 mod publish;
 mod queue_service;
 mod routing;

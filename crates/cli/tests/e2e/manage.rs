@@ -69,8 +69,8 @@ pub(crate) fn manage_env(data: tempfile::TempDir, args: &[&str], env: &[(&str, &
             .env("STRATUS_DATA_DIR", data.path())
             .env_remove("STRATUS_ADMIN_TOKEN")
             .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::OpenOptions::new().append(true).open(&log).unwrap())
             .spawn()
             .unwrap();
         let up = eventually(Duration::from_secs(30), || {
