@@ -154,6 +154,9 @@ async fn answer(
     if parts.uri.path().starts_with("/queues/") {
         return Ok(answer_queue(&served.queues, parts, body).await);
     }
+    if let Some(r) = portal::assets(&parts.method, parts.uri.path()) {
+        return Ok(r.map(Full::new));
+    }
     if parts.uri.path() == "/metrics" && parts.method == http::Method::GET {
         return Ok(answer_metrics(&served).await);
     }

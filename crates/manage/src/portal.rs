@@ -19,6 +19,53 @@ const SESSION_MS: i64 = 12 * 3600 * 1000;
 /// How long a bootstrap token is good for.
 pub const BOOTSTRAP_MS: i64 = 24 * 3600 * 1000;
 
+/// What every portal page is served with: only its own scripts, styles and API.
+const PAGE_POLICY: &str = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// The portal's pages and assets (public: they hold no data), `/` and `/portal` sent to
+/// `/portal/`; None for any other path.
+pub fn assets(method: &Method, path: &str) -> Option<Response<Bytes>> {
+    if method != Method::GET && method != Method::HEAD {
+        return None;
+    }
+    if path == "/" || path == "/portal" {
+        let mut r = empty(StatusCode::FOUND);
+        r.headers_mut()
+            .insert(header::LOCATION, http::HeaderValue::from_static("/portal/"));
+        return Some(r);
+    }
+    let rest = path.strip_prefix("/portal/")?;
+    let Some((content, kind)) = stratus_portal::file(rest) else {
+        return Some(json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"error": {"code": "NotFound", "message": format!("no portal file {rest}")}}),
+        ));
+    };
+    let mut r = Response::new(Bytes::from_static(content));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, http::HeaderValue::from_static(kind));
+    // Assets are named by their content; the page is looked at again each time.
+    let cache = if rest.starts_with("assets/") {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    h.insert(header::CACHE_CONTROL, http::HeaderValue::from_static(cache));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        http::HeaderValue::from_static(PAGE_POLICY),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        http::HeaderValue::from_static("no-referrer"),
+    );
+    Some(r)
+}
+
 /// Whether `path` is one of the sign-in routes (open without a session).
 pub fn is_sign_in_route(path: &str) -> bool {
     matches!(

@@ -6,6 +6,7 @@ mod cluster;
 mod language_workers;
 mod manage;
 mod portal_auth;
+mod portal_browser;
 mod publish;
 mod queue_service;
 mod routing;

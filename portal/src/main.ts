@@ -1,0 +1,189 @@
+// The portal's shell: who is signed in, the views by hash route (#/sign-in, #/apps), and the
+// first-run bootstrap (#/bootstrap?token=...).
+import "./style.css";
+import { ApiError, call, setCsrf, STATUS_NAMES } from "./api";
+import type { App, Deployment, SessionInfo } from "./api";
+
+const view = document.getElementById("view") as HTMLElement;
+const who = document.getElementById("who") as HTMLElement;
+const signOut = document.getElementById("sign-out") as HTMLButtonElement;
+
+let session: SessionInfo | null = null;
+
+/** An element with attributes and children (text is always set as text, never as HTML). */
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Record<string, string> = {},
+  ...children: (Node | string)[]
+): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  for (const c of children) e.append(c);
+  return e;
+}
+
+function show(...nodes: Node[]): void {
+  view.replaceChildren(...nodes);
+  view.focus();
+}
+
+function message(text: string, kind: "error" | "info" = "error"): HTMLElement {
+  return el("p", { class: kind, role: kind === "error" ? "alert" : "status" }, text);
+}
+
+function setSession(s: SessionInfo | null): void {
+  session = s;
+  setCsrf(s?.csrf ?? null);
+  who.textContent = s ? s.user : "";
+  signOut.hidden = !s;
+}
+
+function form(
+  title: string,
+  fields: { name: string; label: string; type: string; autocomplete: string }[],
+  submit: string,
+  onSubmit: (values: Record<string, string>) => Promise<void>,
+): HTMLElement {
+  const f = el("form", { class: "card", "aria-label": title });
+  f.append(el("h1", {}, title));
+  for (const field of fields) {
+    const id = `f-${field.name}`;
+    f.append(
+      el("label", { for: id }, field.label),
+      el("input", { id, name: field.name, type: field.type, autocomplete: field.autocomplete, required: "" }),
+    );
+  }
+  const status = el("div", { class: "status" });
+  f.append(el("button", { type: "submit" }, submit), status);
+  f.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const data = new FormData(f);
+    const values: Record<string, string> = {};
+    for (const field of fields) values[field.name] = String(data.get(field.name) ?? "");
+    status.replaceChildren();
+    try {
+      await onSubmit(values);
+    } catch (e) {
+      status.replaceChildren(message(e instanceof Error ? e.message : String(e)));
+    }
+  });
+  return f;
+}
+
+function signInView(): void {
+  show(
+    form(
+      "Sign in",
+      [
+        { name: "user", label: "User", type: "text", autocomplete: "username" },
+        { name: "password", label: "Password", type: "password", autocomplete: "current-password" },
+      ],
+      "Sign in",
+      async (v) => {
+        try {
+          setSession(await call<SessionInfo>("POST", "/api/portal/login", v));
+        } catch (e) {
+          if (e instanceof ApiError && e.status === 401) throw new Error("Wrong user or password.");
+          throw e;
+        }
+        location.hash = "#/apps";
+      },
+    ),
+  );
+}
+
+function bootstrapView(token: string): void {
+  show(
+    form(
+      "Create the first administrator",
+      [
+        { name: "user", label: "User", type: "text", autocomplete: "username" },
+        { name: "password", label: "Password (12 characters or more)", type: "password", autocomplete: "new-password" },
+      ],
+      "Create and sign in",
+      async (v) => {
+        setSession(await call<SessionInfo>("POST", "/api/portal/bootstrap", { token, ...v }));
+        location.hash = "#/apps";
+      },
+    ),
+  );
+}
+
+function time(ms: number | null): string {
+  return ms ? new Date(ms).toLocaleString() : "";
+}
+
+async function appsView(): Promise<void> {
+  const apps = await call<App[]>("GET", "/api/apps");
+  const rows = await Promise.all(
+    apps.map(async (a) => {
+      const deployments = await call<Deployment[]>("GET", `/api/apps/${encodeURIComponent(a.name)}/deployments`);
+      const last = deployments[0];
+      return el(
+        "tr",
+        {},
+        el("th", { scope: "row" }, a.name),
+        el("td", {}, a.activeVersion === null ? "none" : String(a.activeVersion)),
+        el("td", {}, a.minReplicas === a.maxReplicas ? String(a.minReplicas) : `${a.minReplicas}–${a.maxReplicas}`),
+        el(
+          "td",
+          {},
+          last ? `${STATUS_NAMES[last.status] ?? last.status} (${last.deployer}, ${time(last.end ?? last.received)})` : "",
+        ),
+      );
+    }),
+  );
+  const table = el(
+    "table",
+    { "aria-label": "Apps" },
+    el(
+      "thead",
+      {},
+      el("tr", {}, el("th", { scope: "col" }, "App"), el("th", { scope: "col" }, "Live version"), el("th", { scope: "col" }, "Replicas"), el("th", { scope: "col" }, "Last deployment")),
+    ),
+    el("tbody", {}, ...rows),
+  );
+  show(el("h1", {}, "Apps"), apps.length ? table : message("No apps yet.", "info"));
+}
+
+async function route(): Promise<void> {
+  const hash = location.hash || "#/apps";
+  const [path, query] = hash.slice(1).split("?");
+  if (path === "/bootstrap") {
+    bootstrapView(new URLSearchParams(query ?? "").get("token") ?? "");
+    return;
+  }
+  if (!session) {
+    try {
+      setSession(await call<SessionInfo>("GET", "/api/portal/session"));
+    } catch {
+      setSession(null);
+    }
+  }
+  if (!session || path === "/sign-in") {
+    signInView();
+    return;
+  }
+  try {
+    await appsView();
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) {
+      setSession(null);
+      signInView();
+    } else {
+      show(message(e instanceof Error ? e.message : String(e)));
+    }
+  }
+}
+
+signOut.addEventListener("click", async () => {
+  try {
+    await call("POST", "/api/portal/logout");
+  } finally {
+    setSession(null);
+    location.hash = "#/sign-in";
+    await route();
+  }
+});
+window.addEventListener("hashchange", () => void route());
+void route();
