@@ -3,6 +3,8 @@
 import "./style.css";
 import { ApiError, call, setCsrf, STATUS_NAMES } from "./api";
 import type { App, Deployment, SessionInfo } from "./api";
+import { appView } from "./app";
+import { el, message } from "./dom";
 
 const view = document.getElementById("view") as HTMLElement;
 const who = document.getElementById("who") as HTMLElement;
@@ -10,25 +12,9 @@ const signOut = document.getElementById("sign-out") as HTMLButtonElement;
 
 let session: SessionInfo | null = null;
 
-/** An element with attributes and children (text is always set as text, never as HTML). */
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  attrs: Record<string, string> = {},
-  ...children: (Node | string)[]
-): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  for (const c of children) e.append(c);
-  return e;
-}
-
 function show(...nodes: Node[]): void {
   view.replaceChildren(...nodes);
   view.focus();
-}
-
-function message(text: string, kind: "error" | "info" = "error"): HTMLElement {
-  return el("p", { class: kind, role: kind === "error" ? "alert" : "status" }, text);
 }
 
 function setSession(s: SessionInfo | null): void {
@@ -122,7 +108,7 @@ async function appsView(): Promise<void> {
       return el(
         "tr",
         {},
-        el("th", { scope: "row" }, a.name),
+        el("th", { scope: "row" }, el("a", { href: `#/apps/${encodeURIComponent(a.name)}` }, a.name)),
         el("td", {}, a.activeVersion === null ? "none" : String(a.activeVersion)),
         el("td", {}, a.minReplicas === a.maxReplicas ? String(a.minReplicas) : `${a.minReplicas}–${a.maxReplicas}`),
         el(
@@ -165,7 +151,12 @@ async function route(): Promise<void> {
     return;
   }
   try {
-    await appsView();
+    const app = path?.match(/^\/apps\/([^/]+)$/);
+    if (app?.[1]) {
+      await appView(decodeURIComponent(app[1]), show);
+    } else {
+      await appsView();
+    }
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) {
       setSession(null);

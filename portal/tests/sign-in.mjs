@@ -1,5 +1,6 @@
 // Browser test of the portal's sign-in, driven by the Rust e2e test that starts Stratus:
-// bootstrap the first user from the one-time token, see the apps, sign out, sign in again.
+// bootstrap the first user from the one-time token, see the apps, sign out, sign in again,
+// open an app: its deployments and log, its settings masked until revealed.
 // Env: PORTAL_URL (http://127.0.0.1:PORT), BOOTSTRAP_TOKEN, APP (an app that exists),
 // SCREENSHOTS (a directory), CHROMIUM (the browser's path).
 import { chromium } from "playwright-core";
@@ -53,6 +54,18 @@ try {
   // A reload keeps the session (the cookie), and the CSRF token comes back with it.
   await page.reload();
   await page.getByRole("row", { name: new RegExp(APP) }).waitFor();
+  // The app's page: its deployment and log, its settings masked until revealed.
+  await page.getByRole("link", { name: APP, exact: true }).click();
+  await page.getByRole("heading", { name: APP, level: 1 }).waitFor();
+  const deployments = page.getByRole("table", { name: "Deployments" });
+  await deployments.getByRole("cell", { name: "Success" }).first().waitFor();
+  await deployments.getByRole("button", { name: /^Log of deployment/ }).first().click();
+  await page.getByRole("list", { name: /^Log of deployment/ }).getByText("Function hello (httpTrigger)").waitFor();
+  const greeting = page.getByLabel("GREETING value");
+  if ((await greeting.textContent()) === "Bonjour") failures.push("a setting's value shows before it is revealed");
+  await page.getByRole("button", { name: "Reveal GREETING" }).click();
+  await page.getByLabel("GREETING value").getByText("Bonjour").waitFor();
+  await page.screenshot({ path: `${SCREENSHOTS}/app.png`, fullPage: true });
   const cookies = await page.context().cookies();
   const session = cookies.find((c) => c.name === "stratus_session");
   if (!session || !session.httpOnly || session.sameSite !== "Strict") {

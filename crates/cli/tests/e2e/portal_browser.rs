@@ -1,5 +1,6 @@
 //! The portal in a real browser (Debian's Chromium, driven by Playwright from
-//! `portal/tests/`): the first user from the bootstrap token, the apps, signing out and in.
+//! `portal/tests/`): the first user from the bootstrap token, the apps, signing out and in,
+//! an app's deployments with their log, its settings masked until revealed.
 //! Screenshots go to `<target>/tmp/portal-screenshots`.
 
 use std::time::Duration;
@@ -34,6 +35,10 @@ fn the_portal_signs_the_first_user_in_and_lists_the_apps() {
         Some(log[at..at + log[at..].find('"')?].to_string())
     });
     m.apps(&["create", "shop"]).unwrap();
+    m.apps(&["set", "shop", "GREETING", "Bonjour"]).unwrap();
+    let sample = crate::support::sample("python-handler");
+    m.apps(&["deploy", "shop", sample.to_str().unwrap()])
+        .unwrap();
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("portal-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     #[allow(
@@ -57,7 +62,12 @@ fn the_portal_signs_the_first_user_in_and_lists_the_apps() {
         String::from_utf8_lossy(&out.stderr),
         m.log()
     );
-    for shot in ["bootstrap.png", "apps.png", "sign-in-refused.png"] {
+    for shot in [
+        "bootstrap.png",
+        "apps.png",
+        "sign-in-refused.png",
+        "app.png",
+    ] {
         assert!(shots.join(shot).is_file(), "{shot}");
     }
 }

@@ -1,0 +1,151 @@
+// An app's page: its live version and replicas, deployments with their logs and rollback, the
+// publish profile, settings and keys (values masked until revealed).
+import { call, STATUS_NAMES } from "./api";
+import type { App, Deployment } from "./api";
+import { el, message } from "./dom";
+
+interface DeploymentDetail extends Deployment {
+  log: { time: number; type: number; message: string }[];
+  author: string;
+  message: string;
+}
+
+interface Keys {
+  master: string | null;
+  functionKeys: { name: string; value: string }[];
+  systemKeys: { name: string; value: string }[];
+  functions: Record<string, { name: string; value: string }[]>;
+}
+
+const MASK = "••••••••";
+
+function time(ms: number | null): string {
+  return ms ? new Date(ms).toLocaleString() : "";
+}
+
+/** A secret shown masked, with a button that reveals it (and hides it again). */
+function secret(label: string, value: string): HTMLElement {
+  const shown = el("code", { class: "secret", "aria-label": `${label} value` }, MASK);
+  const toggle = el("button", { type: "button", class: "link", "aria-label": `Reveal ${label}` }, "Reveal");
+  toggle.addEventListener("click", () => {
+    const hidden = shown.textContent === MASK;
+    shown.textContent = hidden ? value : MASK;
+    toggle.textContent = hidden ? "Hide" : "Reveal";
+    toggle.setAttribute("aria-label", `${hidden ? "Hide" : "Reveal"} ${label}`);
+  });
+  return el("span", { class: "secret-row" }, shown, " ", toggle);
+}
+
+function table(label: string, head: string[], rows: HTMLElement[]): HTMLElement {
+  return el(
+    "table",
+    { "aria-label": label },
+    el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, ...rows),
+  );
+}
+
+function deploymentsSection(name: string, list: Deployment[], reload: () => void): HTMLElement {
+  const base = `/api/apps/${encodeURIComponent(name)}`;
+  const rows = list.map((d) => {
+    const logCell = el("td", {});
+    const open = el("button", { type: "button", class: "link", "aria-label": `Log of deployment ${d.id}` }, "Log");
+    open.addEventListener("click", async () => {
+      const detail = await call<DeploymentDetail>("GET", `${base}/deployments/${encodeURIComponent(d.id)}`);
+      logCell.replaceChildren(
+        el(
+          "ol",
+          { class: "log", "aria-label": `Log of deployment ${d.id}` },
+          ...detail.log.map((e) => el("li", { class: ["info", "warning", "error"][e.type] ?? "info" }, e.message)),
+        ),
+      );
+    });
+    logCell.append(open);
+    return el(
+      "tr",
+      {},
+      el("td", {}, time(d.received)),
+      el("td", { class: `status-${d.status}` }, STATUS_NAMES[d.status] ?? String(d.status)),
+      el("td", {}, d.version === null ? "" : String(d.version)),
+      el("td", {}, d.deployer),
+      logCell,
+    );
+  });
+  const rollback = el("button", { type: "button" }, "Roll back to the previous version");
+  const status = el("div", { class: "status" });
+  rollback.addEventListener("click", async () => {
+    if (!confirm(`Roll ${name} back to the version live before this one?`)) return;
+    status.replaceChildren();
+    try {
+      await call("POST", `${base}/rollback`);
+      reload();
+    } catch (e) {
+      status.replaceChildren(message(e instanceof Error ? e.message : String(e)));
+    }
+  });
+  return el(
+    "section",
+    { "aria-labelledby": "deployments" },
+    el("h2", { id: "deployments" }, "Deployments"),
+    el(
+      "p",
+      { class: "actions" },
+      rollback,
+      " ",
+      el("a", { href: `${base}/publishprofile`, download: `${name}.PublishSettings` }, "Download publish profile"),
+    ),
+    status,
+    list.length ? table("Deployments", ["Received", "Status", "Version", "Deployer", ""], rows) : message("No deployments yet.", "info"),
+  );
+}
+
+function settingsSection(settings: Record<string, string>): HTMLElement {
+  const names = Object.keys(settings).sort();
+  const rows = names.map((k) => el("tr", {}, el("th", { scope: "row" }, k), el("td", {}, secret(k, settings[k] ?? ""))));
+  return el(
+    "section",
+    { "aria-labelledby": "settings" },
+    el("h2", { id: "settings" }, "Settings"),
+    names.length ? table("Settings", ["Name", "Value"], rows) : message("No settings.", "info"),
+  );
+}
+
+function keysSection(keys: Keys): HTMLElement {
+  const rows: HTMLElement[] = [];
+  const row = (scope: string, name: string, value: string) =>
+    rows.push(el("tr", {}, el("td", {}, scope), el("th", { scope: "row" }, name), el("td", {}, secret(`${scope} key ${name}`, value))));
+  if (keys.master) row("master", "_master", keys.master);
+  for (const k of keys.functionKeys) row("host", k.name, k.value);
+  for (const k of keys.systemKeys) row("system", k.name, k.value);
+  for (const [f, list] of Object.entries(keys.functions)) for (const k of list) row(`function ${f}`, k.name, k.value);
+  return el(
+    "section",
+    { "aria-labelledby": "keys" },
+    el("h2", { id: "keys" }, "Keys"),
+    rows.length ? table("Keys", ["Scope", "Name", "Value"], rows) : message("No keys yet: they are made when the app first runs.", "info"),
+  );
+}
+
+/** The page of app `name`. */
+export async function appView(name: string, show: (...nodes: Node[]) => void): Promise<void> {
+  const base = `/api/apps/${encodeURIComponent(name)}`;
+  const [app, deployments, settings, keys] = await Promise.all([
+    call<App>("GET", base),
+    call<Deployment[]>("GET", `${base}/deployments`),
+    call<Record<string, string>>("GET", `${base}/settings`),
+    call<Keys>("GET", `${base}/keys`),
+  ]);
+  const reload = () => void appView(name, show);
+  show(
+    el("p", {}, el("a", { href: "#/apps" }, "← Apps")),
+    el("h1", {}, app.name),
+    el(
+      "p",
+      {},
+      `Live version: ${app.activeVersion ?? "none"} · replicas: ${app.minReplicas === app.maxReplicas ? app.minReplicas : `${app.minReplicas}–${app.maxReplicas}`}`,
+    ),
+    deploymentsSection(name, deployments, reload),
+    settingsSection(settings),
+    keysSection(keys),
+  );
+}
