@@ -110,19 +110,57 @@ function settingsSection(settings: Record<string, string>): HTMLElement {
   );
 }
 
-function keysSection(keys: Keys): HTMLElement {
+function keysSection(name: string, keys: Keys, reload: () => void): HTMLElement {
+  const base = `/api/apps/${encodeURIComponent(name)}/keys`;
+  const status = el("div", { class: "status" });
+  const act = async (what: () => Promise<unknown>) => {
+    status.replaceChildren();
+    try {
+      await what();
+      reload();
+    } catch (e) {
+      status.replaceChildren(message(e instanceof Error ? e.message : String(e)));
+    }
+  };
   const rows: HTMLElement[] = [];
-  const row = (scope: string, name: string, value: string) =>
-    rows.push(el("tr", {}, el("td", {}, scope), el("th", { scope: "row" }, name), el("td", {}, secret(`${scope} key ${name}`, value))));
-  if (keys.master) row("master", "_master", keys.master);
-  for (const k of keys.functionKeys) row("host", k.name, k.value);
-  for (const k of keys.systemKeys) row("system", k.name, k.value);
-  for (const [f, list] of Object.entries(keys.functions)) for (const k of list) row(`function ${f}`, k.name, k.value);
+  const row = (scope: string, label: string, keyName: string, value: string, path: string, deletable: boolean) => {
+    const renew = el("button", { type: "button", class: "link", "aria-label": `Renew ${label} key ${keyName}` }, "Renew");
+    renew.addEventListener("click", () => {
+      if (confirm(`Renew the ${label} key ${keyName}? The current value stops working.`)) {
+        void act(() => call("PUT", `${base}/${path}`, { value: null }));
+      }
+    });
+    const actions = el("td", {}, renew);
+    if (deletable) {
+      const del = el("button", { type: "button", class: "link", "aria-label": `Delete ${label} key ${keyName}` }, "Delete");
+      del.addEventListener("click", () => {
+        if (confirm(`Delete the ${label} key ${keyName}?`)) void act(() => call("DELETE", `${base}/${path}`));
+      });
+      actions.append(" ", del);
+    }
+    rows.push(el("tr", {}, el("td", {}, scope), el("th", { scope: "row" }, keyName), el("td", {}, secret(`${label} key ${keyName}`, value)), actions));
+  };
+  const enc = encodeURIComponent;
+  if (keys.master) row("master", "master", "_master", keys.master, "master", false);
+  for (const k of keys.functionKeys) row("host", "host", k.name, k.value, `host/${enc(k.name)}`, true);
+  for (const k of keys.systemKeys) row("system", "system", k.name, k.value, `system/${enc(k.name)}`, true);
+  for (const [f, list] of Object.entries(keys.functions)) {
+    for (const k of list) row(`function ${f}`, `function ${f}`, k.name, k.value, `functions/${enc(f)}/${enc(k.name)}`, true);
+  }
+  const add = el("form", { class: "inline", "aria-label": "New host key" });
+  const input = el("input", { name: "key", "aria-label": "New host key name", placeholder: "key name", required: "" });
+  add.append(input, el("button", { type: "submit" }, "New host key"));
+  add.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    void act(() => call("PUT", `${base}/host/${enc(input.value)}`, { value: null }));
+  });
   return el(
     "section",
     { "aria-labelledby": "keys" },
     el("h2", { id: "keys" }, "Keys"),
-    rows.length ? table("Keys", ["Scope", "Name", "Value"], rows) : message("No keys yet: they are made when the app first runs.", "info"),
+    add,
+    status,
+    rows.length ? table("Keys", ["Scope", "Name", "Value", ""], rows) : message("No keys yet: they are made when the app first runs.", "info"),
   );
 }
 
@@ -146,6 +184,6 @@ export async function appView(name: string, show: (...nodes: Node[]) => void): P
     ),
     deploymentsSection(name, deployments, reload),
     settingsSection(settings),
-    keysSection(keys),
+    keysSection(name, keys, reload),
   );
 }

@@ -66,6 +66,25 @@ try {
   await page.getByRole("button", { name: "Reveal GREETING" }).click();
   await page.getByLabel("GREETING value").getByText("Bonjour").waitFor();
   await page.screenshot({ path: `${SCREENSHOTS}/app.png`, fullPage: true });
+  // Keys: renew the host key `default` (the old value stops working: checked by the caller
+  // through the front door) and make another.
+  if (process.env.OLD_KEY) {
+    page.on("dialog", (d) => void d.accept());
+    await page.getByRole("button", { name: "Renew host key default" }).click();
+    let renewed = null;
+    for (let i = 0; i < 50 && !renewed; i++) {
+      await page.getByRole("button", { name: "Reveal host key default" }).click();
+      const v = await page.getByLabel("host key default value").textContent();
+      if (v && v !== process.env.OLD_KEY && !v.startsWith("•")) renewed = v;
+      else await page.waitForTimeout(100);
+    }
+    if (!renewed) throw new Error("the host key was not renewed");
+    console.log(`NEW_KEY=${renewed}`);
+    await page.getByLabel("New host key name").fill("ci");
+    await page.getByRole("button", { name: "New host key", exact: true }).click();
+    await page.getByRole("button", { name: "Reveal host key ci" }).waitFor();
+    await page.screenshot({ path: `${SCREENSHOTS}/keys.png`, fullPage: true });
+  }
   const cookies = await page.context().cookies();
   const session = cookies.find((c) => c.name === "stratus_session");
   if (!session || !session.httpOnly || session.sameSite !== "Strict") {

@@ -1,12 +1,15 @@
 //! The portal in a real browser (Debian's Chromium, driven by Playwright from
 //! `portal/tests/`): the first user from the bootstrap token, the apps, signing out and in,
-//! an app's deployments with their log, its settings masked until revealed.
+//! an app's deployments with their log, its settings masked until revealed, a key renewed
+//! (the old value then refused through the front door).
 //! Screenshots go to `<target>/tmp/portal-screenshots`.
 
 use std::time::Duration;
 
-use crate::manage::manage_with;
-use crate::support::{eventually, repo};
+use serde_json::Value;
+
+use crate::manage::{manage_with, spawn_worker};
+use crate::support::{eventually, repo, request};
 
 /// The browser, unless the machine has none (then the test says so and passes, except on CI,
 /// which installs it).
@@ -39,6 +42,35 @@ fn the_portal_signs_the_first_user_in_and_lists_the_apps() {
     let sample = crate::support::sample("python-handler");
     m.apps(&["deploy", "shop", sample.to_str().unwrap()])
         .unwrap();
+    // A worker runs it: its host makes the app's keys.
+    let token_w = m.join_token();
+    let _w = spawn_worker(&m, &token_w, "w1", &[]);
+    eventually(Duration::from_secs(30), || {
+        request(m.front, "GET", "/apps/shop/api/hello?name=x", &[], b"")
+            .ok()
+            .filter(|r| r.status == 200)
+    });
+    let host_key = |keys: &Value| {
+        keys["functionKeys"]
+            .as_array()
+            .and_then(|l| l.iter().find(|k| k["name"] == "default"))
+            .and_then(|k| k["value"].as_str().map(str::to_string))
+    };
+    let old_key = eventually(Duration::from_secs(10), || {
+        host_key(&serde_json::from_str(&m.apps(&["keys", "shop"]).ok()?).ok()?)
+    });
+    let products = |key: &str| {
+        request(
+            m.front,
+            "GET",
+            &format!("/apps/shop/api/products/books/42?code={key}"),
+            &[],
+            b"",
+        )
+        .unwrap()
+        .status
+    };
+    assert_eq!(products(&old_key), 200);
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("portal-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     #[allow(
@@ -53,6 +85,7 @@ fn the_portal_signs_the_first_user_in_and_lists_the_apps() {
         .env("APP", "shop")
         .env("SCREENSHOTS", &shots)
         .env("CHROMIUM", &browser)
+        .env("OLD_KEY", &old_key)
         .output()
         .unwrap();
     assert!(
@@ -67,7 +100,24 @@ fn the_portal_signs_the_first_user_in_and_lists_the_apps() {
         "apps.png",
         "sign-in-refused.png",
         "app.png",
+        "keys.png",
     ] {
         assert!(shots.join(shot).is_file(), "{shot}");
     }
+    // The key renewed in the browser: the old value is refused, the new one opens.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let new_key = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("NEW_KEY="))
+        .expect("the script printed the renewed key")
+        .trim()
+        .to_string();
+    assert_eq!(
+        host_key(&serde_json::from_str(&m.apps(&["keys", "shop"]).unwrap()).unwrap()),
+        Some(new_key.clone())
+    );
+    eventually(Duration::from_secs(10), || {
+        (products(&old_key) == 401).then_some(())
+    });
+    assert_eq!(products(&new_key), 200);
 }
