@@ -19,15 +19,19 @@ export function setCsrf(token: string | null): void {
 }
 
 export async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  return send<T>(method, path, body === undefined ? undefined : JSON.stringify(body), "application/json");
+}
+
+/** A call whose body is plain text (an app setting's value). */
+export async function callText<T>(method: string, path: string, text: string): Promise<T> {
+  return send<T>(method, path, text, "text/plain; charset=utf-8");
+}
+
+async function send<T>(method: string, path: string, body: string | undefined, type: string): Promise<T> {
   const headers: Record<string, string> = {};
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (body !== undefined) headers["Content-Type"] = type;
   if (method !== "GET" && csrf) headers["X-CSRF-Token"] = csrf;
-  const r = await fetch(path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    credentials: "same-origin",
-  });
+  const r = await fetch(path, { method, headers, body, credentials: "same-origin" });
   const text = await r.text();
   const data = text ? safeJson(text) : null;
   if (!r.ok) {
@@ -70,3 +74,17 @@ export interface Deployment {
 }
 
 export const STATUS_NAMES = ["Pending", "Building", "Deploying", "Failed", "Success"];
+
+export interface Worker {
+  id: string;
+  name: string;
+  cpuMillis: number;
+  memoryMib: number;
+  maxApps: number;
+  labels: Record<string, string>;
+  window: string | null;
+  heartbeatAgeMs: number;
+  draining: boolean;
+  load: { loadAverage1m?: number | null; memoryAvailableMib?: number | null } | null;
+  apps: { app: string; version: number | null; ready: boolean }[];
+}

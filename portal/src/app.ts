@@ -1,6 +1,6 @@
 // An app's page: its live version and replicas, deployments with their logs and rollback, the
 // publish profile, settings and keys (values masked until revealed).
-import { call, STATUS_NAMES } from "./api";
+import { call, callText, STATUS_NAMES } from "./api";
 import type { App, Deployment } from "./api";
 import { el, message } from "./dom";
 
@@ -99,14 +99,41 @@ function deploymentsSection(name: string, list: Deployment[], reload: () => void
   );
 }
 
-function settingsSection(settings: Record<string, string>): HTMLElement {
+function settingsSection(app: string, settings: Record<string, string>, reload: () => void): HTMLElement {
+  const base = `/api/apps/${encodeURIComponent(app)}/settings`;
+  const status = el("div", { class: "status" });
+  const act = async (what: () => Promise<unknown>) => {
+    status.replaceChildren();
+    try {
+      await what();
+      reload();
+    } catch (e) {
+      status.replaceChildren(message(e instanceof Error ? e.message : String(e)));
+    }
+  };
   const names = Object.keys(settings).sort();
-  const rows = names.map((k) => el("tr", {}, el("th", { scope: "row" }, k), el("td", {}, secret(k, settings[k] ?? ""))));
+  const rows = names.map((k) => {
+    const del = el("button", { type: "button", class: "link", "aria-label": `Delete setting ${k}` }, "Delete");
+    del.addEventListener("click", () => {
+      if (confirm(`Delete the setting ${k}?`)) void act(() => call("DELETE", `${base}/${encodeURIComponent(k)}`));
+    });
+    return el("tr", {}, el("th", { scope: "row" }, k), el("td", {}, secret(k, settings[k] ?? "")), el("td", {}, del));
+  });
+  const form = el("form", { class: "inline", "aria-label": "Set a setting" });
+  const name = el("input", { name: "name", "aria-label": "Setting name", placeholder: "NAME", required: "" });
+  const value = el("input", { name: "value", "aria-label": "Setting value", placeholder: "value", type: "password", autocomplete: "off" });
+  form.append(name, value, el("button", { type: "submit" }, "Set"));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    void act(() => callText("PUT", `${base}/${encodeURIComponent(name.value)}`, value.value));
+  });
   return el(
     "section",
     { "aria-labelledby": "settings" },
     el("h2", { id: "settings" }, "Settings"),
-    names.length ? table("Settings", ["Name", "Value"], rows) : message("No settings.", "info"),
+    form,
+    status,
+    names.length ? table("Settings", ["Name", "Value", ""], rows) : message("No settings.", "info"),
   );
 }
 
@@ -174,6 +201,12 @@ export async function appView(name: string, show: (...nodes: Node[]) => void): P
     call<Keys>("GET", `${base}/keys`),
   ]);
   const reload = () => void appView(name, show);
+  const remove = el("button", { type: "button", class: "danger" }, `Delete ${app.name}`);
+  remove.addEventListener("click", async () => {
+    if (!confirm(`Delete ${app.name} with its settings, versions, keys and queues?`)) return;
+    await call("DELETE", base);
+    location.hash = "#/apps";
+  });
   show(
     el("p", {}, el("a", { href: "#/apps" }, "← Apps")),
     el("h1", {}, app.name),
@@ -183,7 +216,8 @@ export async function appView(name: string, show: (...nodes: Node[]) => void): P
       `Live version: ${app.activeVersion ?? "none"} · replicas: ${app.minReplicas === app.maxReplicas ? app.minReplicas : `${app.minReplicas}–${app.maxReplicas}`}`,
     ),
     deploymentsSection(name, deployments, reload),
-    settingsSection(settings),
+    settingsSection(name, settings, reload),
     keysSection(name, keys, reload),
+    el("section", { "aria-label": "Danger zone" }, remove),
   );
 }

@@ -4,6 +4,7 @@ import "./style.css";
 import { ApiError, call, setCsrf, STATUS_NAMES } from "./api";
 import type { App, Deployment, SessionInfo } from "./api";
 import { appView } from "./app";
+import { clusterView } from "./cluster";
 import { el, message } from "./dom";
 
 const view = document.getElementById("view") as HTMLElement;
@@ -129,7 +130,23 @@ async function appsView(): Promise<void> {
     ),
     el("tbody", {}, ...rows),
   );
-  show(el("h1", {}, "Apps"), apps.length ? table : message("No apps yet.", "info"));
+  const create = el("form", { class: "inline", "aria-label": "New app" });
+  const name = el("input", { name: "name", "aria-label": "New app name", placeholder: "app name", required: "", pattern: "[a-z0-9]([a-z0-9\\-]{0,58}[a-z0-9])?", title: "2 to 60 lower-case letters, digits and hyphens" });
+  const replicas = el("input", { name: "replicas", "aria-label": "Replicas", type: "number", min: "1", value: "1", class: "narrow" });
+  const status = el("div", { class: "status" });
+  create.append(name, replicas, el("button", { type: "submit" }, "New app"));
+  create.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    status.replaceChildren();
+    const n = Number(replicas.value) || 1;
+    try {
+      await call("PUT", `/api/apps/${encodeURIComponent(name.value)}`, { minReplicas: n, maxReplicas: n });
+      location.hash = `#/apps/${encodeURIComponent(name.value)}`;
+    } catch (e) {
+      status.replaceChildren(message(e instanceof Error ? e.message : String(e)));
+    }
+  });
+  show(el("h1", {}, "Apps"), create, status, apps.length ? table : message("No apps yet.", "info"));
 }
 
 async function route(): Promise<void> {
@@ -154,6 +171,8 @@ async function route(): Promise<void> {
     const app = path?.match(/^\/apps\/([^/]+)$/);
     if (app?.[1]) {
       await appView(decodeURIComponent(app[1]), show);
+    } else if (path === "/cluster") {
+      await clusterView(show);
     } else {
       await appsView();
     }

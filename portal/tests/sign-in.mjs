@@ -26,6 +26,7 @@ const failures = [];
 try {
   const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
   page.on("pageerror", (e) => failures.push(`page error: ${e.message}`));
+  page.on("dialog", (d) => void d.accept());
   page.on("console", (m) => m.type() === "error" && failures.push(`console error: ${m.text()}`));
 
   await page.goto(`${PORTAL_URL}/portal/#/bootstrap?token=${encodeURIComponent(BOOTSTRAP_TOKEN)}`);
@@ -69,7 +70,6 @@ try {
   // Keys: renew the host key `default` (the old value stops working: checked by the caller
   // through the front door) and make another.
   if (process.env.OLD_KEY) {
-    page.on("dialog", (d) => void d.accept());
     await page.getByRole("button", { name: "Renew host key default" }).click();
     let renewed = null;
     for (let i = 0; i < 50 && !renewed; i++) {
@@ -85,6 +85,29 @@ try {
     await page.getByRole("button", { name: "Reveal host key ci" }).waitFor();
     await page.screenshot({ path: `${SCREENSHOTS}/keys.png`, fullPage: true });
   }
+  // The cluster: the worker and the app placed on it.
+  await page.getByRole("link", { name: "Cluster" }).click();
+  const workers = page.getByRole("table", { name: "Workers" });
+  await workers.getByRole("row", { name: /w1/ }).getByText(new RegExp(`${APP} v1`)).waitFor();
+  await page.screenshot({ path: `${SCREENSHOTS}/cluster.png`, fullPage: true });
+
+  // A new app, a setting set and deleted, the app deleted.
+  await page.getByRole("link", { name: "Apps" }).click();
+  await page.getByLabel("New app name").fill("fresh");
+  await page.getByRole("button", { name: "New app", exact: true }).click();
+  await page.getByRole("heading", { name: "fresh", level: 1 }).waitFor();
+  await page.getByLabel("Setting name").fill("COLOR");
+  await page.getByLabel("Setting value").fill("blue");
+  await page.getByRole("button", { name: "Set", exact: true }).click();
+  await page.getByRole("button", { name: "Reveal COLOR" }).click();
+  await page.getByLabel("COLOR value").getByText("blue").waitFor();
+  await page.getByRole("button", { name: "Delete setting COLOR" }).click();
+  await page.getByText("No settings.").waitFor();
+  await page.getByRole("button", { name: "Delete fresh" }).click();
+  await page.getByRole("heading", { name: "Apps" }).waitFor();
+  await page.getByRole("row", { name: new RegExp(APP) }).waitFor();
+  if (await page.getByRole("link", { name: "fresh", exact: true }).count()) failures.push("the deleted app is still listed");
+
   const cookies = await page.context().cookies();
   const session = cookies.find((c) => c.name === "stratus_session");
   if (!session || !session.httpOnly || session.sameSite !== "Strict") {

@@ -1,7 +1,8 @@
 //! The portal in a real browser (Debian's Chromium, driven by Playwright from
 //! `portal/tests/`): the first user from the bootstrap token, the apps, signing out and in,
 //! an app's deployments with their log, its settings masked until revealed, a key renewed
-//! (the old value then refused through the front door).
+//! (the old value then refused through the front door), the cluster, an app made, set up and
+//! deleted.
 //! Screenshots go to `<target>/tmp/portal-screenshots`.
 
 use std::time::Duration;

@@ -1,0 +1,66 @@
+// The cluster: every worker with its capacity, load, labels, window, heartbeat age and the
+// apps placed on it; drain and remove.
+import { call } from "./api";
+import type { Worker } from "./api";
+import { el, message } from "./dom";
+
+/** A worker not heard from for this long shows as lost (the management role's default). */
+const LOST_MS = 6_000;
+
+function state(w: Worker): string {
+  if (w.heartbeatAgeMs > LOST_MS) return "lost";
+  return w.draining ? "draining" : "alive";
+}
+
+export async function clusterView(show: (...nodes: Node[]) => void): Promise<void> {
+  const workers = await call<Worker[]>("GET", "/api/workers");
+  const status = el("div", { class: "status" });
+  const act = async (what: () => Promise<unknown>) => {
+    status.replaceChildren();
+    try {
+      await what();
+      await clusterView(show);
+    } catch (e) {
+      status.replaceChildren(message(e instanceof Error ? e.message : String(e)));
+    }
+  };
+  const rows = workers.map((w) => {
+    const drain = el("button", { type: "button", class: "link", "aria-label": `Drain ${w.name}` }, "Drain");
+    drain.addEventListener("click", () => void act(() => call("POST", `/api/workers/${encodeURIComponent(w.id)}/drain`)));
+    const remove = el("button", { type: "button", class: "link", "aria-label": `Remove ${w.name}` }, "Remove");
+    remove.addEventListener("click", () => {
+      if (confirm(`Remove worker ${w.name}? Its apps move elsewhere.`)) {
+        void act(() => call("DELETE", `/api/workers/${encodeURIComponent(w.id)}`));
+      }
+    });
+    const apps = [...new Set(w.apps.map((a) => `${a.app} v${a.version ?? "?"}${a.ready ? "" : " (starting)"}`))];
+    const load = w.load?.loadAverage1m;
+    const free = w.load?.memoryAvailableMib;
+    return el(
+      "tr",
+      {},
+      el("th", { scope: "row" }, w.name),
+      el("td", {}, state(w)),
+      el("td", {}, `${(w.heartbeatAgeMs / 1000).toFixed(1)} s`),
+      el("td", {}, `${w.cpuMillis / 1000} cores, ${w.memoryMib} MiB, ${w.maxApps} apps`),
+      el("td", {}, load == null ? "" : `${load.toFixed(2)}${free == null ? "" : `, ${free} MiB free`}`),
+      el("td", {}, Object.entries(w.labels).map(([k, v]) => `${k}=${v}`).join(", ")),
+      el("td", {}, w.window ?? "always"),
+      el("td", {}, apps.join(", ")),
+      el("td", {}, w.draining ? "" : drain, " ", remove),
+    );
+  });
+  const head = ["Worker", "State", "Heartbeat", "Capacity", "Load", "Labels", "Window", "Apps", ""];
+  show(
+    el("h1", {}, "Cluster"),
+    status,
+    workers.length
+      ? el(
+          "table",
+          { "aria-label": "Workers" },
+          el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { scope: "col" }, h)))),
+          el("tbody", {}, ...rows),
+        )
+      : message("No workers have joined: start one with `stratus worker --join URL --token TOKEN`.", "info"),
+  );
+}
