@@ -27,6 +27,8 @@ pub struct Assignment {
 struct Running {
     version: i64,
     sha256: String,
+    /// The app's settings it was started with (a change starts a new host).
+    settings: Vec<(String, String)>,
     port: u16,
     process: Process,
     started: std::time::Instant,
@@ -70,7 +72,7 @@ pub struct Hosts {
     /// Hosts no longer assigned whose app still runs here, serving until a host of the app
     /// has been ready for `handover` since they were let go (so a heartbeat has told the
     /// front doors where to go), and since when that is so.
-    retiring: BTreeMap<Slot, (Running, Option<std::time::Instant>)>,
+    retiring: Vec<(Slot, Running, Option<std::time::Instant>)>,
     handover: Duration,
     running: BTreeMap<Slot, Running>,
     /// Running hosts seen serving (a host that starts serving is reported at once).
@@ -267,7 +269,7 @@ impl Hosts {
             failures: BTreeMap::new(),
             seen_ready: std::collections::BTreeSet::new(),
             wanted: Vec::new(),
-            retiring: BTreeMap::new(),
+            retiring: Vec::new(),
             handover,
             running: BTreeMap::new(),
         }
@@ -358,46 +360,43 @@ impl Hosts {
             .filter(|(k, r)| {
                 !wanted
                     .iter()
-                    .any(|a| slot(a) == **k && a.sha256 == r.sha256)
+                    .any(|a| slot(a) == **k && a.sha256 == r.sha256 && a.settings == r.settings)
             })
             .map(|(k, _)| k.clone())
             .collect();
-        // A host of an app that stays here keeps serving until another host of the app has
-        // been ready long enough; one of an app that goes stops. Stopped on their own tasks:
-        // a host finishing its requests does not hold up the heartbeats.
+        // A host of an app that stays here (another version, other settings) keeps serving
+        // until another host of the app has been ready long enough; one of an app that goes
+        // stops. Stopped on their own tasks: a host finishing its requests does not hold up
+        // the heartbeats.
         for k in stale {
             self.seen_ready.remove(&k);
             if let Some(mut r) = self.running.remove(&k) {
                 if wanted.iter().any(|a| a.app == k.0) && r.process_alive() {
-                    if let Some((older, _)) = self.retiring.insert(k.clone(), (r, None)) {
-                        stop(k.0.clone(), older);
-                    }
+                    self.retiring.push((k, r, None));
                 } else {
                     stop(k.0, r);
                 }
             }
         }
-        let gone: Vec<Slot> = self
-            .retiring
-            .keys()
-            .filter(|k| !wanted.iter().any(|a| a.app == k.0) || self.running.contains_key(*k))
-            .cloned()
-            .collect();
-        for k in gone {
-            if let Some((r, _)) = self.retiring.remove(&k) {
-                stop(k.0, r);
-            }
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retiring)
+            .into_iter()
+            .partition(|(k, _, _)| !wanted.iter().any(|a| a.app == k.0));
+        self.retiring = kept;
+        for (k, r, _) in gone {
+            stop(k.0, r);
         }
-        // A version let go and wanted again (a rollback during the hand-over) serves on.
+        // A host let go and wanted again as it is (a rollback during the hand-over) serves on.
         for a in wanted {
             let k = slot(a);
-            if !self.running.contains_key(&k)
-                && self
-                    .retiring
-                    .get(&k)
-                    .is_some_and(|(r, _)| r.sha256 == a.sha256)
-                && let Some((r, _)) = self.retiring.remove(&k)
+            if self.running.contains_key(&k) {
+                continue;
+            }
+            if let Some(i) = self
+                .retiring
+                .iter()
+                .position(|(rk, r, _)| *rk == k && r.sha256 == a.sha256 && r.settings == a.settings)
             {
+                let (k, r, _) = self.retiring.remove(i);
                 println!("{} version {} serves on", a.app, a.version);
                 self.running.insert(k, r);
             }
@@ -466,20 +465,20 @@ impl Hosts {
                 self.failures.remove(&(app.clone(), *version));
             }
         }
-        let mut done = Vec::new();
-        for (k, (_, since)) in self.retiring.iter_mut() {
-            match (ready_apps.contains(&k.0), *since) {
-                (true, None) => *since = Some(std::time::Instant::now()),
-                (true, Some(t)) if t.elapsed() >= self.handover => done.push(k.clone()),
-                (false, _) => *since = None,
+        let mut kept = Vec::new();
+        for (k, r, mut since) in std::mem::take(&mut self.retiring) {
+            match (ready_apps.contains(&k.0), since) {
+                (true, None) => since = Some(std::time::Instant::now()),
+                (true, Some(t)) if t.elapsed() >= self.handover => {
+                    stop(k.0, r);
+                    continue;
+                }
+                (false, _) => since = None,
                 _ => {}
             }
+            kept.push((k, r, since));
         }
-        for k in done {
-            if let Some((r, _)) = self.retiring.remove(&k) {
-                stop(k.0, r);
-            }
-        }
+        self.retiring = kept;
     }
 
     /// A host's own data directory: one per version.
@@ -578,6 +577,7 @@ impl Hosts {
         Ok(Running {
             version: a.version,
             sha256: a.sha256.clone(),
+            settings: a.settings.clone(),
             port,
             process,
             started: std::time::Instant::now(),
@@ -601,7 +601,7 @@ impl Hosts {
         let mut hosts = Vec::new();
         let probe_at = self.probe();
         let running = self.running.iter().map(|(k, r)| (k, r, false));
-        let retiring = self.retiring.iter().map(|(k, (r, _))| (k, r, true));
+        let retiring = self.retiring.iter().map(|(k, r, _)| (k, r, true));
         for ((app, version), r, retiring) in running.chain(retiring) {
             let state = probe(probe_at, r.port).await;
             let mut host = serde_json::json!({
@@ -661,7 +661,7 @@ impl Hosts {
     pub async fn stop_all(&mut self) {
         let retiring = std::mem::take(&mut self.retiring)
             .into_iter()
-            .map(|(k, (r, _))| (k, r));
+            .map(|(k, r, _)| (k, r));
         for ((app, _), mut r) in std::mem::take(&mut self.running)
             .into_iter()
             .chain(retiring)

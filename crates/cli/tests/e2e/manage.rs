@@ -1168,3 +1168,34 @@ fn a_new_version_takes_over_without_failing_a_request() {
         ok + failed.len()
     );
 }
+
+#[test]
+fn a_changed_setting_reaches_the_running_app_without_failing_a_request() {
+    let m = manage();
+    let token = m.join_token();
+    let _w = spawn_worker(&m, &token, "w1", &[]);
+    m.apps(&["create", "greeter"]).unwrap();
+    m.apps(&["set", "greeter", "GREETING", "Hello"]).unwrap();
+    let sample = crate::support::sample("python-handler");
+    m.apps(&["deploy", "greeter", sample.to_str().unwrap()])
+        .unwrap();
+    eventually(Duration::from_secs(30), || {
+        request(m.front, "GET", "/apps/greeter/api/hello?name=x", &[], b"")
+            .ok()
+            .filter(|r| r.text() == "Hello, x!")
+    });
+    let load = Load::start(m.front, "/apps/greeter/api/hello?name=x", 1);
+    m.apps(&["set", "greeter", "GREETING", "Hola"]).unwrap();
+    eventually(Duration::from_secs(30), || {
+        request(m.front, "GET", "/apps/greeter/api/hello?name=x", &[], b"")
+            .ok()
+            .filter(|r| r.text() == "Hola, x!")
+    });
+    let (ok, failed) = load.finish();
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {failed:?}",
+        failed.len(),
+        ok + failed.len()
+    );
+}
