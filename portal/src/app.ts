@@ -17,6 +17,20 @@ interface Keys {
   functions: Record<string, { name: string; value: string }[]>;
 }
 
+interface FunctionInfo {
+  name: string;
+  trigger: string;
+  authLevel: string;
+  url: string | null;
+  disabled: boolean;
+}
+
+interface Functions {
+  source: string;
+  note?: string;
+  functions: FunctionInfo[];
+}
+
 const MASK = "••••••••";
 
 function time(ms: number | null): string {
@@ -191,14 +205,67 @@ function keysSection(name: string, keys: Keys, reload: () => void): HTMLElement 
   );
 }
 
+function functionsSection(app: string, list: Functions, keys: Keys, reload: () => void): HTMLElement {
+  const status = el("div", { class: "status" });
+  const hostKey = keys.functionKeys.find((k) => k.name === "default")?.value ?? keys.functionKeys[0]?.value;
+  const rows = list.functions.map((f) => {
+    const enabled = el("input", { type: "checkbox", "aria-label": `${f.name} enabled` });
+    enabled.checked = !f.disabled;
+    enabled.addEventListener("change", async () => {
+      status.replaceChildren();
+      const setting = `/api/apps/${encodeURIComponent(app)}/settings/${encodeURIComponent(`AzureWebJobs.${f.name}.Disabled`)}`;
+      try {
+        if (enabled.checked) await call("DELETE", setting);
+        else await callText("PUT", setting, "true");
+        status.replaceChildren(
+          message(`${f.name} ${enabled.checked ? "enabled" : "disabled"}: the app's hosts start again with the change.`, "info"),
+        );
+      } catch (e) {
+        enabled.checked = !enabled.checked;
+        status.replaceChildren(message(e instanceof Error ? e.message : String(e)));
+      }
+    });
+    const urlCell = el("td", {});
+    if (f.url) {
+      const key = f.authLevel === "admin" ? keys.master : f.authLevel === "anonymous" ? null : hostKey;
+      const full = key ? `${f.url}?code=${encodeURIComponent(key)}` : f.url;
+      const copy = el("button", { type: "button", class: "link", "aria-label": `Copy the URL of ${f.name}` }, "Copy");
+      copy.addEventListener("click", async () => {
+        await navigator.clipboard.writeText(full);
+        copy.textContent = "Copied";
+      });
+      urlCell.append(el("code", {}, f.url), " ", copy);
+    }
+    return el(
+      "tr",
+      {},
+      el("th", { scope: "row" }, f.name),
+      el("td", {}, f.trigger),
+      el("td", {}, f.authLevel),
+      urlCell,
+      el("td", {}, enabled),
+    );
+  });
+  void reload;
+  return el(
+    "section",
+    { "aria-labelledby": "functions" },
+    el("h2", { id: "functions" }, "Functions"),
+    status,
+    list.source === "package" ? message(`Read from the package (${list.note ?? "no replica ready"}).`, "info") : "",
+    rows.length ? table("Functions", ["Function", "Trigger", "Auth", "URL", "Enabled"], rows) : message("No functions.", "info"),
+  );
+}
+
 /** The page of app `name`. */
 export async function appView(name: string, show: (...nodes: Node[]) => void): Promise<void> {
   const base = `/api/apps/${encodeURIComponent(name)}`;
-  const [app, deployments, settings, keys] = await Promise.all([
+  const [app, deployments, settings, keys, functions] = await Promise.all([
     call<App>("GET", base),
     call<Deployment[]>("GET", `${base}/deployments`),
     call<Record<string, string>>("GET", `${base}/settings`),
     call<Keys>("GET", `${base}/keys`),
+    call<Functions>("GET", `${base}/functions`),
   ]);
   const reload = () => void appView(name, show);
   const remove = el("button", { type: "button", class: "danger" }, `Delete ${app.name}`);
@@ -215,6 +282,7 @@ export async function appView(name: string, show: (...nodes: Node[]) => void): P
       {},
       `Live version: ${app.activeVersion ?? "none"} · replicas: ${app.minReplicas === app.maxReplicas ? app.minReplicas : `${app.minReplicas}–${app.maxReplicas}`}`,
     ),
+    functionsSection(name, functions, keys, reload),
     deploymentsSection(name, deployments, reload),
     settingsSection(name, settings, reload),
     keysSection(name, keys, reload),

@@ -67,6 +67,16 @@ try {
   await page.getByRole("button", { name: "Reveal GREETING" }).click();
   await page.getByLabel("GREETING value").getByText("Bonjour").waitFor();
   await page.screenshot({ path: `${SCREENSHOTS}/app.png`, fullPage: true });
+  // Functions, from a replica of the live version: URLs through the front door; disabling
+  // one is an app setting.
+  if (process.env.OLD_KEY) {
+    const functions = page.getByRole("table", { name: "Functions" });
+    await functions.getByRole("row", { name: /products/ }).getByText(/\/apps\/shop\/api\/products/).waitFor();
+    const hello = page.getByLabel("hello enabled");
+    if (!(await hello.isChecked())) failures.push("hello shows as disabled");
+    await hello.uncheck();
+    await page.getByText("hello disabled").waitFor();
+  }
   // Keys: renew the host key `default` (the old value stops working: checked by the caller
   // through the front door) and make another.
   if (process.env.OLD_KEY) {

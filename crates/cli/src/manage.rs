@@ -153,6 +153,7 @@ impl Role {
             publishing: store.publishing(),
             scm: scm.as_ref().map(|(_, _, c)| c.clone()),
             portal: store.portal(),
+            front_url: front_url(args),
         };
         // No portal user yet: a one-time token makes the first.
         match stratus_manage::portal::bootstrap_token(&store.portal(), now_ms()).await {
@@ -295,16 +296,7 @@ async fn scm_endpoint(
                 .map_err(|e| ExitError::Other(anyhow::anyhow!("the publishing endpoint: {e}")))?,
         )
     };
-    let front_port = args
-        .front_listen
-        .rsplit_once(':')
-        .map_or("8080", |(_, p)| p)
-        .to_string();
-    let app_url = match (&args.domain, args.front_listen.as_str()) {
-        (_, "off") => String::new(),
-        (Some(d), _) => format!("http://{{app}}.{d}:{front_port}"),
-        (None, listen) => format!("http://{listen}/apps/{{app}}"),
-    };
+    let app_url = front_url(args).unwrap_or_default();
     let config = stratus_manage::scm::ScmConfig {
         domain: domain.clone(),
         port: args.scm_public_port.unwrap_or(local.port()),
@@ -337,4 +329,17 @@ fn now_ms() -> i64 {
 
 fn seconds_ms(s: u64) -> i64 {
     i64::try_from(s.max(1).saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+/// An app's URL through the front door, `{app}` in place of its name.
+fn front_url(args: &RoleFlags) -> Option<String> {
+    let port = args
+        .front_listen
+        .rsplit_once(':')
+        .map_or("8080", |(_, p)| p);
+    match (&args.domain, args.front_listen.as_str()) {
+        (_, "off") => None,
+        (Some(d), _) => Some(format!("http://{{app}}.{d}:{port}")),
+        (None, listen) => Some(format!("http://{listen}/apps/{{app}}")),
+    }
 }

@@ -233,6 +233,9 @@ pub struct Api {
     pub scm: Option<crate::scm::ScmConfig>,
     /// The portal's users and sessions.
     pub portal: stratus_store::SqlPortal,
+    /// An app's URL through the front door, `{app}` in place of its name (none when the
+    /// front door is off).
+    pub front_url: Option<String>,
 }
 
 /// Whether `path` is open without the admin token: workers' routes (their join token), the
@@ -393,6 +396,10 @@ impl Api {
             }
             ["api", "apps", name] => self.app(req, name).await,
             ["api", "scm", "ca.pem"] if m == Method::GET => self.ca_certificate().await,
+            ["api", "apps", name, "functions"] => {
+                let app = self.existing(name).await?;
+                self.functions(req, &app.name).await
+            }
             ["api", "portal", "users", rest @ ..] => self.portal_users(req, rest).await,
             [
                 "api",

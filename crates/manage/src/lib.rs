@@ -6,6 +6,7 @@
 pub mod api;
 pub mod deploy;
 pub mod front;
+pub mod functions;
 pub mod keys;
 pub mod leader;
 pub mod metrics;

@@ -26,6 +26,54 @@ pub struct PackageInfo {
     pub functions: Vec<(String, Result<String, String>)>,
 }
 
+/// What a stored package says of its functions: host.json's route prefix and each
+/// `function.json` that parses as JSON (by folder name).
+#[derive(Debug, Clone, Default)]
+pub struct Index {
+    pub route_prefix: String,
+    pub functions: Vec<(String, serde_json::Value)>,
+}
+
+/// Reads the index of a package already accepted by [`validate`] (anything unreadable is
+/// left out).
+pub fn index(bytes: &[u8]) -> Index {
+    let mut out = Index {
+        route_prefix: "api".into(),
+        functions: Vec::new(),
+    };
+    let Ok(mut archive) = zip::ZipArchive::new(std::io::Cursor::new(bytes)) else {
+        return out;
+    };
+    let read = |archive: &mut zip::ZipArchive<std::io::Cursor<&[u8]>>,
+                name: &str|
+     -> Option<serde_json::Value> {
+        let mut f = archive.by_name(name).ok()?;
+        if f.size() > 1 << 20 {
+            return None;
+        }
+        let mut text = String::new();
+        f.read_to_string(&mut text).ok()?;
+        stratus_model::json::parse_document(name, &text).ok()
+    };
+    if let Some(doc) = read(&mut archive, "host.json")
+        && let Ok(config) = stratus_model::HostConfig::parse(doc)
+    {
+        out.route_prefix = config.http.route_prefix;
+    }
+    let names: Vec<String> = archive
+        .file_names()
+        .filter_map(function_json_of)
+        .map(str::to_string)
+        .collect();
+    for name in names {
+        if let Some(doc) = read(&mut archive, &format!("{name}/function.json")) {
+            out.functions.push((name, doc));
+        }
+    }
+    out.functions.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
 /// A `<function>/function.json` entry's function name.
 fn function_json_of(name: &str) -> Option<&str> {
     let (dir, file) = name.split_once('/')?;
