@@ -3,6 +3,7 @@
 import { call, callText, STATUS_NAMES } from "./api";
 import type { App, Deployment } from "./api";
 import { el, message } from "./dom";
+import { testPanel } from "./test-panel";
 
 interface DeploymentDetail extends Deployment {
   log: { time: number; type: number; message: string }[];
@@ -22,12 +23,15 @@ interface FunctionInfo {
   trigger: string;
   authLevel: string;
   url: string | null;
+  route: string | null;
+  methods: string[] | null;
   disabled: boolean;
 }
 
 interface Functions {
   source: string;
   note?: string;
+  routePrefix?: string;
   functions: FunctionInfo[];
 }
 
@@ -283,6 +287,10 @@ export async function appView(name: string, show: (...nodes: Node[]) => void): P
       `Live version: ${app.activeVersion ?? "none"} · replicas: ${app.minReplicas === app.maxReplicas ? app.minReplicas : `${app.minReplicas}–${app.maxReplicas}`}`,
     ),
     functionsSection(name, functions, keys, reload),
+    testPanel(name, functions.functions, functions.routePrefix ?? "api", {
+      host: keys.functionKeys.find((k) => k.name === "default")?.value,
+      master: keys.master,
+    }),
     deploymentsSection(name, deployments, reload),
     settingsSection(name, settings, reload),
     keysSection(name, keys, reload),

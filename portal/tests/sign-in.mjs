@@ -72,6 +72,16 @@ try {
   if (process.env.OLD_KEY) {
     const functions = page.getByRole("table", { name: "Functions" });
     await functions.getByRole("row", { name: /products/ }).getByText(/\/apps\/shop\/api\/products/).waitFor();
+    // The test panel: an HTTP function with a query, then a timer through the admin invoke.
+    await page.getByLabel("Function", { exact: true }).selectOption("hello");
+    await page.getByLabel("Query").fill("name=Ada");
+    await page.getByRole("button", { name: "Send" }).click();
+    await page.getByLabel("Response body").getByText("Bonjour, Ada!").waitFor();
+    await page.getByText(/^200 in \d+ ms$/).waitFor();
+    await page.screenshot({ path: `${SCREENSHOTS}/test-panel.png`, fullPage: true });
+    await page.getByLabel("Function", { exact: true }).selectOption("nightly");
+    await page.getByRole("button", { name: "Send" }).click();
+    await page.getByText(/^202 in \d+ ms$/).waitFor();
     const hello = page.getByLabel("hello enabled");
     if (!(await hello.isChecked())) failures.push("hello shows as disabled");
     await hello.uncheck();

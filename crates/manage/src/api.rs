@@ -400,6 +400,10 @@ impl Api {
                 let app = self.existing(name).await?;
                 self.functions(req, &app.name).await
             }
+            ["api", "apps", name, "test"] => {
+                let app = self.existing(name).await?;
+                self.test_request(req, &app.name).await
+            }
             ["api", "portal", "users", rest @ ..] => self.portal_users(req, rest).await,
             [
                 "api",

@@ -157,7 +157,7 @@ impl Api {
                             .collect();
                         return Ok(json_response(
                             StatusCode::OK,
-                            &json!({"source": "host", "version": active, "functions": functions}),
+                            &json!({"source": "host", "version": active, "routePrefix": index.route_prefix, "functions": functions}),
                         ));
                     }
                     Ok(_) => why_not = "a host answered something else than a list".into(),
@@ -192,7 +192,140 @@ impl Api {
         }
         Ok(json_response(
             StatusCode::OK,
-            &json!({"source": "package", "version": active, "note": why_not, "functions": functions}),
+            &json!({"source": "package", "version": active, "routePrefix": index.route_prefix, "note": why_not, "functions": functions}),
         ))
+    }
+}
+
+/// Largest test request or response body the portal's test panel carries.
+const TEST_BODY_LIMIT: usize = 1 << 20;
+
+/// Sends one test request to a replica at `url` and gives back what came: status, headers,
+/// body (text, or base64 when not UTF-8) and the time it took.
+async fn send_test(
+    url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> Result<Value, String> {
+    let authority = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("{url} is not an http:// URL"))?
+        .trim_end_matches('/')
+        .to_string();
+    let started = std::time::Instant::now();
+    let attempt = async {
+        let tcp = tokio::net::TcpStream::connect(&authority)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let method = Method::from_bytes(method.as_bytes())
+            .map_err(|_| format!("{method} is not an HTTP method"))?;
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::HOST, &authority);
+        for (k, v) in headers {
+            if k.eq_ignore_ascii_case("host") || k.eq_ignore_ascii_case("content-length") {
+                continue;
+            }
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let req = req
+            .body(http_body_util::Full::new(Bytes::from(body)))
+            .map_err(|e| format!("the request is not valid: {e}"))?;
+        let r = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let status = r.status().as_u16();
+        let headers: Vec<Value> = r
+            .headers()
+            .iter()
+            .map(|(k, v)| json!([k.as_str(), String::from_utf8_lossy(v.as_bytes())]))
+            .collect();
+        let body = http_body_util::Limited::new(r.into_body(), TEST_BODY_LIMIT)
+            .collect()
+            .await
+            .map_err(|e| format!("the response body: {e}"))?
+            .to_bytes();
+        let (text, encoding) = match std::str::from_utf8(&body) {
+            Ok(t) => (t.to_string(), "utf-8"),
+            Err(_) => {
+                use base64::Engine as _;
+                (
+                    base64::engine::general_purpose::STANDARD.encode(&body),
+                    "base64",
+                )
+            }
+        };
+        Ok::<Value, String>(
+            json!({"status": status, "headers": headers, "body": text, "bodyEncoding": encoding}),
+        )
+    };
+    let mut v = tokio::time::timeout(std::time::Duration::from_secs(230), attempt)
+        .await
+        .map_err(|_| "the function did not answer within 230 s".to_string())??;
+    v["durationMs"] = json!(started.elapsed().as_secs_f64() * 1000.0);
+    Ok(v)
+}
+
+impl Api {
+    /// `POST /api/apps/{name}/test`: sends `{method, path, query?, headers?, body?}` to a
+    /// ready replica of the live version, as the front door would, and answers with what
+    /// came back (the portal's test panel: same origin, signed in, no CORS needed).
+    pub(crate) async fn test_request(
+        &self,
+        req: &ApiRequest<'_>,
+        app: &str,
+    ) -> Result<Response<Bytes>, ApiError> {
+        if *req.method != Method::POST {
+            return Err(ApiError::MethodNotAllowed);
+        }
+        if req.body.len() > TEST_BODY_LIMIT {
+            return Err(ApiError::TooLarge(TEST_BODY_LIMIT));
+        }
+        let v: Value = serde_json::from_slice(req.body).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "expected {{method, path, query, headers, body}}: {e}"
+            ))
+        })?;
+        let method = v["method"].as_str().unwrap_or("GET").to_ascii_uppercase();
+        let mut path = v["path"].as_str().unwrap_or("/").to_string();
+        if !path.starts_with('/') || path.contains(['\r', '\n', ' ', '#']) {
+            return Err(ApiError::BadRequest(format!(
+                "\"{path}\" is not a path (it starts with /)"
+            )));
+        }
+        if let Some(q) = v["query"].as_str().filter(|q| !q.is_empty()) {
+            path.push(if path.contains('?') { '&' } else { '?' });
+            path.push_str(q.trim_start_matches('?'));
+        }
+        let headers: Vec<(String, String)> = v["headers"]
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let body = v["body"].as_str().unwrap_or("").as_bytes().to_vec();
+        let active = self
+            .apps
+            .get(app)
+            .await?
+            .and_then(|a| a.active_version)
+            .ok_or_else(|| ApiError::Conflict(format!("{app} has no live version")))?;
+        let replica = crate::front::table::replicas(&self.workers)
+            .await?
+            .into_iter()
+            .find(|r| r.app == app && r.ready && r.version == Some(active))
+            .and_then(|r| r.url)
+            .ok_or_else(|| ApiError::Conflict(format!("no replica of {app} is ready")))?;
+        let answer = send_test(&replica, &method, &path, &headers, body)
+            .await
+            .map_err(|e| ApiError::Conflict(format!("the test request failed: {e}")))?;
+        Ok(json_response(StatusCode::OK, &answer))
     }
 }

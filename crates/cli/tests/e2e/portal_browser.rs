@@ -73,6 +73,8 @@ fn the_portal_signs_the_first_user_in_and_lists_the_apps() {
     };
     assert_eq!(products(&old_key), 200);
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("portal-screenshots");
+    // Fresh each run: the files checked below are this run's.
+    let _ = std::fs::remove_dir_all(&shots);
     std::fs::create_dir_all(&shots).unwrap();
     #[allow(
         clippy::disallowed_methods,
@@ -102,6 +104,8 @@ fn the_portal_signs_the_first_user_in_and_lists_the_apps() {
         "sign-in-refused.png",
         "app.png",
         "keys.png",
+        "cluster.png",
+        "test-panel.png",
     ] {
         assert!(shots.join(shot).is_file(), "{shot}");
     }
