@@ -37,6 +37,22 @@ interface Functions {
 
 const MASK = "••••••••";
 
+/** A status line and a way to run an action that reloads the page when it worked and says
+ * why in the status line when it did not. */
+function acting(reload: () => void): [HTMLElement, (what: () => Promise<unknown>) => Promise<void>] {
+  const status = el("div", { class: "status" });
+  const act = async (what: () => Promise<unknown>) => {
+    status.replaceChildren();
+    try {
+      await what();
+      reload();
+    } catch (e) {
+      status.replaceChildren(message(e instanceof Error ? e.message : String(e)));
+    }
+  };
+  return [status, act];
+}
+
 function time(ms: number | null): string {
   return ms ? new Date(ms).toLocaleString() : "";
 }
@@ -119,16 +135,7 @@ function deploymentsSection(name: string, list: Deployment[], reload: () => void
 
 function settingsSection(app: string, settings: Record<string, string>, reload: () => void): HTMLElement {
   const base = `/api/apps/${encodeURIComponent(app)}/settings`;
-  const status = el("div", { class: "status" });
-  const act = async (what: () => Promise<unknown>) => {
-    status.replaceChildren();
-    try {
-      await what();
-      reload();
-    } catch (e) {
-      status.replaceChildren(message(e instanceof Error ? e.message : String(e)));
-    }
-  };
+  const [status, act] = acting(reload);
   const names = Object.keys(settings).sort();
   const rows = names.map((k) => {
     const del = el("button", { type: "button", class: "link", "aria-label": `Delete setting ${k}` }, "Delete");
@@ -157,16 +164,7 @@ function settingsSection(app: string, settings: Record<string, string>, reload: 
 
 function keysSection(name: string, keys: Keys, reload: () => void): HTMLElement {
   const base = `/api/apps/${encodeURIComponent(name)}/keys`;
-  const status = el("div", { class: "status" });
-  const act = async (what: () => Promise<unknown>) => {
-    status.replaceChildren();
-    try {
-      await what();
-      reload();
-    } catch (e) {
-      status.replaceChildren(message(e instanceof Error ? e.message : String(e)));
-    }
-  };
+  const [status, act] = acting(reload);
   const rows: HTMLElement[] = [];
   const row = (scope: string, label: string, keyName: string, value: string, path: string, deletable: boolean) => {
     const renew = el("button", { type: "button", class: "link", "aria-label": `Renew ${label} key ${keyName}` }, "Renew");

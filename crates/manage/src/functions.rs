@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use http::{Method, Response, StatusCode};
-use http_body_util::{BodyExt as _, Empty};
+use http_body_util::BodyExt as _;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
@@ -14,8 +14,20 @@ use crate::api::{Api, ApiError, ApiRequest, json_response};
 /// How long a replica gets to answer.
 const ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// `GET {url}/admin/functions` with `key`: the host's answer.
-async fn ask(url: &str, key: &str) -> Result<Value, String> {
+/// What a replica answered: status, headers, body.
+type Answer = (u16, Vec<(String, String)>, Bytes);
+
+/// One request to the replica at `url` (`http://host:port`) on a connection of its own, the
+/// body of the answer at most `limit` bytes, within `within`.
+async fn replica_call(
+    url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+    limit: usize,
+    within: std::time::Duration,
+) -> Result<Answer, String> {
     let authority = url
         .strip_prefix("http://")
         .ok_or_else(|| format!("{url} is not an http:// URL"))?
@@ -29,29 +41,62 @@ async fn ask(url: &str, key: &str) -> Result<Value, String> {
             .await
             .map_err(|e| e.to_string())?;
         tokio::spawn(conn);
-        let req = http::Request::builder()
-            .method(Method::GET)
-            .uri("/admin/functions")
-            .header(http::header::HOST, &authority)
-            .header("x-functions-key", key)
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| e.to_string())?;
+        let method = Method::from_bytes(method.as_bytes())
+            .map_err(|_| format!("{method} is not an HTTP method"))?;
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::HOST, &authority);
+        for (k, v) in headers {
+            if k.eq_ignore_ascii_case("host") || k.eq_ignore_ascii_case("content-length") {
+                continue;
+            }
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let req = req
+            .body(http_body_util::Full::new(Bytes::from(body)))
+            .map_err(|e| format!("the request is not valid: {e}"))?;
         let r = sender.send_request(req).await.map_err(|e| e.to_string())?;
-        let status = r.status();
-        let body = r
-            .into_body()
+        let status = r.status().as_u16();
+        let headers = r
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).to_string(),
+                )
+            })
+            .collect();
+        let body = http_body_util::Limited::new(r.into_body(), limit)
             .collect()
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("the response body: {e}"))?
             .to_bytes();
-        if !status.is_success() {
-            return Err(format!("the host answered {status}"));
-        }
-        serde_json::from_slice(&body).map_err(|e| e.to_string())
+        Ok((status, headers, body))
     };
-    tokio::time::timeout(ASK_TIMEOUT, attempt)
+    tokio::time::timeout(within, attempt)
         .await
-        .map_err(|_| "the host did not answer in time".to_string())?
+        .map_err(|_| format!("no answer within {} s", within.as_secs()))?
+}
+
+/// `GET {url}/admin/functions` with `key`: the host's answer.
+async fn ask(url: &str, key: &str) -> Result<Value, String> {
+    let headers = [("x-functions-key".to_string(), key.to_string())];
+    let (status, _, body) = replica_call(
+        url,
+        "GET",
+        "/admin/functions",
+        &headers,
+        Vec::new(),
+        8 << 20,
+        ASK_TIMEOUT,
+    )
+    .await?;
+    if !(200..300).contains(&status) {
+        return Err(format!("the host answered {status}"));
+    }
+    serde_json::from_slice(&body).map_err(|e| e.to_string())
 }
 
 /// The trigger of a function's bindings (`config.bindings`).
@@ -209,66 +254,28 @@ async fn send_test(
     headers: &[(String, String)],
     body: Vec<u8>,
 ) -> Result<Value, String> {
-    let authority = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{url} is not an http:// URL"))?
-        .trim_end_matches('/')
-        .to_string();
     let started = std::time::Instant::now();
-    let attempt = async {
-        let tcp = tokio::net::TcpStream::connect(&authority)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        let method = Method::from_bytes(method.as_bytes())
-            .map_err(|_| format!("{method} is not an HTTP method"))?;
-        let mut req = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header(http::header::HOST, &authority);
-        for (k, v) in headers {
-            if k.eq_ignore_ascii_case("host") || k.eq_ignore_ascii_case("content-length") {
-                continue;
-            }
-            req = req.header(k.as_str(), v.as_str());
+    let within = std::time::Duration::from_secs(230);
+    let (status, headers, body) =
+        replica_call(url, method, path, headers, body, TEST_BODY_LIMIT, within).await?;
+    let (text, encoding) = match std::str::from_utf8(&body) {
+        Ok(t) => (t.to_string(), "utf-8"),
+        Err(_) => {
+            use base64::Engine as _;
+            (
+                base64::engine::general_purpose::STANDARD.encode(&body),
+                "base64",
+            )
         }
-        let req = req
-            .body(http_body_util::Full::new(Bytes::from(body)))
-            .map_err(|e| format!("the request is not valid: {e}"))?;
-        let r = sender.send_request(req).await.map_err(|e| e.to_string())?;
-        let status = r.status().as_u16();
-        let headers: Vec<Value> = r
-            .headers()
-            .iter()
-            .map(|(k, v)| json!([k.as_str(), String::from_utf8_lossy(v.as_bytes())]))
-            .collect();
-        let body = http_body_util::Limited::new(r.into_body(), TEST_BODY_LIMIT)
-            .collect()
-            .await
-            .map_err(|e| format!("the response body: {e}"))?
-            .to_bytes();
-        let (text, encoding) = match std::str::from_utf8(&body) {
-            Ok(t) => (t.to_string(), "utf-8"),
-            Err(_) => {
-                use base64::Engine as _;
-                (
-                    base64::engine::general_purpose::STANDARD.encode(&body),
-                    "base64",
-                )
-            }
-        };
-        Ok::<Value, String>(
-            json!({"status": status, "headers": headers, "body": text, "bodyEncoding": encoding}),
-        )
     };
-    let mut v = tokio::time::timeout(std::time::Duration::from_secs(230), attempt)
-        .await
-        .map_err(|_| "the function did not answer within 230 s".to_string())??;
-    v["durationMs"] = json!(started.elapsed().as_secs_f64() * 1000.0);
-    Ok(v)
+    let headers: Vec<Value> = headers.iter().map(|(k, v)| json!([k, v])).collect();
+    Ok(json!({
+        "status": status,
+        "headers": headers,
+        "body": text,
+        "bodyEncoding": encoding,
+        "durationMs": started.elapsed().as_secs_f64() * 1000.0,
+    }))
 }
 
 impl Api {
