@@ -111,8 +111,9 @@ impl Role {
             ))
         })?;
         println!(
-            "Stratus {} management API on http://{}/api (OpenAPI: /api/openapi.json); store: {}; admin token: {place}",
+            "Stratus {} management API on http://{}/api (OpenAPI: /api/openapi.json), portal on http://{}/portal/; store: {}; admin token: {place}",
             env!("CARGO_PKG_VERSION"),
+            args.listen,
             args.listen,
             store.engine()
         );
@@ -158,7 +159,8 @@ impl Role {
         // No portal user yet: a one-time token makes the first.
         match stratus_manage::portal::bootstrap_token(&store.portal(), now_ms()).await {
             Ok(Some(t)) => println!(
-                "portal: no user yet; make the first with this one-time token (24 h): POST /api/portal/bootstrap {{\"token\": \"{t}\", \"user\": ..., \"password\": ...}}"
+                "portal: no user yet; make the first at http://{}/portal/#/bootstrap?token={t} (one-time, 24 h), or POST /api/portal/bootstrap {{\"token\": \"{t}\", \"user\": ..., \"password\": ...}}",
+                args.listen
             ),
             Ok(None) => {}
             Err(e) => tracing::warn!("cannot make a portal bootstrap token: {e}"),
