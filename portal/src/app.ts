@@ -106,6 +106,20 @@ function deploymentsSection(name: string, list: Deployment[], reload: () => void
     );
   });
   const rollback = el("button", { type: "button" }, "Roll back to the previous version");
+  // A new publishing password: profiles downloaded before stop working.
+  const rotate = el("button", { type: "button", class: "link" }, "New publishing password");
+  rotate.addEventListener("click", async () => {
+    if (!confirm(`Make a new publishing password for ${name}? Publish profiles downloaded before stop working.`)) return;
+    status.replaceChildren();
+    try {
+      const c = await call<{ userName: string; password: string }>("POST", `${base}/publishing/rotate`);
+      status.replaceChildren(
+        el("p", { class: "info", role: "status" }, `New credential for ${c.userName}: `, secret("publishing password", c.password), " (download the profile again)"),
+      );
+    } catch (e) {
+      status.replaceChildren(message(e instanceof Error ? e.message : String(e)));
+    }
+  });
   const status = el("div", { class: "status" });
   rollback.addEventListener("click", async () => {
     if (!confirm(`Roll ${name} back to the version live before this one?`)) return;
@@ -127,6 +141,8 @@ function deploymentsSection(name: string, list: Deployment[], reload: () => void
       rollback,
       " ",
       el("a", { href: `${base}/publishprofile`, download: `${name}.PublishSettings` }, "Download publish profile"),
+      " ",
+      rotate,
     ),
     status,
     list.length ? table("Deployments", ["Received", "Status", "Version", "Deployer", ""], rows) : message("No deployments yet.", "info"),

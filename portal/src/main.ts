@@ -10,6 +10,7 @@ import { el, message } from "./dom";
 const view = document.getElementById("view") as HTMLElement;
 const who = document.getElementById("who") as HTMLElement;
 const signOut = document.getElementById("sign-out") as HTMLButtonElement;
+const nav = document.getElementById("nav") as HTMLElement;
 
 let session: SessionInfo | null = null;
 
@@ -23,6 +24,7 @@ function setSession(s: SessionInfo | null): void {
   setCsrf(s?.csrf ?? null);
   who.textContent = s ? s.user : "";
   signOut.hidden = !s;
+  nav.hidden = !s;
 }
 
 function form(

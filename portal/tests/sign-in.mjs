@@ -105,6 +105,15 @@ try {
     await page.getByRole("button", { name: "Reveal host key ci" }).waitFor();
     await page.screenshot({ path: `${SCREENSHOTS}/keys.png`, fullPage: true });
   }
+  // A new publishing password, shown masked until revealed.
+  if (process.env.OLD_KEY) {
+    await page.getByRole("button", { name: "New publishing password" }).click();
+    await page.getByText("New credential for $" + APP).waitFor();
+    await page.getByRole("button", { name: "Reveal publishing password" }).click();
+    const pw = await page.getByLabel("publishing password value").textContent();
+    if (!pw || pw.startsWith("•") || pw.length < 20) failures.push(`no new publishing password shown: ${pw}`);
+    console.log(`PUBLISHING_PASSWORD=${pw}`);
+  }
   // The cluster: the worker and the app placed on it.
   await page.getByRole("link", { name: "Cluster" }).click();
   const workers = page.getByRole("table", { name: "Workers" });

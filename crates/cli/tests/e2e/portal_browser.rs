@@ -125,6 +125,16 @@ fn the_portal_signs_the_first_user_in_and_lists_the_apps() {
         (products(&old_key) == 401).then_some(())
     });
     assert_eq!(products(&new_key), 200);
+    // The publishing password made in the browser is the one in force.
+    let password = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("PUBLISHING_PASSWORD="))
+        .expect("the script printed the new publishing password")
+        .trim()
+        .to_string();
+    let credential: Value =
+        serde_json::from_str(&m.apps(&["publishing", "shop"]).unwrap()).unwrap();
+    assert_eq!(credential["password"].as_str(), Some(password.as_str()));
     // Disabled in the browser: the running app stops serving it (a host with the setting).
     eventually(Duration::from_secs(30), || {
         let r = request(m.front, "GET", "/apps/shop/api/hello?name=x", &[], b"").ok()?;
