@@ -27,6 +27,18 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+impl Backend {
+    /// How a transaction that reads before it writes begins: on SQLite it takes the write
+    /// lock at once (waiting for it), since upgrading a read transaction to a writer fails
+    /// at once with "database is locked" when another writer is busy.
+    pub(crate) fn begin_writing(&self) -> &'static str {
+        match self {
+            Backend::Sqlite(_) => "BEGIN IMMEDIATE",
+            Backend::Postgres(_) => "BEGIN",
+        }
+    }
+}
+
 struct Migration {
     version: i64,
     name: &'static str,

@@ -149,7 +149,7 @@ impl SqlDeployments {
     ) -> Result<Begin> {
         let outcome: std::result::Result<u64, sqlx::Error> = on_pool!(&self.backend, |pool| {
             async {
-                let mut tx = pool.begin().await?;
+                let mut tx = pool.begin_with(self.backend.begin_writing()).await?;
                 let exists: Option<String> =
                     sqlx::query_scalar("SELECT name FROM apps WHERE name = $1")
                         .bind(app)

@@ -95,7 +95,7 @@ impl SqlPortal {
         now_ms: i64,
     ) -> Result<bool> {
         let made = on_pool!(&self.backend, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.backend.begin_writing()).await?;
             let valid: Option<i64> = sqlx::query_scalar(
                 "SELECT expires_at FROM portal_bootstrap WHERE token_hash = $1 AND expires_at > $2",
             )
