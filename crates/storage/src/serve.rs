@@ -1,5 +1,6 @@
 //! Serving HTTP on a listener of its own: the connection loop the Queue service (on
-//! development storage's `127.0.0.1:10001` by default) and the management API share.
+//! development storage's `127.0.0.1:10001` by default), the management API and the
+//! publishing endpoint (over TLS) share.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -76,6 +77,30 @@ pub async fn serve_http<F, Fut>(
         + Send
         + 'static,
 {
+    let plain = |stream: tokio::net::TcpStream| std::future::ready(Some(stream));
+    serve_connections(listener, what, shutdown, None, plain, answer).await;
+}
+
+/// The connection loop itself: each accepted connection is first turned by `open` into what
+/// HTTP runs over (itself, or a TLS session after its handshake; None drops it), then served
+/// on a task of its own; with `head_timeout`, a client that does not send a request's head in
+/// that time is let go.
+pub async fn serve_connections<F, Fut, O, OFut, IO>(
+    listener: tokio::net::TcpListener,
+    what: &'static str,
+    shutdown: impl std::future::Future<Output = ()>,
+    head_timeout: Option<std::time::Duration>,
+    open: O,
+    answer: F,
+) where
+    F: Fn(hyper::Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<hyper::Response<Full<Bytes>>, Infallible>>
+        + Send
+        + 'static,
+    O: Fn(tokio::net::TcpStream) -> OFut + Clone + Send + 'static,
+    OFut: std::future::Future<Output = Option<IO>> + Send + 'static,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -89,13 +114,18 @@ pub async fn serve_http<F, Fut>(
             () = &mut shutdown => return,
         };
         let _ = stream.set_nodelay(true);
-        let answer = answer.clone();
+        let (answer, open) = (answer.clone(), open.clone());
         tokio::spawn(async move {
+            let Some(io) = open(stream).await else {
+                return;
+            };
             let svc = hyper::service::service_fn(answer);
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await
-            {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            if let Some(t) = head_timeout {
+                http.timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(t);
+            }
+            if let Err(e) = http.serve_connection(TokioIo::new(io), svc).await {
                 tracing::debug!("{what} connection: {e}");
             }
         });

@@ -14,7 +14,6 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
 use crate::api::Api;
@@ -300,61 +299,50 @@ pub(crate) fn reply(status: StatusCode, v: &Value) -> Response<Bytes> {
 }
 
 /// Serves the endpoint on `listener` (HTTPS with `tls`, plain HTTP without) until
-/// `shutdown` completes.
+/// `shutdown` completes. A client gets 10 s for the TLS handshake and 30 s to send a request's
+/// head.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     tls: Option<crate::tls::ServerTls>,
     scm: Scm,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    const WHAT: &str = "publishing endpoint";
+    let head = Some(std::time::Duration::from_secs(30));
     let scm = Arc::new(scm);
-    let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config));
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!("publishing endpoint: accept failed: {e}");
-                    continue;
-                }
-            },
-            () = &mut shutdown => return,
-        };
-        let _ = stream.set_nodelay(true);
+    let answer = move |req| {
         let scm = scm.clone();
-        let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let scm = scm.clone();
-                async move { Ok::<_, Infallible>(scm.answer(req).await.map(Full::new)) }
-            });
-            let mut http = hyper::server::conn::http1::Builder::new();
-            // A client gets 30 s to send a request's head (none hold a connection idle).
-            http.timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(std::time::Duration::from_secs(30));
-            let outcome = match acceptor {
-                Some(acceptor) => {
-                    let handshake = tokio::time::timeout(
-                        std::time::Duration::from_secs(10),
-                        acceptor.accept(stream),
-                    )
-                    .await;
-                    match handshake {
-                        Ok(Ok(tls)) => http.serve_connection(TokioIo::new(tls), svc).await,
+        async move { Ok::<_, Infallible>(scm.answer(req).await.map(Full::new)) }
+    };
+    match tls {
+        Some(tls) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.config);
+            let handshake = move |stream: tokio::net::TcpStream| {
+                let acceptor = acceptor.clone();
+                async move {
+                    let limit = std::time::Duration::from_secs(10);
+                    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+                        Ok(Ok(session)) => Some(session),
                         Ok(Err(e)) => {
-                            tracing::debug!("publishing endpoint: TLS handshake failed: {e}");
-                            return;
+                            tracing::debug!("{WHAT}: TLS handshake failed: {e}");
+                            None
                         }
-                        Err(_) => return,
+                        Err(_) => None,
                     }
                 }
-                None => http.serve_connection(TokioIo::new(stream), svc).await,
             };
-            if let Err(e) = outcome {
-                tracing::debug!("publishing endpoint connection: {e}");
-            }
-        });
+            stratus_storage::serve::serve_connections(
+                listener, WHAT, shutdown, head, handshake, answer,
+            )
+            .await;
+        }
+        None => {
+            let plain = |stream: tokio::net::TcpStream| std::future::ready(Some(stream));
+            stratus_storage::serve::serve_connections(
+                listener, WHAT, shutdown, head, plain, answer,
+            )
+            .await;
+        }
     }
 }
 
