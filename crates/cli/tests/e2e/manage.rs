@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{Load, eventually, free_port, request, run_stratus, stratus_command};
+use crate::support::{
+    Load, Response, eventually, free_port, request, run_stratus, stratus_command,
+};
 
 /// A child process killed when the test ends, however it ends.
 pub(crate) struct Killed(Child);
@@ -151,6 +153,48 @@ impl Manage {
             .as_array()
             .unwrap()
             .clone()
+    }
+
+    /// `GET /apps/{app}/api/hello?name=x` through the front door (the samples' greeting).
+    pub(crate) fn hello(&self, app: &str) -> Response {
+        request(
+            self.front,
+            "GET",
+            &format!("/apps/{app}/api/hello?name=x"),
+            &[],
+            b"",
+        )
+        .unwrap()
+    }
+
+    /// Waits until the front door's greeting of `app` says `text`.
+    pub(crate) fn wait_hello(&self, app: &str, text: &str) {
+        let path = format!("/apps/{app}/api/hello?name=x");
+        eventually(Duration::from_secs(30), || {
+            request(self.front, "GET", &path, &[], b"")
+                .ok()
+                .filter(|r| r.text() == text)
+        });
+    }
+
+    /// Creates `app`, deploys the Python sample to it and waits until it answers.
+    pub(crate) fn deploy_sample(&self, app: &str) {
+        let sample = crate::support::sample("python-handler");
+        self.apps(&["create", app]).unwrap();
+        if let Err(e) = self.apps(&["deploy", app, sample.to_str().unwrap()]) {
+            panic!("deploying {app}: {e}\n{}", self.log());
+        }
+        self.wait_serving(app);
+    }
+
+    /// Waits until the front door's greeting of `app` answers 200.
+    pub(crate) fn wait_serving(&self, app: &str) {
+        let path = format!("/apps/{app}/api/hello?name=x");
+        eventually(Duration::from_secs(30), || {
+            request(self.front, "GET", &path, &[], b"")
+                .ok()
+                .filter(|r| r.status == 200)
+        });
     }
 
     /// The body of an admin `GET` of `path` (200 expected).
@@ -1009,16 +1053,7 @@ fn a_worker_stopped_with_sigterm_hands_its_apps_over_without_failing_a_request()
     let m = manage();
     let token = m.join_token();
     let w1 = spawn_worker(&m, &token, "w1", &[]);
-    let dir = tempfile::tempdir().unwrap();
-    let zip = dir.path().join("app.zip");
-    zip_dir(&crate::support::sample("python-handler"), &zip);
-    m.apps(&["create", "greeter"]).unwrap();
-    m.apps(&["deploy", "greeter", zip.to_str().unwrap()])
-        .unwrap();
-    let hello = || request(m.front, "GET", "/apps/greeter/api/hello?name=Ed", &[], b"");
-    eventually(Duration::from_secs(30), || {
-        hello().ok().filter(|r| r.status == 200)
-    });
+    m.deploy_sample("greeter");
     let w2 = spawn_worker(&m, &token, "w2", &[]);
     eventually(Duration::from_secs(10), || {
         let list: Value =
@@ -1051,19 +1086,8 @@ fn replicas_move_to_a_worker_that_joins_without_failing_a_request() {
     let m = manage();
     let token = m.join_token();
     let _w1 = spawn_worker(&m, &token, "w1", &[]);
-    let dir = tempfile::tempdir().unwrap();
-    let zip = dir.path().join("app.zip");
-    zip_dir(&crate::support::sample("python-handler"), &zip);
     for app in ["one", "two"] {
-        m.apps(&["create", app]).unwrap();
-        m.apps(&["deploy", app, zip.to_str().unwrap()]).unwrap();
-    }
-    for app in ["one", "two"] {
-        eventually(Duration::from_secs(30), || {
-            request(m.front, "GET", &format!("/apps/{app}/api/hello"), &[], b"")
-                .ok()
-                .filter(|r| r.status == 200)
-        });
+        m.deploy_sample(app);
     }
     let loads: Vec<Load> = ["one", "two"]
         .iter()
@@ -1125,11 +1149,7 @@ fn a_new_version_takes_over_without_failing_a_request() {
     m.apps(&["set", "greeter", "GREETING", "One"]).unwrap();
     m.apps(&["deploy", "greeter", v1.to_str().unwrap()])
         .unwrap();
-    eventually(Duration::from_secs(30), || {
-        request(m.front, "GET", "/apps/greeter/api/hello?name=x", &[], b"")
-            .ok()
-            .filter(|r| r.status == 200)
-    });
+    m.wait_serving("greeter");
     let load = Load::start(m.front, "/apps/greeter/api/hello?name=x", 1);
     // Version 2: the same app with a different greeting in its settings and one more file.
     m.apps(&["set", "greeter", "GREETING", "Two"]).unwrap();
@@ -1152,11 +1172,7 @@ fn a_new_version_takes_over_without_failing_a_request() {
     std::fs::write(v2.join("VERSION"), b"2").unwrap();
     m.apps(&["deploy", "greeter", v2.to_str().unwrap()])
         .unwrap();
-    eventually(Duration::from_secs(30), || {
-        request(m.front, "GET", "/apps/greeter/api/hello?name=x", &[], b"")
-            .ok()
-            .filter(|r| r.text() == "Two, x!")
-    });
+    m.wait_hello("greeter", "Two, x!");
     eventually(Duration::from_secs(15), || {
         w.log().contains("stopped greeter version 1").then_some(())
     });
@@ -1179,18 +1195,10 @@ fn a_changed_setting_reaches_the_running_app_without_failing_a_request() {
     let sample = crate::support::sample("python-handler");
     m.apps(&["deploy", "greeter", sample.to_str().unwrap()])
         .unwrap();
-    eventually(Duration::from_secs(30), || {
-        request(m.front, "GET", "/apps/greeter/api/hello?name=x", &[], b"")
-            .ok()
-            .filter(|r| r.text() == "Hello, x!")
-    });
+    m.wait_hello("greeter", "Hello, x!");
     let load = Load::start(m.front, "/apps/greeter/api/hello?name=x", 1);
     m.apps(&["set", "greeter", "GREETING", "Hola"]).unwrap();
-    eventually(Duration::from_secs(30), || {
-        request(m.front, "GET", "/apps/greeter/api/hello?name=x", &[], b"")
-            .ok()
-            .filter(|r| r.text() == "Hola, x!")
-    });
+    m.wait_hello("greeter", "Hola, x!");
     let (ok, failed) = load.finish();
     assert!(
         failed.is_empty(),

@@ -46,11 +46,7 @@ fn the_portal_signs_the_first_user_in_and_lists_the_apps() {
     // A worker runs it: its host makes the app's keys.
     let token_w = m.join_token();
     let _w = spawn_worker(&m, &token_w, "w1", &[]);
-    eventually(Duration::from_secs(30), || {
-        request(m.front, "GET", "/apps/shop/api/hello?name=x", &[], b"")
-            .ok()
-            .filter(|r| r.status == 200)
-    });
+    m.wait_serving("shop");
     let host_key = |keys: &Value| {
         keys["functionKeys"]
             .as_array()

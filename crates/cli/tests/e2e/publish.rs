@@ -283,11 +283,7 @@ fn deployment_tools_publish_over_https_and_versions_go_live_everywhere_at_once()
         b"",
     );
     assert_eq!(r.status, 404);
-    eventually(Duration::from_secs(30), || {
-        request(m.front, "GET", "/apps/shop/api/hello?name=x", &[], b"")
-            .ok()
-            .filter(|r| r.text() == "Hello, x!")
-    });
+    m.wait_hello("shop", "Hello, x!");
 
     // The app's files, read from the live version.
     let listing = kudu.send("GET", "/api/vfs/site/wwwroot/", &[], b"");
@@ -428,7 +424,7 @@ fn deployment_tools_publish_over_https_and_versions_go_live_everywhere_at_once()
         "{history}"
     );
     assert_eq!(statuses[cases.len()..], [4, 4]);
-    let r = request(m.front, "GET", "/apps/shop/api/hello?name=x", &[], b"").unwrap();
+    let r = m.hello("shop");
     assert_eq!(r.text(), "Howdy, x!");
 
     // A version whose handler cannot start: the deployment fails with the reason (a
@@ -458,17 +454,13 @@ fn deployment_tools_publish_over_https_and_versions_go_live_everywhere_at_once()
         "{}",
         log.text()
     );
-    let r = request(m.front, "GET", "/apps/shop/api/hello?name=x", &[], b"").unwrap();
+    let r = m.hello("shop");
     assert_eq!(r.text(), "Howdy, x!");
 
     // Rollback: the previous version goes live again, atomically as well.
     let rolled = m.apps(&["rollback", "shop"]).unwrap();
     assert!(rolled.contains("version 1"), "{rolled}");
-    eventually(Duration::from_secs(30), || {
-        request(m.front, "GET", "/apps/shop/api/hello?name=x", &[], b"")
-            .ok()
-            .filter(|r| r.text() == "Hello, x!")
-    });
+    m.wait_hello("shop", "Hello, x!");
 }
 
 /// `stratus publish` as the management role's user, then with a publish profile.
@@ -507,11 +499,7 @@ fn stratus_publish_leaves_out_what_funcignore_says_and_prints_the_function_urls(
     assert!(out.contains("is live: version 1 of shop"), "{out}");
     let hello = format!("http://127.0.0.1:{}/apps/shop/api/hello", m.front);
     assert!(out.contains(&format!("hello: {hello}")), "{out}");
-    eventually(Duration::from_secs(30), || {
-        request(m.front, "GET", "/apps/shop/api/hello?name=x", &[], b"")
-            .ok()
-            .filter(|r| r.status == 200)
-    });
+    m.wait_serving("shop");
     let kudu = Kudu::from_profile(&m, "shop");
     for gone in ["notes/secret.txt", "debug.log", "local.settings.json"] {
         let r = kudu.send("GET", &format!("/api/vfs/site/wwwroot/{gone}"), &[], b"");
@@ -546,17 +534,13 @@ fn stratus_publish_leaves_out_what_funcignore_says_and_prints_the_function_urls(
     )
     .unwrap();
     assert!(out.contains("is live: version 2 of shop"), "{out}");
-    eventually(Duration::from_secs(30), || {
-        request(m.front, "GET", "/apps/shop/api/hello?name=x", &[], b"")
-            .ok()
-            .filter(|r| r.text() == "Hi, x!")
-    });
+    m.wait_hello("shop", "Hi, x!");
 
     // A broken package: refused, exit code non-zero, the live version stays.
     std::fs::write(app.join("host.json"), br#"{"version": "3.0"}"#).unwrap();
     let err = publish(&m, &[app.to_str().unwrap(), "--app", "shop"]).unwrap_err();
     assert!(err.contains("host.json"), "{err}");
-    let r = request(m.front, "GET", "/apps/shop/api/hello?name=x", &[], b"").unwrap();
+    let r = m.hello("shop");
     assert_eq!(r.text(), "Hi, x!");
 }
 
@@ -689,11 +673,7 @@ fn one_deploy_legacy_paths_recorded_deployments_and_file_writes() {
         .count();
     assert_eq!(vfs, 3, "{history}");
     // Still the same app, serving.
-    eventually(Duration::from_secs(30), || {
-        request(m.front, "GET", "/apps/shop/api/hello?name=x", &[], b"")
-            .ok()
-            .filter(|r| r.text() == "Hello, x!")
-    });
+    m.wait_hello("shop", "Hello, x!");
 }
 
 /// Sends a zip deploy's head and the first half of its body, and leaves it there.
@@ -758,11 +738,7 @@ fn a_management_process_killed_mid_deployment_leaves_one_version_serving() {
     steady
         .apps(&["deploy", "shop", v1.to_str().unwrap()])
         .unwrap();
-    eventually(Duration::from_secs(30), || {
-        request(steady.front, "GET", "/apps/shop/api/hello?name=x", &[], b"")
-            .ok()
-            .filter(|r| r.text() == "Hello, x!")
-    });
+    steady.wait_hello("shop", "Hello, x!");
     let sampler = Sampler::start(steady.front);
 
     // Killed while the package arrives: the deployment fails, nothing changes.
@@ -835,11 +811,7 @@ fn a_management_process_killed_mid_deployment_leaves_one_version_serving() {
             .cloned()
     });
     assert_eq!(finished["status"], 4, "{finished}");
-    eventually(Duration::from_secs(10), || {
-        request(steady.front, "GET", "/apps/shop/api/hello?name=x", &[], b"")
-            .ok()
-            .filter(|r| r.text() == "Howdy, x!")
-    });
+    steady.wait_hello("shop", "Howdy, x!");
     std::thread::sleep(Duration::from_millis(500));
     let seen = sampler.finish();
     let failed: Vec<&String> = seen
