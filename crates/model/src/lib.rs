@@ -11,6 +11,7 @@ pub mod function_json;
 pub mod host_json;
 pub mod json;
 pub mod keys;
+pub mod latency;
 pub mod local_settings;
 pub mod log_level;
 pub mod retry;

@@ -415,6 +415,83 @@ const MIGRATIONS: &[Migration] = &[
             expires_at BIGINT NOT NULL
         );",
     },
+    Migration {
+        version: 10,
+        name: "invocation records, function logs and latency statistics",
+        // Statistics rows are deltas from one host's flush: summed when read.
+        sqlite: "CREATE TABLE invocations (
+            app TEXT NOT NULL,
+            id TEXT NOT NULL,
+            function TEXT NOT NULL,
+            trigger_type TEXT NOT NULL,
+            started_at INTEGER NOT NULL,
+            duration_us INTEGER NOT NULL,
+            failed INTEGER NOT NULL,
+            error TEXT,
+            worker TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            PRIMARY KEY (app, id)
+        );
+        CREATE INDEX invocations_by_time ON invocations (app, started_at);
+        CREATE TABLE function_logs (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            app TEXT NOT NULL,
+            function TEXT NOT NULL,
+            invocation_id TEXT NOT NULL,
+            logged_at INTEGER NOT NULL,
+            level TEXT NOT NULL,
+            message TEXT NOT NULL,
+            worker TEXT NOT NULL
+        );
+        CREATE INDEX function_logs_by_app ON function_logs (app, seq);
+        CREATE INDEX function_logs_by_invocation ON function_logs (app, invocation_id);
+        CREATE TABLE invocation_stats (
+            app TEXT NOT NULL,
+            function TEXT NOT NULL,
+            minute INTEGER NOT NULL,
+            worker TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            errors INTEGER NOT NULL,
+            histogram TEXT NOT NULL
+        );
+        CREATE INDEX invocation_stats_by_time ON invocation_stats (app, minute);",
+        postgres: "CREATE TABLE invocations (
+            app TEXT NOT NULL,
+            id TEXT NOT NULL,
+            function TEXT NOT NULL,
+            trigger_type TEXT NOT NULL,
+            started_at BIGINT NOT NULL,
+            duration_us BIGINT NOT NULL,
+            failed BIGINT NOT NULL,
+            error TEXT,
+            worker TEXT NOT NULL,
+            version BIGINT NOT NULL,
+            PRIMARY KEY (app, id)
+        );
+        CREATE INDEX invocations_by_time ON invocations (app, started_at);
+        CREATE TABLE function_logs (
+            seq BIGSERIAL PRIMARY KEY,
+            app TEXT NOT NULL,
+            function TEXT NOT NULL,
+            invocation_id TEXT NOT NULL,
+            logged_at BIGINT NOT NULL,
+            level TEXT NOT NULL,
+            message TEXT NOT NULL,
+            worker TEXT NOT NULL
+        );
+        CREATE INDEX function_logs_by_app ON function_logs (app, seq);
+        CREATE INDEX function_logs_by_invocation ON function_logs (app, invocation_id);
+        CREATE TABLE invocation_stats (
+            app TEXT NOT NULL,
+            function TEXT NOT NULL,
+            minute BIGINT NOT NULL,
+            worker TEXT NOT NULL,
+            count BIGINT NOT NULL,
+            errors BIGINT NOT NULL,
+            histogram TEXT NOT NULL
+        );
+        CREATE INDEX invocation_stats_by_time ON invocation_stats (app, minute);",
+    },
 ];
 
 impl Backend {

@@ -18,6 +18,7 @@ pub mod portal;
 pub mod publishing;
 mod queue_group;
 pub mod queues;
+pub mod telemetry;
 pub mod timers;
 pub mod workers;
 
@@ -35,6 +36,9 @@ pub use publishing::{Certificate, Credential, SqlPublishing};
 pub use queues::{
     CreateQueue, DeleteMessage, Message, PeekedMessage, QueueInfo, QueueProperties, SqlQueues,
     Updated,
+};
+pub use telemetry::{
+    InvocationFilter, InvocationRecord, LogLine, Retention, SqlTelemetry, StatRow,
 };
 pub use timers::{SqlTimers, TimerStatus};
 pub use workers::{JoinToken, SqlWorkers, WorkerRecord, WorkerSpec};
@@ -87,6 +91,13 @@ impl Store {
     /// Portal users, sessions and bootstrap tokens.
     pub fn portal(&self) -> SqlPortal {
         SqlPortal {
+            backend: self.backend.clone(),
+        }
+    }
+
+    /// Invocation records, function logs and latency statistics of managed apps.
+    pub fn telemetry(&self) -> SqlTelemetry {
+        SqlTelemetry {
             backend: self.backend.clone(),
         }
     }

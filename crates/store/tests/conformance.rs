@@ -33,6 +33,155 @@ async fn suite(store: &Store) {
     deployments_finish_once_and_activate(store).await;
     publishing_credentials_and_certificates(store).await;
     portal_users_sessions_and_bootstrap(store).await;
+    telemetry_records_filters_and_prunes(store).await;
+}
+
+async fn telemetry_records_filters_and_prunes(store: &Store) {
+    use stratus_store::{InvocationFilter, InvocationRecord, LogLine, Retention, StatRow};
+    let t = store.telemetry();
+    let inv = |id: &str, function: &str, at: i64, error: Option<&str>| InvocationRecord {
+        id: id.into(),
+        function: function.into(),
+        trigger: "httpTrigger".into(),
+        started_ms: at,
+        duration_us: 1500,
+        error: error.map(str::to_string),
+        worker: "w1".into(),
+        version: 2,
+    };
+    let line = |id: &str, function: &str, at: i64, msg: &str| LogLine {
+        seq: 0,
+        function: function.into(),
+        invocation_id: id.into(),
+        time_ms: at,
+        level: "Information".into(),
+        message: msg.into(),
+        worker: "w1".into(),
+    };
+    let stat = |function: &str, minute: i64, count: i64| StatRow {
+        function: function.into(),
+        minute_ms: minute,
+        worker: "w1".into(),
+        count,
+        errors: 1,
+        histogram: "0,2".into(),
+    };
+    let batch = [
+        inv("a", "hello", 1_000, None),
+        inv("b", "hello", 2_000, Some("boom")),
+        inv("c", "other", 3_000, None),
+    ];
+    let logs = [
+        line("a", "hello", 1_001, "one"),
+        line("b", "hello", 2_001, "two"),
+        line("c", "other", 3_001, "three"),
+        line("", "hello", 3_002, "handler says"),
+    ];
+    t.record(
+        "shop",
+        &batch,
+        &logs,
+        &[stat("hello", 0, 3), stat("hello", 60_000, 2)],
+    )
+    .await
+    .unwrap();
+    // A batch sent again keeps the first record; another app is separate.
+    t.record("shop", &[inv("a", "hello", 9_999, Some("later"))], &[], &[])
+        .await
+        .unwrap();
+    t.record(
+        "other",
+        &[inv("a", "x", 5, None)],
+        &[line("a", "x", 5, "x")],
+        &[],
+    )
+    .await
+    .unwrap();
+    let t = &t;
+    let all = |f: InvocationFilter| async move {
+        t.invocations("shop", &InvocationFilter { limit: 100, ..f })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| i.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(all(InvocationFilter::default()).await, ["c", "b", "a"]);
+    let hello = || InvocationFilter {
+        function: Some("hello".into()),
+        ..Default::default()
+    };
+    assert_eq!(all(hello()).await, ["b", "a"]);
+    assert_eq!(
+        all(InvocationFilter {
+            failed: Some(true),
+            ..Default::default()
+        })
+        .await,
+        ["b"]
+    );
+    assert_eq!(
+        all(InvocationFilter {
+            before_ms: Some(2_000),
+            ..Default::default()
+        })
+        .await,
+        ["a"]
+    );
+    let a = t.invocation("shop", "a").await.unwrap().unwrap();
+    assert_eq!((a.started_ms, a.error), (1_000, None));
+    assert_eq!(
+        t.invocation("shop", "b")
+            .await
+            .unwrap()
+            .unwrap()
+            .error
+            .as_deref(),
+        Some("boom")
+    );
+    assert!(t.invocation("shop", "zz").await.unwrap().is_none());
+    let of_b: Vec<String> = t
+        .logs_of("shop", "b")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.message)
+        .collect();
+    assert_eq!(of_b, ["two"]);
+    let stream = t.logs_after("shop", None, 0, 100).await.unwrap();
+    assert_eq!(stream.len(), 4);
+    assert!(stream.windows(2).all(|w| w[0].seq < w[1].seq));
+    let after = t
+        .logs_after("shop", None, stream[1].seq, 100)
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 2);
+    let hello_lines = t.logs_after("shop", Some("hello"), 0, 100).await.unwrap();
+    assert_eq!(hello_lines.len(), 3);
+    let last: Vec<String> = t
+        .last_logs("shop", None, 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.message)
+        .collect();
+    assert_eq!(last, ["three", "handler says"]);
+    let stats = t.stats("shop", Some("hello"), 60_000).await.unwrap();
+    assert_eq!(stats.len(), 1);
+    assert_eq!((stats[0].count, stats[0].histogram.as_str()), (2, "0,2"));
+    // Pruning: by age, then by count per app.
+    let keep = Retention {
+        max_age_ms: 10_000,
+        max_invocations: 1,
+        max_logs: 2,
+    };
+    t.prune(keep, 11_500).await.unwrap();
+    assert_eq!(all(InvocationFilter::default()).await, ["c"]);
+    assert_eq!(t.last_logs("shop", None, 100).await.unwrap().len(), 2);
+    assert_eq!(t.stats("shop", None, 0).await.unwrap().len(), 1);
+    t.forget("other").await.unwrap();
+    assert!(t.invocation("other", "a").await.unwrap().is_none());
+    t.forget("shop").await.unwrap();
 }
 
 async fn portal_users_sessions_and_bootstrap(store: &Store) {
