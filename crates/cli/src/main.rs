@@ -14,6 +14,7 @@ mod managed;
 mod package;
 mod publish;
 mod queue;
+mod reporting;
 mod secrets;
 mod start;
 mod telemetry;

@@ -154,6 +154,7 @@ impl Role {
             publishing: store.publishing(),
             scm: scm.as_ref().map(|(_, _, c)| c.clone()),
             portal: store.portal(),
+            telemetry: store.telemetry(),
             front_url: front_url(args),
         };
         // No portal user yet: a one-time token makes the first.
@@ -222,7 +223,11 @@ impl Role {
             },
             stopped(stop_rx.clone()),
         ));
-        let mut tasks = vec![scheduler, server, deployments];
+        let pruning = tokio::spawn(stratus_manage::monitor::prune(
+            store.telemetry(),
+            stopped(stop_rx.clone()),
+        ));
+        let mut tasks = vec![scheduler, server, deployments, pruning];
         if let Some((listener, tls, config)) = scm {
             let endpoint = stratus_manage::scm::Scm {
                 api: deploy_api.clone(),

@@ -24,6 +24,8 @@ pub const ENV_URL: &str = "STRATUS_MANAGED_URL";
 pub const ENV_APP: &str = "STRATUS_MANAGED_APP";
 /// The worker's join token.
 pub const ENV_TOKEN: &str = "STRATUS_JOIN_TOKEN";
+/// The app version the host runs (its number), for what it reports.
+pub const ENV_VERSION: &str = "STRATUS_MANAGED_VERSION";
 
 /// How long a read of the keys answers both `version` and `load`.
 const FRESH: Duration = Duration::from_millis(500);
@@ -71,6 +73,14 @@ impl Link {
     /// Where the state is, for messages.
     pub fn place(&self) -> String {
         format!("the management role ({})", self.url)
+    }
+
+    /// Sends a batch of invocation records, log lines and statistics (`reporting`).
+    pub async fn report(&self, batch: &serde_json::Value) -> Result<(), String> {
+        self.send("POST", "telemetry", batch.to_string().into_bytes())
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("{:#}", e.error()))
     }
 
     async fn send(

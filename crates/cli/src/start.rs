@@ -218,6 +218,10 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
     let has_outputs = app.functions.iter().any(|f| !f.outputs.is_empty());
     // A worker's host keeps nothing in a store: the management role keeps it all.
     let managed = crate::managed::Link::from_env().is_some();
+    // A worker's host reports its invocations and function logs to the management role.
+    if let Some(Ok(link)) = crate::managed::Link::from_env() {
+        crate::reporting::spawn(link);
+    }
     if (!timers.is_empty()
         || !queue_functions.is_empty()
         || has_outputs

@@ -31,7 +31,9 @@ pub fn init(format: LogFormat) -> Telemetry {
     };
     let (filter, handle) = reload::Layer::new(filter);
     let (writer, guard) = crate::log_writer::batch_writer(std::io::stderr());
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(crate::reporting::layer());
     match format {
         LogFormat::Plain => registry
             .with(

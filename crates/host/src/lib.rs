@@ -16,6 +16,7 @@ pub mod http;
 pub mod http_data;
 pub mod keys;
 pub mod logging;
+pub mod observe;
 pub mod queues;
 #[cfg(test)]
 pub(crate) mod test_support;

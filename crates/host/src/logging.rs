@@ -26,7 +26,9 @@ pub fn executing(f: &Function, id: Uuid, reason: &str) {
 }
 
 /// `Executed 'Functions.X' (Succeeded|Failed, Id=..., Duration=Nms)`.
+/// The invocation's observer (`observe`) is told as well, whatever the log level.
 pub fn executed(f: &Function, id: Uuid, elapsed: Duration, error: Option<&str>) {
+    crate::observe::ended(f, id, elapsed, error);
     let ms = elapsed.as_millis();
     match error {
         None => {

@@ -65,17 +65,17 @@ pub async fn serve(
 }
 
 /// Accepts HTTP/1.1 connections on `listener` until `shutdown` completes, answering each
-/// request with `answer`; `what` names the service in logs.
-pub async fn serve_http<F, Fut>(
+/// request with `answer` (its body streamed as it comes); `what` names the service in logs.
+pub async fn serve_http<F, Fut, B>(
     listener: tokio::net::TcpListener,
     what: &'static str,
     shutdown: impl std::future::Future<Output = ()>,
     answer: F,
 ) where
     F: Fn(hyper::Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<hyper::Response<Full<Bytes>>, Infallible>>
-        + Send
-        + 'static,
+    Fut: std::future::Future<Output = Result<hyper::Response<B>, Infallible>> + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let plain = |stream: tokio::net::TcpStream| std::future::ready(Some(stream));
     serve_connections(listener, what, shutdown, None, plain, answer).await;
@@ -85,7 +85,7 @@ pub async fn serve_http<F, Fut>(
 /// HTTP runs over (itself, or a TLS session after its handshake; None drops it), then served
 /// on a task of its own; with `head_timeout`, a client that does not send a request's head in
 /// that time is let go.
-pub async fn serve_connections<F, Fut, O, OFut, IO>(
+pub async fn serve_connections<F, Fut, B, O, OFut, IO>(
     listener: tokio::net::TcpListener,
     what: &'static str,
     shutdown: impl std::future::Future<Output = ()>,
@@ -94,9 +94,9 @@ pub async fn serve_connections<F, Fut, O, OFut, IO>(
     answer: F,
 ) where
     F: Fn(hyper::Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<hyper::Response<Full<Bytes>>, Infallible>>
-        + Send
-        + 'static,
+    Fut: std::future::Future<Output = Result<hyper::Response<B>, Infallible>> + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     O: Fn(tokio::net::TcpStream) -> OFut + Clone + Send + 'static,
     OFut: std::future::Future<Output = Option<IO>> + Send + 'static,
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,

@@ -542,6 +542,10 @@ impl Hosts {
                 )
                 .into(),
             ));
+            env.push((
+                crate::managed::ENV_VERSION.into(),
+                a.version.to_string().into(),
+            ));
         }
         for (k, v) in &a.settings {
             env.push((k.into(), v.into()));

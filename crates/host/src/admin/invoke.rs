@@ -1,5 +1,6 @@
 //! `POST /admin/functions/{name}`: runs a function now, in the background (202), with the
-//! body's `input` bound to its trigger; a timer function gets a `TimerInfo` instead.
+//! body's `input` bound to its trigger; a timer function gets a `TimerInfo` instead. The
+//! answer names the (first) invocation in `x-stratus-invocation-id`.
 
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
@@ -52,10 +53,16 @@ pub async fn invoke(
         Value::String(input)
     };
     let invoker = host.invoker.clone();
+    let id = uuid::Uuid::new_v4();
     tokio::spawn(async move {
         let _ = invoker
-            .invoke(function, value, Map::new(), crate::logging::HTTP_REASON)
+            .invoke_as(id, function, value, Map::new(), crate::logging::HTTP_REASON)
             .await;
     });
-    Ok(empty(StatusCode::ACCEPTED))
+    let mut r = empty(StatusCode::ACCEPTED);
+    r.headers_mut().insert(
+        crate::http::INVOCATION_ID_HEADER,
+        http::HeaderValue::from_str(&id.to_string()).expect("a UUID is a header value"),
+    );
+    Ok(r)
 }

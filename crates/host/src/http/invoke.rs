@@ -91,6 +91,7 @@ impl Host {
         }
 
         let invocation_id = Uuid::new_v4();
+        let traced = req.headers().contains_key(super::TRACE_INVOCATION_HEADER);
         let dispatched = Arc::new(AtomicU64::new(0));
         // Expressions in output bindings may name route values and query parameters.
         let data = (!function.outputs.is_empty()).then(|| binding_data(&req, &route_values));
@@ -134,7 +135,7 @@ impl Host {
         )
         .await;
         let elapsed = started.elapsed();
-        match outcome {
+        let result = match outcome {
             Ok(resp) => {
                 logging::executed(&function, invocation_id, elapsed, None);
                 Ok(resp)
@@ -156,7 +157,17 @@ impl Host {
                 logging::executed(&function, invocation_id, elapsed, Some(&reason));
                 Err(HostError::InvocationFailed)
             }
+        };
+        if !traced {
+            return result;
         }
+        let mut resp = result.unwrap_or_else(HostError::into_response);
+        resp.headers_mut().insert(
+            super::INVOCATION_ID_HEADER,
+            http::HeaderValue::from_str(&invocation_id.to_string())
+                .expect("a UUID is a header value"),
+        );
+        Ok(resp)
     }
 }
 

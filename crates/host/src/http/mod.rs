@@ -6,6 +6,16 @@ pub mod cors;
 mod dispatch;
 mod invoke;
 pub(crate) use invoke::presented_key;
+
+/// Names the invocation a response came from: always on an admin invoke's answer, and on an
+/// HTTP function's answer when the request asks with `x-stratus-trace-invocation` (a
+/// management role's test request), so other clients see the Azure host's headers only.
+pub const INVOCATION_ID_HEADER: http::HeaderName =
+    http::HeaderName::from_static("x-stratus-invocation-id");
+
+/// The request header that asks for `INVOCATION_ID_HEADER`.
+pub const TRACE_INVOCATION_HEADER: http::HeaderName =
+    http::HeaderName::from_static("x-stratus-trace-invocation");
 pub mod response;
 pub mod throttle;
 

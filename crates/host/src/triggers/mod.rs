@@ -40,8 +40,24 @@ impl Invoker {
         metadata: Map<String, Value>,
         reason: &str,
     ) -> Result<TriggerOutcome, InvokeError> {
+        self.invoke_as(uuid::Uuid::new_v4(), function, value, metadata, reason)
+            .await
+    }
+
+    /// `invoke`, the first attempt with invocation id `first` (later attempts get ids of
+    /// their own).
+    pub async fn invoke_as(
+        &self,
+        first: uuid::Uuid,
+        function: Arc<Function>,
+        value: Value,
+        metadata: Map<String, Value>,
+        reason: &str,
+    ) -> Result<TriggerOutcome, InvokeError> {
         let Some(policy) = function.retry.clone() else {
-            return self.attempt(function, value, metadata, reason, None).await;
+            return self
+                .attempt(first, function, value, metadata, reason, None)
+                .await;
         };
         let max = policy.max_retry_count.map_or(-1, i64::from);
         let mut retry = RetryContext {
@@ -50,8 +66,14 @@ impl Invoker {
             exception: None,
         };
         loop {
+            let id = if retry.retry_count == 0 {
+                first
+            } else {
+                uuid::Uuid::new_v4()
+            };
             let outcome = self
                 .attempt(
+                    id,
                     function.clone(),
                     value.clone(),
                     metadata.clone(),
@@ -99,13 +121,13 @@ impl Invoker {
     /// bindings (an output that cannot be written fails the invocation).
     async fn attempt(
         &self,
+        invocation_id: uuid::Uuid,
         function: Arc<Function>,
         value: Value,
         metadata: Map<String, Value>,
         reason: &str,
         retry: Option<RetryContext>,
     ) -> Result<TriggerOutcome, InvokeError> {
-        let invocation_id = uuid::Uuid::new_v4();
         logging::executing(&function, invocation_id, reason);
         let started = Instant::now();
         let dispatched = Arc::new(AtomicU64::new(0));
