@@ -39,6 +39,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the body is larger than {0} bytes")]
     TooLarge(usize),
+    /// A change that would leave the app invalid: what is wrong, per file.
+    #[error("{0}")]
+    Invalid(String, Vec<(String, String)>),
     #[error("the store failed: {0}")]
     Store(#[from] stratus_store::Error),
 }
@@ -66,6 +69,7 @@ impl ApiError {
             ApiError::Forbidden(code, _) => (StatusCode::FORBIDDEN, code),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "TooLarge"),
+            ApiError::Invalid(..) => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid"),
             ApiError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "StoreFailure"),
         }
     }
@@ -76,10 +80,14 @@ impl ApiError {
         if status.is_server_error() {
             tracing::error!("management API: {self}");
         }
-        let mut r = json_response(
-            status,
-            &json!({"error": {"code": code, "message": self.to_string()}}),
-        );
+        let mut error = json!({"code": code, "message": self.to_string()});
+        if let ApiError::Invalid(_, details) = self {
+            error["details"] = details
+                .iter()
+                .map(|(file, message)| json!({"file": file, "message": message}))
+                .collect();
+        }
+        let mut r = json_response(status, &json!({ "error": error }));
         if matches!(self, ApiError::Unauthorized) {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -192,7 +200,7 @@ fn scale_of(body: &[u8], base: Scale) -> Result<Scale, ApiError> {
     Ok(scale)
 }
 
-fn query_value<'a>(query: Option<&'a str>, key: &str) -> Option<&'a str> {
+pub(crate) fn query_value<'a>(query: Option<&'a str>, key: &str) -> Option<&'a str> {
     query?.split('&').find_map(|p| {
         let (k, v) = p.split_once('=').unwrap_or((p, ""));
         (k == key).then_some(v)
@@ -233,6 +241,8 @@ pub struct Api {
     pub scm: Option<crate::scm::ScmConfig>,
     /// The portal's users and sessions.
     pub portal: stratus_store::SqlPortal,
+    /// What managed apps' hosts report: invocations, function logs, latency statistics.
+    pub telemetry: stratus_store::SqlTelemetry,
     /// An app's URL through the front door, `{app}` in place of its name (none when the
     /// front door is off).
     pub front_url: Option<String>,
@@ -263,7 +273,7 @@ pub fn is_worker_route(path: &str) -> bool {
                 _,
                 "apps",
                 _,
-                "keys" | "leases" | "timers",
+                "keys" | "leases" | "timers" | "telemetry",
                 ..
             ]
     )
@@ -389,16 +399,48 @@ impl Api {
             }
             ["api", "apps"] if m == Method::GET => {
                 let apps = self.apps.list().await?;
-                Ok(json_response(
-                    StatusCode::OK,
-                    &Value::Array(apps.iter().map(app_json).collect()),
-                ))
+                let replicas = crate::front::table::replicas(&self.workers).await?;
+                let mut list = Vec::with_capacity(apps.len());
+                for a in &apps {
+                    let mut v = app_json(a);
+                    // Ready replicas of the live version, and the last minute's rates.
+                    v["replicasReady"] = json!(
+                        replicas
+                            .iter()
+                            .filter(|r| r.app == a.name && r.ready && r.version == a.active_version)
+                            .count()
+                    );
+                    let (invocations, errors) = self.rates(&a.name, req.now_ms).await?;
+                    v["invocationsPerMinute"] = json!(invocations);
+                    v["errorsPerMinute"] = json!(errors);
+                    list.push(v);
+                }
+                Ok(json_response(StatusCode::OK, &Value::Array(list)))
             }
             ["api", "apps", name] => self.app(req, name).await,
             ["api", "scm", "ca.pem"] if m == Method::GET => self.ca_certificate().await,
             ["api", "apps", name, "functions"] => {
                 let app = self.existing(name).await?;
                 self.functions(req, &app.name).await
+            }
+            ["api", "apps", name, rest @ ("files" | "changes"), more @ ..] => {
+                let app = self.existing(name).await?;
+                let mut segs = vec![*rest];
+                segs.extend_from_slice(more);
+                self.code_route(req, &app.name, &segs).await
+            }
+            ["api", "apps", name, "invocations", rest @ ..] => {
+                let app = self.existing(name).await?;
+                self.invocations_route(req, &app.name, rest).await
+            }
+            ["api", "apps", name, "stats"] => {
+                let app = self.existing(name).await?;
+                self.stats_route(req, &app.name).await
+            }
+            ["api", "workers", id, "apps", app, "telemetry"] => {
+                let worker = self.worker_by_token(req, id).await?;
+                self.placed_on(app, id).await?;
+                self.report(req, app, &worker.spec.name).await
             }
             ["api", "apps", name, "test"] => {
                 let app = self.existing(name).await?;
@@ -546,17 +588,7 @@ impl Api {
             ] => {
                 self.worker_by_token(req, id).await?;
                 // Only the keys of apps placed on it.
-                let placed = self
-                    .workers
-                    .placements()
-                    .await?
-                    .iter()
-                    .any(|(a, w, _)| a == app && w == id);
-                if !placed {
-                    return Err(ApiError::NotFound(format!(
-                        "app {app} is not placed on worker {id}"
-                    )));
-                }
+                self.placed_on(app, id).await?;
                 if *section == "keys" {
                     self.keys_route(req, app, rest).await
                 } else {
@@ -694,6 +726,22 @@ impl Api {
     }
 
     /// Checks that the bearer token is the live join token worker `id` joined with.
+    /// Whether `app` is placed on worker `id` (404 otherwise).
+    async fn placed_on(&self, app: &str, id: &str) -> Result<(), ApiError> {
+        let placed = self
+            .workers
+            .placements()
+            .await?
+            .iter()
+            .any(|(a, w, _)| a == app && w == id);
+        if !placed {
+            return Err(ApiError::NotFound(format!(
+                "app {app} is not placed on worker {id}"
+            )));
+        }
+        Ok(())
+    }
+
     async fn worker_by_token(
         &self,
         req: &ApiRequest<'_>,
@@ -829,6 +877,7 @@ impl Api {
                 self.apps.delete(&app.name).await?;
                 self.drop_keys(&app.name).await?;
                 self.drop_queues(&app.name).await?;
+                self.telemetry.forget(&app.name).await?;
                 Ok(empty(StatusCode::NO_CONTENT))
             }
             _ => Err(ApiError::MethodNotAllowed),

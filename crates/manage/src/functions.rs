@@ -242,6 +242,10 @@ impl Api {
     }
 }
 
+/// The header a host names an invocation in, when asked with `TRACE_INVOCATION`.
+const INVOCATION_ID: &str = "x-stratus-invocation-id";
+const TRACE_INVOCATION: &str = "x-stratus-trace-invocation";
+
 /// Largest test request or response body the portal's test panel carries.
 const TEST_BODY_LIMIT: usize = 1 << 20;
 
@@ -268,8 +272,17 @@ async fn send_test(
             )
         }
     };
-    let headers: Vec<Value> = headers.iter().map(|(k, v)| json!([k, v])).collect();
+    let invocation = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(INVOCATION_ID))
+        .map(|(_, v)| v.clone());
+    let headers: Vec<Value> = headers
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case(INVOCATION_ID))
+        .map(|(k, v)| json!([k, v]))
+        .collect();
     Ok(json!({
+        "invocationId": invocation,
         "status": status,
         "headers": headers,
         "body": text,
@@ -317,6 +330,9 @@ impl Api {
                     .collect()
             })
             .unwrap_or_default();
+        let mut headers = headers;
+        headers.retain(|(k, _)| !k.eq_ignore_ascii_case(TRACE_INVOCATION));
+        headers.push((TRACE_INVOCATION.into(), "1".into()));
         let body = v["body"].as_str().unwrap_or("").as_bytes().to_vec();
         let active = self
             .apps

@@ -4,12 +4,15 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod app_files;
+mod code;
 pub mod deploy;
 pub mod front;
 pub mod functions;
 pub mod keys;
 pub mod leader;
 pub mod metrics;
+pub mod monitor;
 pub mod package;
 pub mod portal;
 pub mod publishing;
@@ -148,6 +151,70 @@ async fn answer_metrics(served: &Served) -> hyper::Response<Full<Bytes>> {
 }
 
 async fn answer(
+    served: Arc<Served>,
+    req: hyper::Request<Incoming>,
+) -> Result<hyper::Response<monitor::StreamBody>, Infallible> {
+    use http_body_util::BodyExt as _;
+    let streamed = log_stream_route(&req);
+    if let Some((app, function)) = streamed {
+        return Ok(answer_stream(&served, req, app, function).await);
+    }
+    let Ok(whole) = answer_whole(served, req).await;
+    Ok(whole.map(|b| b.map_err(|never| match never {}).boxed_unsync()))
+}
+
+/// The app and function filter of a live log stream request (`GET
+/// /api/apps/{app}/logs/stream?function=`).
+fn log_stream_route(req: &hyper::Request<Incoming>) -> Option<(String, Option<String>)> {
+    if req.method() != http::Method::GET {
+        return None;
+    }
+    let segs: Vec<&str> = req.uri().path().trim_matches('/').split('/').collect();
+    let ["api", "apps", app, "logs", "stream"] = segs.as_slice() else {
+        return None;
+    };
+    let function = api::query_value(req.uri().query(), "function")
+        .map(stratus_model::text::url_decode)
+        .filter(|f| !f.is_empty());
+    Some((stratus_model::text::url_decode(app), function))
+}
+
+/// A live log stream, for the admin token or a portal session.
+async fn answer_stream(
+    served: &Served,
+    req: hyper::Request<Incoming>,
+    app: String,
+    function: Option<String>,
+) -> hyper::Response<monitor::StreamBody> {
+    use http_body_util::BodyExt as _;
+    let refuse = |e: ApiError| {
+        e.response()
+            .map(|b| Full::new(b).map_err(|never| match never {}).boxed_unsync())
+    };
+    let headers = req.headers();
+    let authorization = headers.get(http::header::AUTHORIZATION);
+    let admitted = served.token.admits(authorization)
+        || (authorization.is_none()
+            && matches!(
+                portal::session(&served.api.portal, headers, now_ms()).await,
+                Ok(Some(_))
+            ));
+    if !admitted {
+        return refuse(ApiError::Unauthorized);
+    }
+    match served.api.apps.get(&app).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return refuse(ApiError::NotFound(format!("no app named {app}"))),
+        Err(e) => return refuse(e.into()),
+    }
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok());
+    monitor::log_stream(served.api.clone(), app, function, after)
+}
+
+async fn answer_whole(
     served: Arc<Served>,
     req: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {

@@ -2,7 +2,7 @@
 //! and the live version's files under `site/wwwroot` (read; a write or delete is a new
 //! deployment, the package itself never changes).
 
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 
 use bytes::Bytes;
 use http::{Method, Response, StatusCode, header};
@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use stratus_store::{DeployOrigin, DeployStatus};
 
 use super::{Scm, ScmRequest, error, read_body, reply};
+use crate::app_files::Live;
 
 /// A file's entity tag: the start of its content's SHA-256, quoted.
 fn etag(content: &[u8]) -> String {
@@ -40,25 +41,18 @@ fn mime(name: &str) -> &'static str {
     }
 }
 
-/// The live version's package and when it was made.
-struct Live {
-    zip: Vec<u8>,
-    created_ms: i64,
-}
-
-impl Live {
-    #[allow(
-        clippy::result_large_err,
-        reason = "the error is the response to give, made once per request"
-    )]
-    fn archive(&self) -> Result<zip::ZipArchive<std::io::Cursor<&[u8]>>, Fail> {
-        zip::ZipArchive::new(std::io::Cursor::new(&self.zip[..])).map_err(|e| {
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the live package cannot be read: {e}"),
-            )
-        })
-    }
+/// The live package as a zip archive.
+#[allow(
+    clippy::result_large_err,
+    reason = "the error is the response to give, made once per request"
+)]
+fn archive(live: &Live) -> Result<zip::ZipArchive<std::io::Cursor<&[u8]>>, Fail> {
+    zip::ZipArchive::new(std::io::Cursor::new(&live.zip[..])).map_err(|e| {
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the live package cannot be read: {e}"),
+        )
+    })
 }
 
 /// Why a file route failed: the response to give.
@@ -165,26 +159,9 @@ impl Scm {
     }
 
     async fn live(&self, app: &str) -> Result<Option<Live>, Fail> {
-        let Some(record) = self.api.apps.get(app).await.map_err(store_failed)? else {
-            return Ok(None);
-        };
-        let Some(active) = record.active_version else {
-            return Ok(None);
-        };
-        let versions = self.api.apps.versions(app).await.map_err(store_failed)?;
-        let Some(v) = versions.into_iter().find(|v| v.number == active) else {
-            return Ok(None);
-        };
-        let zip = self
-            .api
-            .apps
-            .package(&v.sha256)
+        crate::app_files::live(&self.api.apps, app)
             .await
-            .map_err(store_failed)?;
-        Ok(zip.map(|zip| Live {
-            zip,
-            created_ms: v.created_ms,
-        }))
+            .map_err(store_failed)
     }
 
     /// `/api/vfs/site/wwwroot/...`: the live version's files.
@@ -225,7 +202,7 @@ impl Scm {
         let Some(live) = self.live(&req.app).await? else {
             return Err(error(StatusCode::NOT_FOUND, "the app has no live version"));
         };
-        let mut archive = live.archive()?;
+        let mut archive = archive(&live)?;
         if !directory
             && let Ok(mut f) = archive.by_name(path)
             && !f.is_dir()
@@ -317,7 +294,7 @@ impl Scm {
                 "the app has no live version to change",
             ));
         };
-        let mut archive = live.archive()?;
+        let mut archive = archive(&live)?;
         let current = match archive.by_name(path) {
             Ok(mut f) if !f.is_dir() => {
                 let mut c = Vec::new();
@@ -352,29 +329,11 @@ impl Scm {
             _ => {}
         }
         // The new package: every other entry as it was, then the new content.
-        let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-        let wrap = |e: zip::result::ZipError| {
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot build the new package: {e}"),
-            )
-        };
-        for i in 0..archive.len() {
-            let f = archive.by_index_raw(i).map_err(wrap)?;
-            if f.name() == path {
-                continue;
-            }
-            out.raw_copy_file(f).map_err(wrap)?;
-        }
-        if let Some(c) = &content {
-            let opts = zip::write::SimpleFileOptions::default()
-                .compression_method(zip::CompressionMethod::Deflated)
-                .unix_permissions(0o644);
-            out.start_file(path, opts).map_err(wrap)?;
-            out.write_all(c)
-                .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        }
-        let package = out.finish().map_err(wrap)?.into_inner();
+        let package = crate::app_files::rebuild(
+            Some(&live.zip),
+            &[(path.to_string(), content.as_ref().map(|c| c.to_vec()))],
+        )
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         let origin = DeployOrigin {
             author: req.author.clone(),
             author_email: String::new(),
