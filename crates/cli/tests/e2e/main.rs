@@ -5,6 +5,7 @@ mod behaviour;
 mod cluster;
 mod language_workers;
 mod manage;
+mod monitor;
 mod portal_auth;
 mod portal_browser;
 mod publish;

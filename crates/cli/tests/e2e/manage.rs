@@ -132,7 +132,7 @@ impl Manage {
     }
 
     /// `Bearer <admin token>`.
-    fn admin_bearer(&self) -> String {
+    pub(crate) fn admin_bearer(&self) -> String {
         let token = std::fs::read_to_string(self.data.path().join("admin-token")).unwrap();
         format!("Bearer {token}")
     }
