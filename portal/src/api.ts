@@ -6,9 +6,16 @@ export class ApiError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** What the API named in `error.details` (422: one entry per invalid file). */
+    readonly details: ErrorDetail[] = [],
   ) {
     super(message);
   }
+}
+
+export interface ErrorDetail {
+  file?: string;
+  message: string;
 }
 
 let csrf: string | null = null;
@@ -34,11 +41,24 @@ async function send<T>(method: string, path: string, body: string | undefined, t
   const r = await fetch(path, { method, headers, body, credentials: "same-origin" });
   const text = await r.text();
   const data = text ? safeJson(text) : null;
-  if (!r.ok) {
-    const e = (data as { error?: { code?: string; message?: string } } | null)?.error;
-    throw new ApiError(r.status, e?.code ?? String(r.status), e?.message ?? (text || r.statusText));
-  }
+  if (!r.ok) throw apiError(r, text, data);
   return data as T;
+}
+
+function apiError(r: Response, text: string, data: unknown): ApiError {
+  const e = (data as { error?: { code?: string; message?: string; details?: unknown } } | null)?.error;
+  const details = Array.isArray(e?.details) ? (e.details as ErrorDetail[]) : [];
+  return new ApiError(r.status, e?.code ?? String(r.status), e?.message ?? (text || r.statusText), details);
+}
+
+/** A file's raw bytes (an app's file as stored in its package). */
+export async function callBytes(path: string): Promise<ArrayBuffer> {
+  const r = await fetch(path, { credentials: "same-origin" });
+  if (!r.ok) {
+    const text = await r.text();
+    throw apiError(r, text, text ? safeJson(text) : null);
+  }
+  return r.arrayBuffer();
 }
 
 function safeJson(text: string): unknown {
@@ -60,6 +80,11 @@ export interface App {
   minReplicas: number;
   maxReplicas: number;
   labels: Record<string, string>;
+  /** Replicas of the live version ready to serve. */
+  replicasReady?: number;
+  /** Invocations and failed ones over the last 60 seconds. */
+  invocationsPerMinute?: number;
+  errorsPerMinute?: number;
 }
 
 export interface Deployment {
@@ -74,6 +99,76 @@ export interface Deployment {
 }
 
 export const STATUS_NAMES = ["Pending", "Building", "Deploying", "Failed", "Success"];
+export const FAILED = 3;
+export const SUCCESS = 4;
+
+export interface DeploymentDetail extends Deployment {
+  log: { time: number; type: number; message: string }[];
+  author: string;
+  message: string;
+}
+
+/** The live version's files (version null and no files before the first deployment). */
+export interface FileListing {
+  version: number | null;
+  files: { path: string; size: number }[];
+}
+
+/** One file of a change: new content, or a deletion. */
+export type FileChange = { path: string; content: string } | { path: string; delete: true };
+
+export interface ChangeAccepted {
+  deployment: string;
+  version: number;
+}
+
+export interface Invocation {
+  id: string;
+  function: string;
+  trigger: string;
+  start: number;
+  durationMs: number | null;
+  status: "ok" | "failed" | string;
+  error: string | null;
+  worker: string | null;
+  version: number | null;
+}
+
+export interface LogLine {
+  seq: number;
+  time: number;
+  level: string;
+  function: string | null;
+  invocationId: string | null;
+  message: string;
+}
+
+export interface InvocationDetail extends Invocation {
+  logs: LogLine[];
+}
+
+export interface InvocationPage {
+  invocations: Invocation[];
+  sampled: boolean;
+}
+
+export interface MinuteStats {
+  start: number;
+  count: number;
+  errors: number;
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+}
+
+export interface Stats {
+  minutes: MinuteStats[];
+}
+
+/** The API path of app `app`, with `rest` appended. */
+export function appPath(app: string, rest = ""): string {
+  return `/api/apps/${encodeURIComponent(app)}${rest}`;
+}
 
 export interface Worker {
   id: string;

@@ -1,15 +1,10 @@
-// An app's page: its live version and replicas, deployments with their logs and rollback, the
-// publish profile, settings and keys (values masked until revealed).
+// An app's page: its live version and replicas, links to its code and monitor, deployments
+// with their logs and rollback, the publish profile, settings and keys (values masked until
+// revealed).
 import { call, callText, STATUS_NAMES } from "./api";
-import type { App, Deployment } from "./api";
+import type { App, Deployment, DeploymentDetail } from "./api";
 import { el, message } from "./dom";
 import { testPanel } from "./test-panel";
-
-interface DeploymentDetail extends Deployment {
-  log: { time: number; type: number; message: string }[];
-  author: string;
-  message: string;
-}
 
 interface Keys {
   master: string | null;
@@ -300,10 +295,17 @@ export async function appView(name: string, show: (...nodes: Node[]) => void): P
       {},
       `Live version: ${app.activeVersion ?? "none"} · replicas: ${app.minReplicas === app.maxReplicas ? app.minReplicas : `${app.minReplicas}–${app.maxReplicas}`}`,
     ),
+    el(
+      "nav",
+      { class: "actions", "aria-label": `${app.name} sections` },
+      el("a", { href: `#/apps/${encodeURIComponent(name)}/code` }, "Code"),
+      el("a", { href: `#/apps/${encodeURIComponent(name)}/monitor` }, "Monitor"),
+    ),
     functionsSection(name, functions, keys, reload),
     testPanel(name, functions.functions, functions.routePrefix ?? "api", {
       host: keys.functionKeys.find((k) => k.name === "default")?.value,
       master: keys.master,
+      functions: keys.functions,
     }),
     deploymentsSection(name, deployments, reload),
     settingsSection(name, settings, reload),

@@ -1,11 +1,15 @@
-// The portal's shell: who is signed in, the views by hash route (#/sign-in, #/apps), and the
-// first-run bootstrap (#/bootstrap?token=...).
+// The portal's shell: who is signed in, the views by hash route (#/sign-in, #/apps,
+// #/apps/{app}, its /code and /monitor, #/cluster), and the first-run bootstrap
+// (#/bootstrap?token=...).
 import "./style.css";
 import { ApiError, call, setCsrf, STATUS_NAMES } from "./api";
 import type { App, Deployment, SessionInfo } from "./api";
 import { appView } from "./app";
 import { clusterView } from "./cluster";
 import { el, message } from "./dom";
+import { leaveView } from "./lifecycle";
+import { monitorView } from "./monitor";
+import { codeView } from "./workspace";
 
 const view = document.getElementById("view") as HTMLElement;
 const who = document.getElementById("who") as HTMLElement;
@@ -102,6 +106,11 @@ function time(ms: number | null): string {
   return ms ? new Date(ms).toLocaleString() : "";
 }
 
+function count(n: number | undefined): string {
+  if (n === undefined || n === null) return "";
+  return Number.isInteger(n) ? String(n) : n.toFixed(1);
+}
+
 async function appsView(): Promise<void> {
   const apps = await call<App[]>("GET", "/api/apps");
   const rows = await Promise.all(
@@ -114,6 +123,9 @@ async function appsView(): Promise<void> {
         el("th", { scope: "row" }, el("a", { href: `#/apps/${encodeURIComponent(a.name)}` }, a.name)),
         el("td", {}, a.activeVersion === null ? "none" : String(a.activeVersion)),
         el("td", {}, a.minReplicas === a.maxReplicas ? String(a.minReplicas) : `${a.minReplicas}–${a.maxReplicas}`),
+        el("td", { class: "num" }, count(a.replicasReady)),
+        el("td", { class: "num" }, count(a.invocationsPerMinute)),
+        el("td", { class: "num" }, el("span", { class: (a.errorsPerMinute ?? 0) > 0 ? "error" : "" }, count(a.errorsPerMinute))),
         el(
           "td",
           {},
@@ -124,11 +136,15 @@ async function appsView(): Promise<void> {
   );
   const table = el(
     "table",
-    { "aria-label": "Apps" },
+    { "aria-label": "Apps", class: "apps" },
     el(
       "thead",
       {},
-      el("tr", {}, el("th", { scope: "col" }, "App"), el("th", { scope: "col" }, "Live version"), el("th", { scope: "col" }, "Replicas"), el("th", { scope: "col" }, "Last deployment")),
+      el(
+        "tr",
+        {},
+        ...["App", "Live version", "Replicas", "Ready", "Invocations/min", "Errors/min", "Last deployment"].map((h) => el("th", { scope: "col" }, h)),
+      ),
     ),
     el("tbody", {}, ...rows),
   );
@@ -152,6 +168,7 @@ async function appsView(): Promise<void> {
 }
 
 async function route(): Promise<void> {
+  leaveView();
   const hash = location.hash || "#/apps";
   const [path, query] = hash.slice(1).split("?");
   if (path === "/bootstrap") {
@@ -170,8 +187,12 @@ async function route(): Promise<void> {
     return;
   }
   try {
-    const app = path?.match(/^\/apps\/([^/]+)$/);
-    if (app?.[1]) {
+    const app = path?.match(/^\/apps\/([^/]+)(?:\/(code|monitor))?$/);
+    if (app?.[1] && app[2] === "code") {
+      await codeView(decodeURIComponent(app[1]), show, new URLSearchParams(query ?? "").get("file") ?? undefined);
+    } else if (app?.[1] && app[2] === "monitor") {
+      await monitorView(decodeURIComponent(app[1]), show);
+    } else if (app?.[1]) {
       await appView(decodeURIComponent(app[1]), show);
     } else if (path === "/cluster") {
       await clusterView(show);

@@ -1,8 +1,10 @@
 // The test panel: an HTTP request to one of the app's functions (method, path, query,
 // headers, body, key), or an input for another trigger through the admin invoke, sent by
-// the management role to a ready replica; the status, headers, body and duration shown.
+// the management role to a ready replica; the status, headers, body and duration shown, then
+// the log lines of the invocation the request caused.
 import { call } from "./api";
 import { el, message } from "./dom";
+import { followInvocation } from "./invocations";
 
 export interface TestFunction {
   name: string;
@@ -18,6 +20,7 @@ interface TestAnswer {
   body: string;
   bodyEncoding: string;
   durationMs: number;
+  invocationId?: string | null;
 }
 
 function field(label: string, input: HTMLElement): HTMLElement {
@@ -30,7 +33,7 @@ export function testPanel(
   app: string,
   functions: TestFunction[],
   routePrefix: string,
-  keys: { host?: string; master?: string | null },
+  keys: { host?: string; master?: string | null; functions?: Record<string, { name: string; value: string }[]> },
 ): HTMLElement {
   const pick = el("select", {});
   for (const f of functions) pick.append(el("option", { value: f.name }, `${f.name} (${f.trigger})`));
@@ -41,14 +44,28 @@ export function testPanel(
   const headers = el("textarea", { rows: "2", placeholder: "Content-Type: application/json", spellcheck: "false" });
   const body = el("textarea", { rows: "4", spellcheck: "false" });
   const key = el("select", {});
-  key.append(el("option", { value: "" }, "no key"));
-  if (keys.host) key.append(el("option", { value: "host" }, "host key default"));
-  if (keys.master) key.append(el("option", { value: "master" }, "master key"));
   const result = el("div", { class: "result", "aria-live": "polite" });
   const current = () => functions.find((f) => f.name === pick.value);
+  // The keys that open the function picked: none, its own keys, the host's default, the master.
+  const keyOptions = (f: TestFunction) => {
+    key.replaceChildren(el("option", { value: "" }, "no key"));
+    for (const k of keys.functions?.[f.name] ?? []) key.append(el("option", { value: `function:${k.name}` }, `function key ${k.name}`));
+    if (keys.host) key.append(el("option", { value: "host" }, "host key default"));
+    if (keys.master) key.append(el("option", { value: "master" }, "master key"));
+  };
+  const keyValue = (f: TestFunction): string | null | undefined => {
+    if (key.value === "host") return keys.host;
+    if (key.value === "master") return keys.master;
+    if (key.value.startsWith("function:")) {
+      const name = key.value.slice("function:".length);
+      return keys.functions?.[f.name]?.find((k) => k.name === name)?.value;
+    }
+    return null;
+  };
   const fill = () => {
     const f = current();
     if (!f) return;
+    keyOptions(f);
     const http = f.trigger.toLowerCase() === "httptrigger";
     method.disabled = !http;
     query.disabled = !http;
@@ -88,7 +105,7 @@ export function testPanel(
       const at = line.indexOf(":");
       if (at > 0) hs[line.slice(0, at).trim()] = line.slice(at + 1).trim();
     }
-    const k = key.value === "host" ? keys.host : key.value === "master" ? keys.master : null;
+    const k = keyValue(f);
     if (k) hs["x-functions-key"] = k;
     let payload = body.value;
     if (!http) {
@@ -110,6 +127,18 @@ export function testPanel(
         el("pre", { class: "headers", "aria-label": "Response headers" }, a.headers.map(([h, v]) => `${h}: ${v}`).join("\n")),
         el("pre", { class: "body", "aria-label": "Response body" }, a.bodyEncoding === "base64" ? `(binary, base64) ${a.body}` : a.body),
       );
+      if (a.invocationId) {
+        const logs = el("div", {});
+        result.append(
+          el(
+            "section",
+            { class: "invocation", "aria-labelledby": "invocation-logs" },
+            el("h3", { id: "invocation-logs" }, "Logs of this invocation"),
+            logs,
+          ),
+        );
+        void followInvocation(app, a.invocationId, logs);
+      }
     } catch (e) {
       result.replaceChildren(message(e instanceof Error ? e.message : String(e)));
     } finally {

@@ -142,6 +142,14 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
         }
         let mut fields = Fields::default();
         event.record(&mut fields);
+        // The host's own `Executing`/`Executed` lines for successful invocations name no
+        // function: the record of the invocation stands for them (failures name theirs).
+        if fields.function.is_empty()
+            && (fields.message.starts_with("Executing '")
+                || fields.message.starts_with("Executed '"))
+        {
+            return;
+        }
         let level = match *meta.level() {
             tracing::Level::ERROR => "Error",
             tracing::Level::WARN => "Warning",

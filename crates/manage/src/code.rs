@@ -260,7 +260,7 @@ mod tests {
             "host.json".to_string(),
             Some(br#"{"version": "1.0"}"#.to_vec()),
         );
-        let package = app_files::rebuild(None, &[bad_host.clone()]).unwrap();
+        let package = app_files::rebuild(None, std::slice::from_ref(&bad_host)).unwrap();
         let p = problems(&package, &[bad_host]);
         assert_eq!(p[0].0, "host.json");
     }

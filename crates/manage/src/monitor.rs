@@ -76,10 +76,10 @@ fn number(v: &Value, field: &str) -> Result<i64, ApiError> {
 }
 
 /// Reads a host's report into rows for the store.
-fn parse_report(
-    body: &[u8],
-    worker: &str,
-) -> Result<(Vec<InvocationRecord>, Vec<LogLine>, Vec<StatRow>), ApiError> {
+/// A report's rows: invocations, log lines, statistics.
+type Rows = (Vec<InvocationRecord>, Vec<LogLine>, Vec<StatRow>);
+
+fn parse_report(body: &[u8], worker: &str) -> Result<Rows, ApiError> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("the report is not JSON: {e}")))?;
     let version = v["version"].as_i64().unwrap_or(0);
@@ -253,10 +253,21 @@ impl Api {
                 ))
             }
             [id] => {
-                let record =
-                    self.telemetry.invocation(app, id).await?.ok_or_else(|| {
-                        ApiError::NotFound(format!("no invocation {id} of {app}"))
-                    })?;
+                // `wait` (seconds, at most 10): the record is on its way from the host.
+                let wait = query(req, "wait")
+                    .and_then(|w| w.parse::<u64>().ok())
+                    .unwrap_or(0)
+                    .min(10);
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+                let record = loop {
+                    if let Some(r) = self.telemetry.invocation(app, id).await? {
+                        break r;
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(ApiError::NotFound(format!("no invocation {id} of {app}")));
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                };
                 let logs = self.telemetry.logs_of(app, id).await?;
                 let mut v = invocation_json(&record);
                 v["logs"] = logs.iter().map(log_json).collect();

@@ -11,7 +11,7 @@ use crate::support::{Options, Stratus, eventually, repo, sample, stratus_command
 
 /// The interpreter of an environment holding `azure-functions-worker` (made once by
 /// `tests/workers/python-env`).
-fn python_worker() -> &'static PathBuf {
+pub(crate) fn python_worker() -> &'static PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
         #[allow(clippy::disallowed_methods, reason = "tests prepare their tools")]

@@ -137,3 +137,70 @@ fn the_portal_signs_the_first_user_in_and_lists_the_apps() {
         (r.status == 404).then_some(())
     });
 }
+
+/// The acceptance flow on `stratus up`: sign in, make an app, add an HTTP function from the
+/// Python v1 template, edit and save it, run it from the test panel with its logs, find it
+/// in the monitor's history and live log, renew a key and see the old one refused.
+#[test]
+fn the_portal_makes_edits_runs_and_watches_a_function_on_stratus_up() {
+    let Some(browser) = chromium() else {
+        return;
+    };
+    let python = crate::language_workers::python_worker();
+    let data = tempfile::tempdir().unwrap();
+    let (api, front) = (crate::support::free_port(), crate::support::free_port());
+    let up = crate::up::Up::start_with(
+        data.path(),
+        api,
+        front,
+        &[(
+            "languageWorkers__python__defaultExecutablePath",
+            python.to_str().unwrap(),
+        )],
+    );
+    let token = eventually(Duration::from_secs(60), || {
+        let log = up.log();
+        let at = log.find("bootstrap?token=")? + 16;
+        let end =
+            at + log[at..].find(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_')?;
+        Some(log[at..end].to_string())
+    });
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("portal-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    for old in std::fs::read_dir(&shots).unwrap().flatten() {
+        if old.file_name().to_string_lossy().starts_with("develop-") {
+            let _ = std::fs::remove_file(old.path());
+        }
+    }
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the test drives the browser through node"
+    )]
+    let out = std::process::Command::new("node")
+        .arg(repo().join("portal/tests/develop.mjs"))
+        .current_dir(repo().join("portal"))
+        .env("PORTAL_URL", format!("http://127.0.0.1:{api}"))
+        .env("FRONT_URL", format!("http://127.0.0.1:{front}"))
+        .env("BOOTSTRAP_TOKEN", &token)
+        .env("SCREENSHOTS", &shots)
+        .env("CHROMIUM", &browser)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        up.log()
+    );
+    let made: Vec<String> = std::fs::read_dir(&shots)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("develop-"))
+        .collect();
+    assert!(made.len() >= 5, "screenshots: {made:?}");
+    // What the browser saved is what the front door serves.
+    let r = request(front, "GET", "/apps/studio/api/greet?name=Bo", &[], b"").unwrap();
+    assert_eq!(r.status, 401, "a function-level function needs its key");
+}

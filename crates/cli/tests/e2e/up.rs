@@ -6,13 +6,23 @@ use std::time::Duration;
 
 use crate::support::{eventually, free_port, repo, request, run_stratus, signal, stratus_command};
 
-struct Up {
+pub(crate) struct Up {
     child: std::process::Child,
     log: std::path::PathBuf,
 }
 
 impl Up {
     fn start(data: &std::path::Path, api: u16, front: u16) -> Up {
+        Up::start_with(data, api, front, &[])
+    }
+
+    /// `stratus up` with `env` set as well.
+    pub(crate) fn start_with(
+        data: &std::path::Path,
+        api: u16,
+        front: u16,
+        env: &[(&str, &str)],
+    ) -> Up {
         let log = data.join(format!("up-{api}.log"));
         let out = std::fs::File::create(&log).unwrap();
         let child = stratus_command()
@@ -22,6 +32,7 @@ impl Up {
             .args(["--scm-listen", "127.0.0.1:0"])
             .env("STRATUS_DATA_DIR", data)
             .env_remove("STRATUS_ADMIN_TOKEN")
+            .envs(env.iter().copied())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .stdin(Stdio::null())
@@ -30,7 +41,7 @@ impl Up {
         Up { child, log }
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
