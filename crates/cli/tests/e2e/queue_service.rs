@@ -38,17 +38,24 @@ fn the_python_queue_sdk_works_against_the_queue_service() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("all checks passed"));
 }
 
+/// The interpreter of the SDK's environment, made once per run (tests running at the same
+/// time would otherwise make it at once, each removing the other's).
 fn sdk_python() -> String {
-    #[allow(clippy::disallowed_methods, reason = "tests prepare their tools")]
-    let env = std::process::Command::new(repo().join("tests/workers/storage-sdk-env"))
-        .output()
-        .expect("cannot run tests/workers/storage-sdk-env");
-    assert!(
-        env.status.success(),
-        "{}",
-        String::from_utf8_lossy(&env.stderr)
-    );
-    String::from_utf8(env.stdout).unwrap().trim().to_string()
+    static PYTHON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            #[allow(clippy::disallowed_methods, reason = "tests prepare their tools")]
+            let env = std::process::Command::new(repo().join("tests/workers/storage-sdk-env"))
+                .output()
+                .expect("cannot run tests/workers/storage-sdk-env");
+            assert!(
+                env.status.success(),
+                "{}",
+                String::from_utf8_lossy(&env.stderr)
+            );
+            String::from_utf8(env.stdout).unwrap().trim().to_string()
+        })
+        .clone()
 }
 
 fn tool(python: &str, args: &[&str]) -> String {
