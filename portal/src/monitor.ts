@@ -233,7 +233,10 @@ export async function monitorView(app: string, show: (...nodes: Node[]) => void)
       if (status.value) q.set("status", status.value);
       if (trigger.value) q.set("trigger", trigger.value);
       const last = rows[rows.length - 1];
-      if (more && last) q.set("before", String(last.start));
+      if (more && last) {
+        q.set("before", String(last.start));
+        q.set("beforeId", last.id);
+      }
       const page = await call<InvocationPage>("GET", appPath(app, `/invocations?${q}`));
       if (more) {
         const known = new Set(rows.map((r) => r.id));

@@ -19,8 +19,13 @@ use tracing_subscriber::layer::Context;
 
 use crate::managed::Link;
 
-/// Invocations and log lines waiting to be sent, at most.
-const QUEUE: usize = 65_536;
+/// Invocations and log lines waiting to be taken into a batch, at most.
+const QUEUE: usize = 8_192;
+/// How long a batch may take to be sent (the next waits meanwhile; the queue fills and
+/// drops rather than the batch growing).
+const SEND_WITHIN: Duration = Duration::from_secs(5);
+/// Longest error text kept with an invocation.
+const ERROR_LIMIT: usize = 2_048;
 /// How often a batch goes.
 const EVERY: Duration = Duration::from_millis(500);
 /// Invocations recorded one by one per second (failed ones have as many again).
@@ -83,7 +88,7 @@ impl Observer for Watch {
             id: e.invocation_id.to_string(),
             end_ms: now_ms(),
             duration_us: e.elapsed.as_micros().min(u128::from(u64::MAX)) as u64,
-            error: e.error.map(str::to_string),
+            error: e.error.map(|t| t.chars().take(ERROR_LIMIT).collect()),
         });
     }
 }
@@ -176,12 +181,14 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
     }
 }
 
-/// Counts of one function in one minute, since the last batch.
+/// Counts of one function in one minute, since this process started.
 #[derive(Default)]
 struct Minute {
     count: u64,
     errors: u64,
     histogram: Histogram,
+    /// Counted since the last batch took it.
+    changed: bool,
 }
 
 /// What the next batch carries.
@@ -231,6 +238,7 @@ impl Batch {
                 m.count += 1;
                 m.errors += u64::from(error.is_some());
                 m.histogram.record(duration_us);
+                m.changed = true;
                 let allowance = if error.is_some() {
                     &mut budget.failures
                 } else {
@@ -289,7 +297,7 @@ impl Batch {
     fn is_empty(&self) -> bool {
         self.invocations.is_empty()
             && self.logs.is_empty()
-            && self.stats.is_empty()
+            && !self.stats.values().any(|m| m.changed)
             && self.unrecorded == 0
             && self.lines_dropped == 0
     }
@@ -302,25 +310,31 @@ impl Batch {
                 "time": now_ms(),
                 "level": "Warning",
                 "message": format!(
-                    "{} log lines and {} records were not reported (more than {LINES_PER_SECOND} lines a second)",
+                    "{} log lines were not reported (more than {LINES_PER_SECOND} a second), and {} lines or invocations (the host had more to report than it could send)",
                     self.lines_dropped, dropped
                 ),
             }));
         }
-        let stats: Vec<Value> = self
-            .stats
-            .drain()
-            .map(|((function, minute), m)| {
-                json!({
+        // Each changed minute's totals so far (they replace what was sent of it before);
+        // minutes that can no longer change are forgotten once sent.
+        let recent = now_ms() - 2 * 60_000;
+        let mut stats = Vec::new();
+        for ((function, minute), m) in &mut self.stats {
+            if m.changed {
+                m.changed = false;
+                stats.push(json!({
                     "function": function,
                     "minute": minute,
                     "count": m.count,
                     "errors": m.errors,
                     "histogram": m.histogram.counts(),
-                })
-            })
-            .collect();
+                }));
+            }
+        }
+        self.stats
+            .retain(|(_, minute), m| m.changed || *minute >= recent);
         let body = json!({
+            "host": host_id(),
             "version": std::env::var(crate::managed::ENV_VERSION).ok().and_then(|v| v.parse::<i64>().ok()),
             "invocations": std::mem::take(&mut self.invocations),
             "logs": std::mem::take(&mut self.logs),
@@ -331,6 +345,12 @@ impl Batch {
         self.lines_dropped = 0;
         body
     }
+}
+
+/// This host process's id in what it reports (its statistics rows are its own).
+fn host_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| uuid::Uuid::new_v4().simple().to_string())
 }
 
 /// Sends what the layer and the observer gather to the management role, every half second,
@@ -351,6 +371,7 @@ pub fn spawn(link: Arc<Link>) {
             lines: 0,
         };
         let mut batch = Batch::default();
+        let mut sending: Option<tokio::task::JoinHandle<()>> = None;
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -360,14 +381,22 @@ pub fn spawn(link: Arc<Link>) {
                     None => break,
                 },
                 _ = tick.tick() => {
+                    if sending.as_ref().is_some_and(|s| !s.is_finished()) {
+                        continue;
+                    }
                     let dropped = channel.dropped.swap(0, Ordering::Relaxed);
                     if batch.is_empty() && dropped == 0 {
                         continue;
                     }
                     let body = batch.body(dropped);
-                    if let Err(e) = link.report(&body).await {
-                        tracing::debug!("telemetry not reported: {e}");
-                    }
+                    let link = link.clone();
+                    sending = Some(tokio::spawn(async move {
+                        match tokio::time::timeout(SEND_WITHIN, link.report(&body)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => tracing::warn!("invocations and logs not reported: {e}"),
+                            Err(_) => tracing::warn!("invocations and logs not reported within {} s", SEND_WITHIN.as_secs()),
+                        }
+                    }));
                 }
             }
         }
@@ -412,9 +441,22 @@ mod tests {
         assert_eq!((count, errors), (u64::from(RECORDS_PER_SECOND) + 11, 1));
         let last = body["logs"].as_array().unwrap().last().unwrap().clone();
         assert!(
-            last["message"].as_str().unwrap().contains("3 records"),
+            last["message"]
+                .as_str()
+                .unwrap()
+                .contains("and 3 lines or invocations"),
             "{last}"
         );
         assert!(batch.is_empty());
+        // The minute's totals go again, whole, when it changes.
+        batch.add(ended(None), &mut budget);
+        let again = batch.body(0);
+        let count: u64 = again["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(count, u64::from(RECORDS_PER_SECOND) + 12);
     }
 }

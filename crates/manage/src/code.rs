@@ -196,6 +196,16 @@ impl Api {
         };
         let deployer = self.deployer();
         let d = deployer.begin(app, &origin, req.now_ms).await?;
+        // Another version may have gone live since the files were read (no other deployment
+        // can start now that this one has).
+        let now_live = self.apps.get(app).await?.and_then(|a| a.active_version);
+        if now_live != live_version {
+            let reason = "another version went live while the change was prepared";
+            let _ = deployer.fail(&d, reason, crate::now_ms()).await;
+            return Err(ApiError::Conflict(format!(
+                "the files changed meanwhile: {reason}"
+            )));
+        }
         let version = match deployer.store(&d, &package, req.now_ms).await {
             Ok(v) => v,
             Err(crate::deploy::DeployError::Refused(reason)) => {

@@ -193,25 +193,46 @@ async fn answer_stream(
     };
     let headers = req.headers();
     let authorization = headers.get(http::header::AUTHORIZATION);
-    let admitted = served.token.admits(authorization)
-        || (authorization.is_none()
-            && matches!(
-                portal::session(&served.api.portal, headers, now_ms()).await,
-                Ok(Some(_))
-            ));
-    if !admitted {
+    let by_token = served.token.admits(authorization);
+    let by_session = !by_token
+        && authorization.is_none()
+        && matches!(
+            portal::session(&served.api.portal, headers, now_ms()).await,
+            Ok(Some(_))
+        );
+    if !by_token && !by_session {
         return refuse(ApiError::Unauthorized);
     }
-    match served.api.apps.get(&app).await {
-        Ok(Some(_)) => {}
+    // A session is checked again while the stream is open (it may end or be signed out).
+    let allowed: monitor::StillAllowed = if by_session {
+        let portal = served.api.portal.clone();
+        let cookie = headers.get(http::header::COOKIE).cloned();
+        std::sync::Arc::new(move || {
+            let (portal, cookie) = (portal.clone(), cookie.clone());
+            Box::pin(async move {
+                let mut h = http::HeaderMap::new();
+                if let Some(c) = cookie {
+                    h.insert(http::header::COOKIE, c);
+                }
+                matches!(portal::session(&portal, &h, now_ms()).await, Ok(Some(_)))
+            })
+        })
+    } else {
+        std::sync::Arc::new(|| Box::pin(std::future::ready(true)))
+    };
+    let Ok(name) = stratus_model::app_name::normalize(&app) else {
+        return refuse(ApiError::NotFound(format!("no app named {app}")));
+    };
+    let app = match served.api.apps.get(&name).await {
+        Ok(Some(a)) => a.name,
         Ok(None) => return refuse(ApiError::NotFound(format!("no app named {app}"))),
         Err(e) => return refuse(e.into()),
-    }
+    };
     let after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok());
-    monitor::log_stream(served.api.clone(), app, function, after)
+    monitor::log_stream(served.api.clone(), app, function, after, allowed)
 }
 
 async fn answer_whole(

@@ -83,6 +83,7 @@ fn parse_report(body: &[u8], worker: &str) -> Result<Rows, ApiError> {
     let v: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("the report is not JSON: {e}")))?;
     let version = v["version"].as_i64().unwrap_or(0);
+    let host = text(&v, "host", 64)?;
     let list = |field: &str| v[field].as_array().cloned().unwrap_or_default();
     let mut invocations = Vec::new();
     for i in list("invocations") {
@@ -128,6 +129,7 @@ fn parse_report(body: &[u8], worker: &str) -> Result<Rows, ApiError> {
             function: text(&s, "function", 256)?,
             minute_ms: number(&s, "minute")?,
             worker: worker.to_string(),
+            host: host.clone(),
             count: number(&s, "count")?,
             errors: number(&s, "errors")?,
             histogram: counts.join(","),
@@ -213,37 +215,23 @@ impl Api {
                     failed,
                     trigger: query(req, "trigger"),
                     before_ms: int("before")?,
+                    before_id: query(req, "beforeId"),
                     limit: int("limit")?.unwrap_or(100).clamp(1, 1000),
                 };
                 let list = self.telemetry.invocations(app, &filter).await?;
-                // Whether some invocations in this time were only counted (a high rate).
+                // Whether some invocations of the listed span were only counted (a high
+                // rate): the statistics' count against the records kept, whole minutes.
                 let from = list.last().map_or(req.now_ms - 3_600_000, |i| i.started_ms);
+                let from = from - from.rem_euclid(60_000);
+                let function = filter.function.as_deref();
                 let counted: i64 = self
                     .telemetry
-                    .stats(
-                        app,
-                        filter.function.as_deref(),
-                        from - from.rem_euclid(60_000),
-                    )
+                    .stats(app, function, from)
                     .await?
                     .iter()
                     .map(|s| s.count)
                     .sum();
-                let recorded = self
-                    .telemetry
-                    .invocations(
-                        app,
-                        &InvocationFilter {
-                            function: filter.function.clone(),
-                            before_ms: None,
-                            limit: 1000,
-                            ..Default::default()
-                        },
-                    )
-                    .await?
-                    .iter()
-                    .filter(|i| i.started_ms >= from - from.rem_euclid(60_000))
-                    .count() as i64;
+                let recorded = self.telemetry.recorded_since(app, function, from).await?;
                 Ok(json_response(
                     StatusCode::OK,
                     &json!({
@@ -374,26 +362,42 @@ pub type StreamBody = UnsyncBoxBody<Bytes, Infallible>;
 const POLL: Duration = Duration::from_millis(500);
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+/// Whether the viewer may still watch (its session may end while the stream is open).
+pub type StillAllowed = std::sync::Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send + Sync,
+>;
+
+/// How often an open stream checks that its viewer may still watch.
+const RECHECK: Duration = Duration::from_secs(30);
+
 /// `GET /api/apps/{app}/logs/stream?function=`: the last 50 lines (or those after
 /// `Last-Event-ID`), then new ones as they arrive, as Server-Sent Events, until the viewer
-/// goes away.
+/// goes away, may no longer watch (`allowed`), or the store fails (the viewer's
+/// `EventSource` comes back with the last id it saw).
 pub fn log_stream(
     api: Api,
     app: String,
     function: Option<String>,
     after: Option<i64>,
+    allowed: StillAllowed,
 ) -> Response<StreamBody> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<http_body::Frame<Bytes>, Infallible>>(16);
     tokio::spawn(async move {
         let f = function.as_deref();
-        let first = match after {
-            Some(seq) => api.telemetry.logs_after(&app, f, seq, 1000).await,
-            None => api.telemetry.last_logs(&app, f, 50).await,
+        let t = &api.telemetry;
+        // Where the stream starts: after the viewer's last line, or after the backlog.
+        let start = match after {
+            Some(seq) => t.logs_after(&app, None, seq, 1000).await.map(|l| (seq, l)),
+            None => match (t.last_logs(&app, f, 50).await, t.last_seq(&app).await) {
+                (Ok(l), Ok(last)) => Ok((last, l)),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            },
         };
-        let mut last = after.unwrap_or(0);
-        let mut lines = first.unwrap_or_default();
+        let Ok((mut last, mut lines)) = start else {
+            return;
+        };
         let mut quiet = Duration::ZERO;
-        // Retry hint, then the lines.
+        let mut since_check = Duration::ZERO;
         if tx
             .send(Ok(http_body::Frame::data(Bytes::from_static(
                 b"retry: 2000\n\n",
@@ -406,7 +410,11 @@ pub fn log_stream(
         loop {
             let mut out = String::new();
             for l in &lines {
+                // Every line moves the stream on; only the function's are sent.
                 last = last.max(l.seq);
+                if f.is_some_and(|f| f != l.function) {
+                    continue;
+                }
                 out.push_str(&format!(
                     "id: {}\nevent: log\ndata: {}\n\n",
                     l.seq,
@@ -415,7 +423,6 @@ pub fn log_stream(
             }
             if out.is_empty() && quiet >= KEEP_ALIVE {
                 out.push_str(": keep-alive\n\n");
-                quiet = Duration::ZERO;
             }
             if !out.is_empty() {
                 quiet = Duration::ZERO;
@@ -429,14 +436,23 @@ pub fn log_stream(
             }
             tokio::time::sleep(POLL).await;
             quiet += POLL;
+            since_check += POLL;
             if tx.is_closed() {
                 return;
             }
-            lines = api
-                .telemetry
-                .logs_after(&app, f, last, 1000)
-                .await
-                .unwrap_or_default();
+            if since_check >= RECHECK {
+                since_check = Duration::ZERO;
+                if !allowed().await {
+                    return;
+                }
+            }
+            lines = match t.logs_after(&app, None, last, 1000).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(app = %app, "the log stream stops: {e}");
+                    return;
+                }
+            };
         }
     });
     let frames = futures_util::stream::unfold(rx, |mut rx| async move {

@@ -418,7 +418,8 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 10,
         name: "invocation records, function logs and latency statistics",
-        // Statistics rows are deltas from one host's flush: summed when read.
+        // A statistics row is one host process's totals of a function in a minute (replaced
+        // as they grow); the hosts' rows are summed when read.
         sqlite: "CREATE TABLE invocations (
             app TEXT NOT NULL,
             id TEXT NOT NULL,
@@ -445,16 +446,18 @@ const MIGRATIONS: &[Migration] = &[
         );
         CREATE INDEX function_logs_by_app ON function_logs (app, seq);
         CREATE INDEX function_logs_by_invocation ON function_logs (app, invocation_id);
+        CREATE INDEX function_logs_by_time ON function_logs (app, logged_at);
         CREATE TABLE invocation_stats (
             app TEXT NOT NULL,
             function TEXT NOT NULL,
             minute INTEGER NOT NULL,
             worker TEXT NOT NULL,
+            host TEXT NOT NULL,
             count INTEGER NOT NULL,
             errors INTEGER NOT NULL,
-            histogram TEXT NOT NULL
-        );
-        CREATE INDEX invocation_stats_by_time ON invocation_stats (app, minute);",
+            histogram TEXT NOT NULL,
+            PRIMARY KEY (app, minute, function, worker, host)
+        );",
         postgres: "CREATE TABLE invocations (
             app TEXT NOT NULL,
             id TEXT NOT NULL,
@@ -481,16 +484,18 @@ const MIGRATIONS: &[Migration] = &[
         );
         CREATE INDEX function_logs_by_app ON function_logs (app, seq);
         CREATE INDEX function_logs_by_invocation ON function_logs (app, invocation_id);
+        CREATE INDEX function_logs_by_time ON function_logs (app, logged_at);
         CREATE TABLE invocation_stats (
             app TEXT NOT NULL,
             function TEXT NOT NULL,
             minute BIGINT NOT NULL,
             worker TEXT NOT NULL,
+            host TEXT NOT NULL,
             count BIGINT NOT NULL,
             errors BIGINT NOT NULL,
-            histogram TEXT NOT NULL
-        );
-        CREATE INDEX invocation_stats_by_time ON invocation_stats (app, minute);",
+            histogram TEXT NOT NULL,
+            PRIMARY KEY (app, minute, function, worker, host)
+        );",
     },
 ];
 

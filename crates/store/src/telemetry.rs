@@ -34,13 +34,15 @@ pub struct LogLine {
     pub worker: String,
 }
 
-/// Invocation counts of one function in one minute from one host's flush.
+/// Invocation counts of one function in one minute in one host process (its totals so far).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatRow {
     pub function: String,
     /// The minute's start (ms since the epoch, a multiple of 60,000).
     pub minute_ms: i64,
     pub worker: String,
+    /// The host process (a new one for each start).
+    pub host: String,
     pub count: i64,
     pub errors: i64,
     /// Latency bucket counts, comma-separated (see `stratus_model::latency`).
@@ -53,8 +55,9 @@ pub struct InvocationFilter {
     pub function: Option<String>,
     pub failed: Option<bool>,
     pub trigger: Option<String>,
-    /// Only those that started before this time.
+    /// Only those that started before this time (or at it, with an id before `before_id`).
     pub before_ms: Option<i64>,
+    pub before_id: Option<String>,
     pub limit: i64,
 }
 
@@ -133,8 +136,16 @@ impl SqlTelemetry {
         logs: &[LogLine],
         stats: &[StatRow],
     ) -> Result<()> {
+        let postgres = matches!(self.backend, Backend::Postgres(_));
         on_pool!(&self.backend, |pool| {
             let mut tx = pool.begin().await?;
+            if postgres {
+                // Log lines commit in the order of their sequence numbers, so a reader that
+                // has seen line n never misses a line before it (SQLite has one writer).
+                sqlx::query("SELECT pg_advisory_xact_lock(7355609)")
+                    .execute(&mut *tx)
+                    .await?;
+            }
             for i in invocations {
                 sqlx::query(
                     "INSERT INTO invocations (app, id, function, trigger_type, started_at, duration_us, failed, error, worker, version)
@@ -170,13 +181,16 @@ impl SqlTelemetry {
             }
             for s in stats {
                 sqlx::query(
-                    "INSERT INTO invocation_stats (app, function, minute, worker, count, errors, histogram)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO invocation_stats (app, function, minute, worker, host, count, errors, histogram)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (app, minute, function, worker, host) DO UPDATE
+                     SET count = excluded.count, errors = excluded.errors, histogram = excluded.histogram",
                 )
                 .bind(app)
                 .bind(&s.function)
                 .bind(s.minute_ms)
                 .bind(&s.worker)
+                .bind(&s.host)
                 .bind(s.count)
                 .bind(s.errors)
                 .bind(&s.histogram)
@@ -198,7 +212,8 @@ impl SqlTelemetry {
         let sql = concat!(
             invocation_columns!(),
             "WHERE app = $1 AND ($2 IS NULL OR function = $2) AND ($3 IS NULL OR failed = $3)
-               AND ($4 IS NULL OR trigger_type = $4) AND started_at < $5
+               AND ($4 IS NULL OR trigger_type = $4)
+               AND (started_at < $5 OR (started_at = $5 AND id < $7))
              ORDER BY started_at DESC, id DESC LIMIT $6"
         );
         let rows: Vec<InvocationRow> = on_pool!(&self.backend, |pool| {
@@ -209,10 +224,42 @@ impl SqlTelemetry {
                 .bind(&filter.trigger)
                 .bind(filter.before_ms.unwrap_or(i64::MAX))
                 .bind(filter.limit.clamp(1, 1000))
+                .bind(filter.before_id.as_deref().unwrap_or(""))
                 .fetch_all(pool)
                 .await?
         });
         Ok(rows.into_iter().map(invocation).collect())
+    }
+
+    /// How many invocations of `app` (of `function`, when given) were recorded from
+    /// `from_ms` on.
+    pub async fn recorded_since(
+        &self,
+        app: &str,
+        function: Option<&str>,
+        from_ms: i64,
+    ) -> Result<i64> {
+        Ok(on_pool!(&self.backend, |pool| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM invocations WHERE app = $1 AND ($2 IS NULL OR function = $2) AND started_at >= $3",
+            )
+            .bind(app)
+            .bind(function)
+            .bind(from_ms)
+            .fetch_one(pool)
+            .await?
+        }))
+    }
+
+    /// The highest log line number of `app` (0 when it has none).
+    pub async fn last_seq(&self, app: &str) -> Result<i64> {
+        let seq: Option<i64> = on_pool!(&self.backend, |pool| {
+            sqlx::query_scalar("SELECT MAX(seq) FROM function_logs WHERE app = $1")
+                .bind(app)
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(seq.unwrap_or(0))
     }
 
     /// Invocation `id` of `app`.
@@ -299,9 +346,11 @@ impl SqlTelemetry {
         function: Option<&str>,
         from_ms: i64,
     ) -> Result<Vec<StatRow>> {
-        let rows: Vec<(String, i64, String, i64, i64, String)> = on_pool!(&self.backend, |pool| {
-            sqlx::query_as(
-                "SELECT function, minute, worker, count, errors, histogram FROM invocation_stats
+        let rows: Vec<(String, i64, String, String, i64, i64, String)> = on_pool!(
+            &self.backend,
+            |pool| {
+                sqlx::query_as(
+                "SELECT function, minute, worker, host, count, errors, histogram FROM invocation_stats
                  WHERE app = $1 AND minute >= $2 AND ($3 IS NULL OR function = $3) ORDER BY minute",
             )
             .bind(app)
@@ -309,43 +358,46 @@ impl SqlTelemetry {
             .bind(function)
             .fetch_all(pool)
             .await?
-        });
+            }
+        );
         Ok(rows
             .into_iter()
             .map(|r| StatRow {
                 function: r.0,
                 minute_ms: r.1,
                 worker: r.2,
-                count: r.3,
-                errors: r.4,
-                histogram: r.5,
+                host: r.3,
+                count: r.4,
+                errors: r.5,
+                histogram: r.6,
             })
             .collect())
     }
 
     /// Drops what is older than the retention allows, and each app's oldest invocations and
-    /// lines beyond its counts; how many rows went.
+    /// lines beyond its counts (apps as the store knows them: a deleted app's are forgotten
+    /// when it is deleted); how many rows went. Every delete walks an index that starts with
+    /// the app.
     pub async fn prune(&self, retention: Retention, now_ms: i64) -> Result<u64> {
         let before = now_ms - retention.max_age_ms;
         let n = on_pool!(&self.backend, |pool| {
             let mut n = 0;
-            for sql in [
-                "DELETE FROM invocations WHERE started_at < $1",
-                "DELETE FROM function_logs WHERE logged_at < $1",
-                "DELETE FROM invocation_stats WHERE minute < $1",
-            ] {
-                n += sqlx::query(sql)
-                    .bind(before)
-                    .execute(pool)
-                    .await?
-                    .rows_affected();
-            }
-            let apps: Vec<String> = sqlx::query_scalar(
-                "SELECT DISTINCT app FROM invocations UNION SELECT DISTINCT app FROM function_logs",
-            )
-            .fetch_all(pool)
-            .await?;
+            let apps: Vec<String> = sqlx::query_scalar("SELECT name FROM apps")
+                .fetch_all(pool)
+                .await?;
             for app in apps {
+                for sql in [
+                    "DELETE FROM invocations WHERE app = $1 AND started_at < $2",
+                    "DELETE FROM function_logs WHERE app = $1 AND logged_at < $2",
+                    "DELETE FROM invocation_stats WHERE app = $1 AND minute < $2",
+                ] {
+                    n += sqlx::query(sql)
+                        .bind(&app)
+                        .bind(before)
+                        .execute(pool)
+                        .await?
+                        .rows_affected();
+                }
                 n += sqlx::query(
                     "DELETE FROM invocations WHERE app = $1 AND started_at <= (
                         SELECT started_at FROM invocations WHERE app = $1

@@ -38,6 +38,12 @@ async fn suite(store: &Store) {
 
 async fn telemetry_records_filters_and_prunes(store: &Store) {
     use stratus_store::{InvocationFilter, InvocationRecord, LogLine, Retention, StatRow};
+    // Pruning goes by the apps the store knows.
+    store
+        .apps()
+        .create("shop", &stratus_store::Scale::default(), 0)
+        .await
+        .unwrap();
     let t = store.telemetry();
     let inv = |id: &str, function: &str, at: i64, error: Option<&str>| InvocationRecord {
         id: id.into(),
@@ -62,6 +68,7 @@ async fn telemetry_records_filters_and_prunes(store: &Store) {
         function: function.into(),
         minute_ms: minute,
         worker: "w1".into(),
+        host: "h1".into(),
         count,
         errors: 1,
         histogram: "0,2".into(),
@@ -81,10 +88,14 @@ async fn telemetry_records_filters_and_prunes(store: &Store) {
         "shop",
         &batch,
         &logs,
-        &[stat("hello", 0, 3), stat("hello", 60_000, 2)],
+        &[stat("hello", 0, 3), stat("hello", 60_000, 1)],
     )
     .await
     .unwrap();
+    // A host's totals of a minute replace what it sent of that minute before.
+    t.record("shop", &[], &[], &[stat("hello", 60_000, 2)])
+        .await
+        .unwrap();
     // A batch sent again keeps the first record; another app is separate.
     t.record("shop", &[inv("a", "hello", 9_999, Some("later"))], &[], &[])
         .await
@@ -128,6 +139,23 @@ async fn telemetry_records_filters_and_prunes(store: &Store) {
         .await,
         ["a"]
     );
+    // Paging at one instant goes on by id.
+    assert_eq!(
+        all(InvocationFilter {
+            before_ms: Some(2_000),
+            before_id: Some("c".into()),
+            ..Default::default()
+        })
+        .await,
+        ["b", "a"]
+    );
+    assert_eq!(
+        t.recorded_since("shop", Some("hello"), 1_500)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(t.recorded_since("shop", None, 0).await.unwrap(), 3);
     let a = t.invocation("shop", "a").await.unwrap().unwrap();
     assert_eq!((a.started_ms, a.error), (1_000, None));
     assert_eq!(
@@ -149,6 +177,10 @@ async fn telemetry_records_filters_and_prunes(store: &Store) {
         .collect();
     assert_eq!(of_b, ["two"]);
     let stream = t.logs_after("shop", None, 0, 100).await.unwrap();
+    assert_eq!(
+        t.last_seq("shop").await.unwrap(),
+        stream.last().unwrap().seq
+    );
     assert_eq!(stream.len(), 4);
     assert!(stream.windows(2).all(|w| w[0].seq < w[1].seq));
     let after = t

@@ -333,7 +333,12 @@ impl Scm {
             Some(&live.zip),
             &[(path.to_string(), content.as_ref().map(|c| c.to_vec()))],
         )
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map_err(|e| match e {
+            crate::app_files::FilesError::BadPath(_) => {
+                error(StatusCode::BAD_REQUEST, e.to_string())
+            }
+            e => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        })?;
         let origin = DeployOrigin {
             author: req.author.clone(),
             author_email: String::new(),
