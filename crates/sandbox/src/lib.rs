@@ -2,7 +2,12 @@
 //!
 //! This is the only crate that creates processes. Each process is started in its own
 //! process group with a cleared environment (only what the caller passes), dies with the
-//! thread that started it (`PR_SET_PDEATHSIG`), and is stopped with its whole group.
+//! thread that started it (`PR_SET_PDEATHSIG`), and is stopped with its whole group. When the
+//! process's environment asks for it (`isolation`), function processes also start in
+//! namespaces of their own, inside the app's control group (`cgroup`), as the app's user.
+
+pub mod cgroup;
+pub mod isolation;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -49,6 +54,8 @@ pub struct Process {
     child: tokio::process::Child,
     pid: u32,
     exited: Option<ExitStatus>,
+    /// The app's control group and its OOM kill count when the process started.
+    group: Option<(&'static cgroup::Group, u64)>,
 }
 
 /// Longest line forwarded to the sink; longer output is split.
@@ -72,10 +79,19 @@ impl Process {
             .process_group(0)
             .kill_on_drop(true);
         sys::die_with_parent(&mut cmd);
-        let mut child = cmd.spawn().map_err(|source| Error::Spawn {
+        let spawn_error = |source| Error::Spawn {
             program: spec.program.display().to_string(),
             source,
-        })?;
+        };
+        let active = isolation::active();
+        if let Some(a) = active {
+            let prepared = isolation::Prepared::new(a, &spec.cwd).map_err(spawn_error)?;
+            sys::isolate(&mut cmd, prepared);
+        }
+        let group = active
+            .and_then(|a| a.group.as_ref())
+            .map(|g| (g, g.oom_kills()));
+        let mut child = cmd.spawn().map_err(spawn_error)?;
         let pid = child.id().unwrap_or(0);
         if let Some(out) = child.stdout.take() {
             tokio::spawn(forward_lines(out, Stream::Stdout, sink.clone()));
@@ -87,6 +103,20 @@ impl Process {
             child,
             pid,
             exited: None,
+            group,
+        })
+    }
+
+    /// Why the kernel killed the process, when it was for the app's memory limit (the
+    /// group's OOM kill count went up since it started).
+    pub fn killed_for_memory(&self) -> Option<String> {
+        let (group, before) = self.group?;
+        (group.oom_kills() > before).then(|| match group.memory_limit() {
+            Some(limit) => format!(
+                "killed by the kernel: the app's processes used more than their memory limit of {} MiB",
+                limit >> 20
+            ),
+            None => "killed by the kernel: out of memory".to_string(),
         })
     }
 
@@ -192,6 +222,15 @@ mod sys {
         // SAFETY: kill(2) with a negative pid signals a process group; it has no memory effects.
         unsafe {
             libc::kill(-pid, signal);
+        }
+    }
+
+    /// Starts the child isolated as `prepared` says (see `isolation`).
+    pub fn isolate(cmd: &mut tokio::process::Command, prepared: crate::isolation::Prepared) {
+        // SAFETY: `enter` runs between fork and exec and only makes system calls on data
+        // prepared before the fork.
+        unsafe {
+            cmd.pre_exec(move || crate::isolation::enter(&prepared));
         }
     }
 
