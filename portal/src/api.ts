@@ -171,6 +171,8 @@ export function appPath(app: string, rest = ""): string {
 }
 
 export interface Worker {
+  /** How it isolates function processes: its mode and each layer ("on", "cgroup v1", or "off: why"). */
+  isolation?: { mode: string; namespaces: string; appUsers: string; limits: string } | null;
   id: string;
   name: string;
   cpuMillis: number;

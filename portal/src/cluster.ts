@@ -1,5 +1,5 @@
-// The cluster: every worker with its capacity, load, labels, window, heartbeat age and the
-// apps placed on it; drain and remove.
+// The cluster: every worker with its capacity, load, labels, window, heartbeat age, how it
+// isolates function processes, and the apps placed on it; drain and remove.
 import { call } from "./api";
 import type { Worker } from "./api";
 import { el, message } from "./dom";
@@ -10,6 +10,20 @@ const LOST_MS = 6_000;
 function state(w: Worker): string {
   if (w.heartbeatAgeMs > LOST_MS) return "lost";
   return w.draining ? "draining" : "alive";
+}
+
+/** The worker's isolation: its mode, and each layer that is off with the reason. */
+function isolation(w: Worker): string {
+  const i = w.isolation;
+  if (!i) return "unknown";
+  if (i.mode === "off") return "off";
+  const off = [
+    ["namespaces", i.namespaces],
+    ["app users", i.appUsers],
+    ["limits", i.limits],
+  ].filter(([, v]) => v.startsWith("off"));
+  if (!off.length) return `${i.mode}: complete (${i.limits})`;
+  return `${i.mode}: ${off.map(([k, v]) => `${k} ${v}`).join("; ")}`;
 }
 
 export async function clusterView(show: (...nodes: Node[]) => void): Promise<void> {
@@ -46,11 +60,12 @@ export async function clusterView(show: (...nodes: Node[]) => void): Promise<voi
       el("td", {}, load == null ? "" : `${load.toFixed(2)}${free == null ? "" : `, ${free} MiB free`}`),
       el("td", {}, Object.entries(w.labels).map(([k, v]) => `${k}=${v}`).join(", ")),
       el("td", {}, w.window ?? "always"),
+      el("td", {}, isolation(w)),
       el("td", {}, apps.join(", ")),
       el("td", {}, w.draining ? "" : drain, " ", remove),
     );
   });
-  const head = ["Worker", "State", "Heartbeat", "Capacity", "Load", "Labels", "Window", "Apps", ""];
+  const head = ["Worker", "State", "Heartbeat", "Capacity", "Load", "Labels", "Window", "Isolation", "Apps", ""];
   show(
     el("h1", {}, "Cluster"),
     status,

@@ -18,6 +18,9 @@ pub struct UpArgs {
     /// Deploy nothing.
     #[arg(long)]
     pub no_samples: bool,
+    /// How the local worker isolates the apps' function processes (see `stratus worker`).
+    #[arg(long, env = "STRATUS_ISOLATION", value_enum, default_value_t = crate::worker::IsolationMode::Off)]
+    pub isolation: crate::worker::IsolationMode,
     #[command(flatten)]
     pub role: RoleFlags,
     #[command(flatten)]
@@ -142,6 +145,7 @@ pub async fn run(args: UpArgs) -> Result<(), ExitError> {
         memory_mib: None,
         max_apps: 64,
         heartbeat_seconds: 1,
+        isolation: args.isolation,
         // Nowhere else to go.
         drain_seconds: 0,
         host_address: "127.0.0.1".into(),

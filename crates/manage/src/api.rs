@@ -295,6 +295,8 @@ fn worker_json(w: &WorkerRecord, now_ms: i64) -> Value {
         "draining": w.draining,
         // As its last heartbeat reported it.
         "load": serde_json::from_str::<Value>(&w.status).map(|s| s["load"].clone()).unwrap_or(Value::Null),
+        // How it isolates its apps' function processes, layer by layer.
+        "isolation": serde_json::from_str::<Value>(&w.status).map(|s| s["isolation"].clone()).unwrap_or(Value::Null),
     })
 }
 

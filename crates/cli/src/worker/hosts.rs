@@ -77,6 +77,11 @@ pub struct Hosts {
     running: BTreeMap<Slot, Running>,
     /// Running hosts seen serving (a host that starts serving is reported at once).
     seen_ready: std::collections::BTreeSet<Slot>,
+    /// How function processes are isolated, and which layers this machine allows.
+    isolation: (
+        crate::worker::IsolationMode,
+        Option<stratus_sandbox::isolation::Layers>,
+    ),
 }
 
 /// Unpacks a zip into `dir` (a fresh directory), refusing entries that would land outside it.
@@ -268,6 +273,7 @@ impl Hosts {
             restarts: BTreeMap::new(),
             failures: BTreeMap::new(),
             seen_ready: std::collections::BTreeSet::new(),
+            isolation: (crate::worker::IsolationMode::Off, None),
             wanted: Vec::new(),
             retiring: Vec::new(),
             handover,
@@ -521,6 +527,11 @@ impl Hosts {
             k.to_str()
                 .is_some_and(|k| k.starts_with("languageWorkers__") || k == "STRATUS_WORKERS_DIR")
         }));
+        env.extend(
+            self.isolation_env(a, &dir)
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into())),
+        );
         env.push(("STRATUS_DATA_DIR".into(), self.host_dir(a).into()));
         env.push((crate::managed::ENV_TRIGGER_GATE.into(), self.gate(a).into()));
         env.push(("STRATUS_QUEUE_LISTEN".into(), "off".into()));
@@ -649,7 +660,56 @@ impl Hosts {
                 h["error"] = serde_json::Value::String(why.clone());
             }
         }
-        serde_json::json!({ "hosts": hosts, "load": machine_load() })
+        serde_json::json!({
+            "hosts": hosts,
+            "load": machine_load(),
+            "isolation": crate::worker::isolation_json(self.isolation.0, self.isolation.1.as_ref()),
+        })
+    }
+
+    /// Isolates the function processes of the hosts started from now on.
+    pub fn isolate(
+        &mut self,
+        mode: crate::worker::IsolationMode,
+        layers: Option<stratus_sandbox::isolation::Layers>,
+    ) {
+        self.isolation = (mode, layers);
+    }
+
+    /// The environment that has a host isolate its app's function processes (nothing when
+    /// this worker cannot make namespaces): the app's version directory read-only, the rest
+    /// of the worker's data directory hidden, the app's own user, and the limits of its
+    /// settings (`STRATUS_MEMORY_LIMIT_MB`, 1536 by default; `STRATUS_CPU_LIMIT_MILLICORES`,
+    /// none; `STRATUS_PROCESS_LIMIT`, 512).
+    fn isolation_env(&self, a: &Assignment, dir: &std::path::Path) -> Vec<(String, String)> {
+        let Some(layers) = &self.isolation.1 else {
+            return Vec::new();
+        };
+        if layers.namespaces.is_err() {
+            return Vec::new();
+        }
+        let setting = |name: &str| {
+            a.settings
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+        };
+        let isolation = stratus_sandbox::isolation::Isolation {
+            app: a.app.clone(),
+            root: Some(dir.to_path_buf()),
+            hide: vec![self.data_dir.clone()],
+            uid: layers
+                .app_users
+                .is_ok()
+                .then(|| stratus_sandbox::isolation::app_uid(&a.app)),
+            limits: stratus_sandbox::cgroup::Limits {
+                memory_bytes: Some(setting("STRATUS_MEMORY_LIMIT_MB").unwrap_or(1536) << 20),
+                cpu_millis: setting("STRATUS_CPU_LIMIT_MILLICORES"),
+                pids: Some(setting("STRATUS_PROCESS_LIMIT").unwrap_or(512)),
+            },
+            tmp_mb: 256,
+        };
+        isolation.to_env()
     }
 
     /// Where hosts are reached from here (a wildcard listener on loopback).

@@ -55,8 +55,80 @@ pub struct WorkerArgs {
     /// Seconds between heartbeats.
     #[arg(long, default_value_t = 2)]
     pub heartbeat_seconds: u64,
+    /// How the apps' function processes are isolated from each other and from the worker:
+    /// `off`; `best-effort` (namespaces, a read-only app directory, a private /tmp, the
+    /// app's own user and cgroup limits, each as far as this machine allows, saying which
+    /// are off); `required` (refuses to start without all of them).
+    #[arg(long, env = "STRATUS_ISOLATION", value_enum, default_value_t = IsolationMode::Off)]
+    pub isolation: IsolationMode,
     #[command(flatten)]
     pub config: ConfigFlags,
+}
+
+/// How a worker isolates its apps' function processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IsolationMode {
+    Off,
+    BestEffort,
+    Required,
+}
+
+/// The layers this worker applies (none when isolation is off), after saying which are off;
+/// refuses to go on when all are required and some are missing.
+fn isolation_layers(
+    mode: IsolationMode,
+) -> Result<Option<stratus_sandbox::isolation::Layers>, ExitError> {
+    if mode == IsolationMode::Off {
+        tracing::warn!(
+            "function processes are not isolated (--isolation off): apps on this worker can see each other's files and processes"
+        );
+        return Ok(None);
+    }
+    let layers = stratus_sandbox::isolation::probe();
+    let missing = layers.missing();
+    if missing.is_empty() {
+        tracing::info!(
+            "function processes are isolated: namespaces, the app's own user, cgroup v{} limits",
+            layers.cgroups.as_ref().copied().unwrap_or(0)
+        );
+    }
+    for m in &missing {
+        tracing::warn!("isolation: {m}");
+    }
+    if mode == IsolationMode::Required && !missing.is_empty() {
+        return Err(ExitError::Config(anyhow::anyhow!(
+            "isolation is required (--isolation required) but this machine does not allow all of it: {}",
+            missing.join("; ")
+        )));
+    }
+    Ok(Some(layers))
+}
+
+/// The isolation as the worker reports it in its heartbeats.
+pub(crate) fn isolation_json(
+    mode: IsolationMode,
+    layers: Option<&stratus_sandbox::isolation::Layers>,
+) -> serde_json::Value {
+    let layer = |r: Result<String, &String>| match r {
+        Ok(on) => serde_json::Value::String(on),
+        Err(why) => serde_json::Value::String(format!("off: {why}")),
+    };
+    let mode = match mode {
+        IsolationMode::Off => "off",
+        IsolationMode::BestEffort => "best-effort",
+        IsolationMode::Required => "required",
+    };
+    match layers {
+        None => {
+            serde_json::json!({"mode": mode, "namespaces": "off", "appUsers": "off", "limits": "off"})
+        }
+        Some(l) => serde_json::json!({
+            "mode": mode,
+            "namespaces": layer(l.namespaces.as_ref().map(|()| "on".to_string())),
+            "appUsers": layer(l.app_users.as_ref().map(|()| "on".to_string())),
+            "limits": layer(l.cgroups.as_ref().map(|v| format!("cgroup v{v}"))),
+        }),
+    }
 }
 
 /// Lower-case hex SHA-256.
@@ -278,12 +350,14 @@ pub async fn run(args: WorkerArgs) -> Result<(), ExitError> {
     }
     // An old version keeps serving until a heartbeat has reported its replacement and the
     // front doors have read it.
+    let layers = isolation_layers(args.isolation)?;
     let mut hosts = Hosts::new(
         config.data_dir.clone(),
         args.host_address.clone(),
         advertise,
         every + Duration::from_secs(2),
     );
+    hosts.isolate(args.isolation, layers);
     let shutdown = crate::start::shutdown_signal();
     tokio::pin!(shutdown);
     let result = async {

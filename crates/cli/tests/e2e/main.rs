@@ -3,6 +3,7 @@
 mod auth;
 mod behaviour;
 mod cluster;
+mod isolation;
 mod language_workers;
 mod manage;
 mod monitor;

@@ -558,6 +558,17 @@ impl WorkerProc {
 }
 
 pub(crate) fn spawn_worker(m: &Manage, token: &str, name: &str, extra: &[&str]) -> WorkerProc {
+    spawn_worker_env(m, token, name, extra, &[])
+}
+
+/// `spawn_worker` with `env` set as well.
+pub(crate) fn spawn_worker_env(
+    m: &Manage,
+    token: &str,
+    name: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> WorkerProc {
     let data = tempfile::tempdir().unwrap();
     let out = std::fs::File::create(data.path().join("worker.log")).unwrap();
     let child = stratus_command()
@@ -576,6 +587,7 @@ pub(crate) fn spawn_worker(m: &Manage, token: &str, name: &str, extra: &[&str]) 
         .args(extra)
         .env("STRATUS_JOIN_TOKEN", token)
         .env("STRATUS_DATA_DIR", data.path())
+        .envs(env.iter().copied())
         .stdout(out.try_clone().unwrap())
         .stderr(out)
         .spawn()

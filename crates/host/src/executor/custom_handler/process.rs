@@ -191,7 +191,10 @@ pub async fn supervise(
             tokio::select! {
               status = process.wait() => {
                   let reason = match status {
-                      Ok(s) => format!("the custom handler exited ({s})"),
+                      Ok(s) => match process.killed_for_memory() {
+                          Some(why) => format!("the custom handler exited ({s}): {why}"),
+                          None => format!("the custom handler exited ({s})"),
+                      },
                       Err(e) => e.to_string(),
                   };
                   tracing::error!(pid = process.pid(), "{reason}; restarting it");

@@ -613,7 +613,10 @@ pub async fn supervise(
                 state.send_replace(State::Ready(live.clone()));
                 let outcome = tokio::select! {
                     status = process.wait() => Ok(match status {
-                        Ok(s) => format!("the language worker exited ({s})"),
+                        Ok(s) => match process.killed_for_memory() {
+                            Some(why) => format!("the language worker exited ({s}): {why}"),
+                            None => format!("the language worker exited ({s})"),
+                        },
                         Err(e) => e.to_string(),
                     }),
                     () = pump(&mut stream, &live, &language) => {

@@ -1,0 +1,197 @@
+//! A hostile app on an isolating worker (`--isolation required`), beside a well-behaved one:
+//! it cannot read the other app's files, `/etc/shadow` or the worker's data, see other
+//! processes, write its own code or see the worker's secrets; its fork bomb meets its process
+//! limit, its allocation its memory limit (the reason in the logs), its sleep the function
+//! timeout, and the child it tried to leave behind dies with it. The other app serves
+//! throughout, without an error. Needs root; says so and passes otherwise, except on CI.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::manage::{manage_with, spawn_worker_env};
+use crate::support::{eventually, request, test_app};
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Processes on the machine whose command line holds `marker`.
+fn alive_with(marker: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(marker)
+                })
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+#[test]
+fn a_hostile_app_is_contained_while_its_neighbour_keeps_serving() {
+    if !is_root() {
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+        eprintln!("skipped: isolation needs root");
+        return;
+    }
+    let m = manage_with(&[]);
+    m.apps(&["create", "good"]).unwrap();
+    let sample = crate::support::sample("python-handler");
+    m.apps(&["deploy", "good", sample.to_str().unwrap()])
+        .unwrap();
+    m.apps(&["create", "bad"]).unwrap();
+    m.apps(&["set", "bad", "STRATUS_MEMORY_LIMIT_MB", "128"])
+        .unwrap();
+    m.apps(&["set", "bad", "STRATUS_PROCESS_LIMIT", "48"])
+        .unwrap();
+    m.apps(&["set", "bad", "SECRET_OF_BAD", "its own"]).unwrap();
+    m.apps(&["deploy", "bad", test_app("hostile").to_str().unwrap()])
+        .unwrap();
+    let token = m.join_token();
+    // Runtimes every user can run (the app's user is not root).
+    let w = spawn_worker_env(
+        &m,
+        &token,
+        "w1",
+        &["--isolation", "required"],
+        &[("PATH", "/usr/local/bin:/usr/bin:/bin")],
+    );
+    m.wait_serving("good");
+    let bad = |f: &str, query: &str| {
+        request(
+            m.front,
+            "GET",
+            &format!("/apps/bad/api/{f}?{query}"),
+            &[],
+            b"",
+        )
+        .unwrap()
+    };
+    let json = |f: &str, query: &str| -> Value {
+        let r = bad(f, query);
+        serde_json::from_slice(&r.body).unwrap_or_else(|e| {
+            panic!(
+                "{f}: {} {e}: {}\n{}\n{}",
+                r.status,
+                r.text(),
+                w.log(),
+                m.log()
+            )
+        })
+    };
+    eventually(Duration::from_secs(30), || {
+        let r = bad("whoami", "");
+        (r.status == 200).then_some(())
+    });
+    let who = json("whoami", "");
+
+    // The neighbour is called all along; every answer must be right, and quick.
+    let stop = Arc::new(AtomicBool::new(false));
+    let front = m.front;
+    let watcher = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut slowest = Duration::ZERO;
+            let mut calls = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let at = Instant::now();
+                let r = request(front, "GET", "/apps/good/api/hello?name=n", &[], b"").unwrap();
+                assert_eq!((r.status, r.text()), (200, "Hello, n!".to_string()));
+                slowest = slowest.max(at.elapsed());
+                calls += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (calls, slowest)
+        })
+    };
+
+    // Its own user, its code read-only, only its own settings.
+    assert!(who["uid"].as_u64().unwrap() >= 200_000, "{who}");
+    assert_eq!(who["codeWritable"], false, "{who}");
+    let env = who["env"].to_string();
+    assert!(env.contains("SECRET_OF_BAD"), "{env}");
+    assert!(!env.contains("STRATUS_") && !env.contains("JOIN"), "{env}");
+
+    // Other files: the neighbour's code, the worker's data and log, /etc/shadow.
+    let good_code = walk(&w.data.path().join("apps/good"))
+        .into_iter()
+        .find(|p| p.ends_with("handler.py"))
+        .expect("the neighbour is unpacked on the worker");
+    for path in [
+        good_code.clone(),
+        w.data.path().join("worker.log"),
+        "/etc/shadow".into(),
+    ] {
+        let r = json("peek", &format!("path={}", path.display()));
+        assert!(r["refused"].is_string(), "{} was read: {r}", path.display());
+    }
+    // Other processes.
+    let procs = json("procs", "");
+    assert!(procs["processes"].as_u64().unwrap() <= 4, "{procs}");
+
+    // A child meant to outlive the handler; then the handler sleeps past the timeout and is
+    // replaced: the child goes with it.
+    let r = json("escape", "");
+    assert!(r["child"].is_u64(), "{r}");
+    assert_eq!(alive_with("sleep 617"), 1);
+    assert_eq!(bad("sleep", "").status, 500);
+    eventually(Duration::from_secs(10), || {
+        (alive_with("sleep 617") == 0).then_some(())
+    });
+
+    // A fork bomb meets the process limit.
+    let r = json("bomb", "");
+    assert!(r["stopped"].is_string(), "{r}");
+    assert!(r["children"].as_u64().unwrap() < 48, "{r}");
+
+    // Memory: the handler is killed at its limit, and the logs say why; it comes back.
+    let r = bad("hog", "");
+    assert_ne!(r.status, 200, "{}", r.text());
+    eventually(Duration::from_secs(20), || {
+        w.log().contains("memory limit of 128 MiB").then_some(())
+    });
+    eventually(Duration::from_secs(30), || {
+        (bad("whoami", "").status == 200).then_some(())
+    });
+
+    stop.store(true, Ordering::Relaxed);
+    let (calls, slowest) = watcher
+        .join()
+        .expect("the neighbour answered every call right");
+    assert!(calls > 20, "{calls} calls");
+    assert!(
+        slowest < Duration::from_secs(2),
+        "the neighbour took {slowest:?}"
+    );
+    // The worker says what it isolates.
+    let workers = m.admin_get("/api/workers");
+    assert!(workers.contains("w1"), "{workers}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
