@@ -183,5 +183,11 @@ export interface Worker {
   heartbeatAgeMs: number;
   draining: boolean;
   load: { loadAverage1m?: number | null; memoryAvailableMib?: number | null } | null;
-  apps: { app: string; version: number | null; ready: boolean }[];
+  apps: {
+    app: string;
+    version: number | null;
+    ready: boolean;
+    /** What the app's processes use on this worker (isolating workers only). */
+    usage?: { memoryBytes: number | null; memoryLimitBytes: number | null; cpuSeconds: number | null; oomKills: number } | null;
+  }[];
 }

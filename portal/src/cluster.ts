@@ -47,7 +47,16 @@ export async function clusterView(show: (...nodes: Node[]) => void): Promise<voi
         void act(() => call("DELETE", `/api/workers/${encodeURIComponent(w.id)}`));
       }
     });
-    const apps = [...new Set(w.apps.map((a) => `${a.app} v${a.version ?? "?"}${a.ready ? "" : " (starting)"}`))];
+    const mib = (b: number | null | undefined) => (b == null ? "?" : `${Math.round(b / 1048576)}`);
+    const apps = [
+      ...new Set(
+        w.apps.map((a) => {
+          const u = a.usage;
+          const used = u ? ` ${mib(u.memoryBytes)}/${mib(u.memoryLimitBytes)} MiB${u.oomKills ? `, ${u.oomKills} killed for memory` : ""}` : "";
+          return `${a.app} v${a.version ?? "?"}${a.ready ? "" : " (starting)"}${used}`;
+        }),
+      ),
+    ];
     const load = w.load?.loadAverage1m;
     const free = w.load?.memoryAvailableMib;
     return el(

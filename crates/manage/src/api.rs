@@ -666,11 +666,23 @@ impl Api {
                     .iter()
                     .map(|w| {
                         let mut v = worker_json(w, req.now_ms);
+                        // What each app's processes use there, as its heartbeat said.
+                        let status: Value = serde_json::from_str(&w.status).unwrap_or(Value::Null);
+                        let usage = |app: &str, version: Option<i64>| {
+                            status["hosts"]
+                                .as_array()
+                                .and_then(|hosts| {
+                                    hosts.iter().find(|h| {
+                                        h["app"] == app && h["version"].as_i64() == version
+                                    })
+                                })
+                                .map_or(Value::Null, |h| h["usage"].clone())
+                        };
                         v["apps"] = replicas
                             .iter()
                             .filter(|r| r.worker_id == w.id)
                             .map(|r| {
-                                json!({"app": r.app, "version": r.version, "url": r.url, "ready": r.ready})
+                                json!({"app": r.app, "version": r.version, "url": r.url, "ready": r.ready, "usage": usage(&r.app, r.version)})
                             })
                             .collect();
                         v

@@ -158,6 +158,38 @@ impl Group {
         Ok(Group { dirs, v2: false })
     }
 
+    /// The group of `app` if a process of this machine's workers made it (for reading what
+    /// it uses).
+    pub fn existing(app: &str) -> Option<Group> {
+        let name = name_of(app);
+        match version()? {
+            2 => {
+                let own = own_path("")?;
+                let dir = Path::new(ROOT)
+                    .join(own.trim_start_matches('/'))
+                    .join(&name);
+                dir.is_dir().then(|| Group {
+                    dirs: vec![("", dir)],
+                    v2: true,
+                })
+            }
+            _ => {
+                let dirs: Vec<(&'static str, PathBuf)> = V1_CONTROLLERS
+                    .iter()
+                    .filter_map(|c| {
+                        let own = own_path(c).unwrap_or_else(|| "/".into());
+                        let dir = Path::new(ROOT)
+                            .join(c)
+                            .join(own.trim_start_matches('/'))
+                            .join(&name);
+                        dir.is_dir().then_some((*c, dir))
+                    })
+                    .collect();
+                (!dirs.is_empty()).then_some(Group { dirs, v2: false })
+            }
+        }
+    }
+
     /// Removes the group's directories (they must hold no process).
     pub fn remove(&self) {
         for (_, d) in &self.dirs {

@@ -626,6 +626,17 @@ impl Hosts {
                 "ready": state == Probe::Ready,
                 "retiring": retiring,
             });
+            // What the app's function processes use, when they run in a group of their own.
+            if self.isolation.1.is_some()
+                && let Some(g) = stratus_sandbox::cgroup::Group::existing(app)
+            {
+                host["usage"] = serde_json::json!({
+                    "memoryBytes": g.memory_used(),
+                    "memoryLimitBytes": g.memory_limit(),
+                    "cpuSeconds": g.cpu_used_us().map(|us| us as f64 / 1e6),
+                    "oomKills": g.oom_kills(),
+                });
+            }
             let mut since = r.down_since.lock();
             if state == Probe::Down {
                 let at = *since.get_or_insert_with(std::time::Instant::now);

@@ -178,9 +178,19 @@ fn a_hostile_app_is_contained_while_its_neighbour_keeps_serving() {
         slowest < Duration::from_secs(2),
         "the neighbour took {slowest:?}"
     );
-    // The worker says what it isolates.
-    let workers = m.admin_get("/api/workers");
-    assert!(workers.contains("w1"), "{workers}");
+    // The worker says what it isolates, and what each app uses.
+    let workers: Value = serde_json::from_str(&m.admin_get("/api/workers")).unwrap();
+    let w1 = &workers[0];
+    assert_eq!(w1["isolation"]["mode"], "required", "{w1}");
+    assert_eq!(w1["isolation"]["namespaces"], "on", "{w1}");
+    let usage = eventually(Duration::from_secs(10), || {
+        let workers: Value = serde_json::from_str(&m.admin_get("/api/workers")).ok()?;
+        let apps = workers[0]["apps"].as_array()?.clone();
+        let bad = apps.iter().find(|a| a["app"] == "bad")?["usage"].clone();
+        (bad["oomKills"].as_u64()? >= 1).then_some(bad)
+    });
+    assert_eq!(usage["memoryLimitBytes"], 128 << 20, "{usage}");
+    assert!(usage["memoryBytes"].as_u64().is_some(), "{usage}");
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
