@@ -17,6 +17,7 @@
 mod frontdoor;
 mod publish;
 mod queues;
+mod sandbox;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,7 +49,7 @@ fn args() -> Args {
             "--only" => a.only = it.next(),
             "-h" | "--help" => {
                 println!(
-                    "stratus-bench [--duration SECONDS] [--rounds N] [--only throughput|latency|cold|timers|queues|frontdoor|publish]"
+                    "stratus-bench [--duration SECONDS] [--rounds N] [--only throughput|latency|cold|timers|queues|frontdoor|publish|sandbox]"
                 );
                 std::process::exit(0);
             }
@@ -343,6 +344,11 @@ const RATIOS: &[(&str, &str, Option<f64>)] = &[
         "worker's host direct",
         None,
     ),
+    (
+        "native via stratus, isolated",
+        "native via stratus, not isolated",
+        None,
+    ),
 ];
 
 fn run_profile(
@@ -539,13 +545,22 @@ fn main() {
     }
     if a.only.as_deref() == Some("publish") {
         results.insert("publish".into(), publish::run(&a, &data));
+        results.insert("sandbox".into(), sandbox::run(&a, &data));
+    }
+    if a.only.as_deref() == Some("sandbox") {
+        results.insert("sandbox".into(), sandbox::run(&a, &data));
     }
     if a.only.as_deref() == Some("queues") {
         results.insert("queues".into(), queues::run(a.duration, a.rounds, &data));
     }
 
     if a.only.as_deref().is_none_or(|o| {
-        o != "cold" && o != "timers" && o != "queues" && o != "frontdoor" && o != "publish"
+        o != "cold"
+            && o != "timers"
+            && o != "queues"
+            && o != "frontdoor"
+            && o != "publish"
+            && o != "sandbox"
     }) {
         let ports: Vec<u16> = (0..12).map(|_| free_port()).collect();
         let python = worker_python();

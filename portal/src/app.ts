@@ -62,7 +62,15 @@ function secret(label: string, value: string): HTMLElement {
     toggle.textContent = hidden ? "Hide" : "Reveal";
     toggle.setAttribute("aria-label", `${hidden ? "Hide" : "Reveal"} ${label}`);
   });
-  return el("span", { class: "secret-row" }, shown, " ", toggle);
+  const copy = el("button", { type: "button", class: "link", "aria-label": `Copy ${label}` }, "Copy");
+  copy.addEventListener("click", () => {
+    void navigator.clipboard.writeText(value).then(
+      () => (copy.textContent = "Copied"),
+      () => (copy.textContent = "Copy failed"),
+    );
+    setTimeout(() => (copy.textContent = "Copy"), 2000);
+  });
+  return el("span", { class: "secret-row" }, shown, " ", toggle, " ", copy);
 }
 
 function table(label: string, head: string[], rows: HTMLElement[]): HTMLElement {
@@ -201,12 +209,17 @@ function keysSection(name: string, keys: Keys, reload: () => void): HTMLElement 
   for (const [f, list] of Object.entries(keys.functions)) {
     for (const k of list) row(`function ${f}`, `function ${f}`, k.name, k.value, `functions/${enc(f)}/${enc(k.name)}`, true);
   }
-  const add = el("form", { class: "inline", "aria-label": "New host key" });
+  // A new key: a host key (any function), a system key, or one function's key.
+  const add = el("form", { class: "inline", "aria-label": "New key" });
+  const scope = el("select", { name: "scope", "aria-label": "New key scope" });
+  scope.append(el("option", { value: "host" }, "host"), el("option", { value: "system" }, "system"));
+  for (const f of Object.keys(keys.functions)) scope.append(el("option", { value: `functions/${enc(f)}` }, `function ${f}`));
   const input = el("input", { name: "key", "aria-label": "New host key name", placeholder: "key name", required: "" });
-  add.append(input, el("button", { type: "submit" }, "New host key"));
+  add.append(scope, input, el("button", { type: "submit" }, "New key"));
+  scope.addEventListener("change", () => input.setAttribute("aria-label", `New ${scope.selectedOptions[0]?.textContent ?? ""} key name`));
   add.addEventListener("submit", (ev) => {
     ev.preventDefault();
-    void act(() => call("PUT", `${base}/host/${enc(input.value)}`, { value: null }));
+    void act(() => call("PUT", `${base}/${scope.value}/${enc(input.value)}`, { value: null }));
   });
   return el(
     "section",

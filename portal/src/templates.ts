@@ -1,6 +1,25 @@
 // New functions from templates: given the app's files, the files to add or change for a
 // function of one language model and trigger (pure: nothing is read or sent here).
 
+/** The body of the Python HTTP templates (v1 and v2 alike), as the Azure templates write it. */
+const PYTHON_HTTP_BODY = `    logging.info("Python HTTP trigger function processed a request.")
+
+    name = req.params.get("name")
+    if not name:
+        try:
+            name = req.get_json().get("name")
+        except (ValueError, AttributeError):
+            name = None
+
+    if name:
+        return func.HttpResponse(f"Hello, {name}. This HTTP triggered function executed successfully.")
+    return func.HttpResponse(
+        "This HTTP triggered function executed successfully. "
+        "Pass a name in the query string or in the request body for a personalized response.",
+        status_code=200,
+    )
+`;
+
 export type Model = "python-v1" | "python-v2" | "javascript-v4" | "custom";
 export type AuthLevel = "anonymous" | "function" | "admin";
 export type Trigger =
@@ -273,23 +292,7 @@ import logging
 
 
 def main(req: func.HttpRequest) -> func.HttpResponse:
-    logging.info("Python HTTP trigger function processed a request.")
-
-    name = req.params.get("name")
-    if not name:
-        try:
-            name = req.get_json().get("name")
-        except (ValueError, AttributeError):
-            name = None
-
-    if name:
-        return func.HttpResponse(f"Hello, {name}. This HTTP triggered function executed successfully.")
-    return func.HttpResponse(
-        "This HTTP triggered function executed successfully. "
-        "Pass a name in the query string or in the request body for a personalized response.",
-        status_code=200,
-    )
-`;
+${PYTHON_HTTP_BODY}`;
     case "timer":
       return `import azure.functions as func
 import datetime
@@ -331,23 +334,7 @@ function pythonV2(name: string, trigger: Trigger): string {
     case "http":
       return `${named}@app.route(route=${pythonString(name)}, auth_level=func.AuthLevel.${trigger.authLevel.toUpperCase()})
 def ${ident}(req: func.HttpRequest) -> func.HttpResponse:
-    logging.info("Python HTTP trigger function processed a request.")
-
-    name = req.params.get("name")
-    if not name:
-        try:
-            name = req.get_json().get("name")
-        except (ValueError, AttributeError):
-            name = None
-
-    if name:
-        return func.HttpResponse(f"Hello, {name}. This HTTP triggered function executed successfully.")
-    return func.HttpResponse(
-        "This HTTP triggered function executed successfully. "
-        "Pass a name in the query string or in the request body for a personalized response.",
-        status_code=200,
-    )
-`;
+${PYTHON_HTTP_BODY}`;
     case "timer":
       return `${named}@app.timer_trigger(schedule=${pythonString(trigger.schedule)}, arg_name="mytimer", run_on_startup=False)
 def ${ident}(mytimer: func.TimerRequest) -> None:

@@ -6,7 +6,7 @@
 // Env: PORTAL_URL (http://127.0.0.1:PORT), FRONT_URL (the front door), BOOTSTRAP_TOKEN (empty
 // when the user exists already), PORTAL_USER and PORTAL_PASSWORD, SCREENSHOTS (a directory),
 // CHROMIUM (the browser's path).
-import { chromium } from "playwright-core";
+import { launch, watchedPage } from "./browser.mjs";
 
 const { PORTAL_URL, FRONT_URL, BOOTSTRAP_TOKEN, SCREENSHOTS, CHROMIUM } = process.env;
 const user = process.env.PORTAL_USER || "ada";
@@ -32,28 +32,10 @@ async function editorText(page) {
   return lines.join("\n");
 }
 
-const browser = await chromium.launch({
-  executablePath: CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launch(CHROMIUM);
 const failures = [];
 try {
-  const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
-  page.on("pageerror", (e) => failures.push(`page error: ${e.message}`));
-  page.on("dialog", (d) => void d.accept());
-  page.on("console", (m) => {
-    if (m.type() !== "error") return;
-    failures.push(`console error: ${m.text()} (${m.location().url})`);
-  });
+  const page = await watchedPage(browser, failures);
 
   // Signed in: the first user from the bootstrap token, or the user given.
   if (BOOTSTRAP_TOKEN) {

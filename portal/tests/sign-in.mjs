@@ -3,31 +3,16 @@
 // open an app: its deployments and log, its settings masked until revealed.
 // Env: PORTAL_URL (http://127.0.0.1:PORT), BOOTSTRAP_TOKEN, APP (an app that exists),
 // SCREENSHOTS (a directory), CHROMIUM (the browser's path).
-import { chromium } from "playwright-core";
+import { launch, watchedPage } from "./browser.mjs";
 
 const { PORTAL_URL, BOOTSTRAP_TOKEN, APP, SCREENSHOTS, CHROMIUM } = process.env;
 const user = "ada";
 const password = "a long enough password";
 
-const browser = await chromium.launch({
-  executablePath: CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launch(CHROMIUM);
 const failures = [];
 try {
-  const page = await browser.newPage({ viewport: { width: 1366, height: 768 } });
-  page.on("pageerror", (e) => failures.push(`page error: ${e.message}`));
-  page.on("dialog", (d) => void d.accept());
-  page.on("console", (m) => m.type() === "error" && failures.push(`console error: ${m.text()}`));
+  const page = await watchedPage(browser, failures);
 
   await page.goto(`${PORTAL_URL}/portal/#/bootstrap?token=${encodeURIComponent(BOOTSTRAP_TOKEN)}`);
   await page.getByLabel("User").fill(user);
@@ -101,7 +86,7 @@ try {
     if (!renewed) throw new Error("the host key was not renewed");
     console.log(`NEW_KEY=${renewed}`);
     await page.getByLabel("New host key name").fill("ci");
-    await page.getByRole("button", { name: "New host key", exact: true }).click();
+    await page.getByRole("button", { name: "New key", exact: true }).click();
     await page.getByRole("button", { name: "Reveal host key ci" }).waitFor();
     await page.screenshot({ path: `${SCREENSHOTS}/keys.png`, fullPage: true });
   }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::manage::{manage_with, spawn_worker_env};
+use crate::manage::{manage_with, spawn_worker_env, walk};
 use crate::support::{eventually, request, test_app};
 
 fn is_root() -> bool {
@@ -191,17 +191,4 @@ fn a_hostile_app_is_contained_while_its_neighbour_keeps_serving() {
     });
     assert_eq!(usage["memoryLimitBytes"], 128 << 20, "{usage}");
     assert!(usage["memoryBytes"].as_u64().is_some(), "{usage}");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
