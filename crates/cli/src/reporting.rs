@@ -58,6 +58,9 @@ enum Item {
 struct Channel {
     tx: mpsc::Sender<Item>,
     rx: Mutex<Option<mpsc::Receiver<Item>>>,
+    /// Asks the sender for a last batch, answered once it went (or could not).
+    finish: mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
+    finish_rx: Mutex<Option<mpsc::Receiver<tokio::sync::oneshot::Sender<()>>>>,
     /// Items the full channel refused.
     dropped: AtomicU64,
 }
@@ -98,9 +101,12 @@ impl Observer for Watch {
 pub fn layer() -> Option<Capture> {
     std::env::var_os(crate::managed::ENV_URL)?;
     let (tx, rx) = mpsc::channel(QUEUE);
+    let (finish, finish_rx) = mpsc::channel(1);
     let channel = Channel {
         tx,
         rx: Mutex::new(Some(rx)),
+        finish,
+        finish_rx: Mutex::new(Some(finish_rx)),
         dropped: AtomicU64::new(0),
     };
     if CHANNEL.set(channel).is_err() {
@@ -347,6 +353,18 @@ impl Batch {
     }
 }
 
+/// Sends what is left, once, when the host stops (waiting at most `within`); nothing when
+/// this process reports nothing.
+pub async fn finish(within: Duration) {
+    let Some(c) = CHANNEL.get() else {
+        return;
+    };
+    let (done, wait) = tokio::sync::oneshot::channel();
+    if c.finish.try_send(done).is_ok() {
+        let _ = tokio::time::timeout(within, wait).await;
+    }
+}
+
 /// This host process's id in what it reports (its statistics rows are its own).
 fn host_id() -> &'static str {
     static ID: OnceLock<String> = OnceLock::new();
@@ -361,6 +379,9 @@ pub fn spawn(link: Arc<Link>) {
         return;
     };
     let Some(mut rx) = channel.rx.lock().take() else {
+        return;
+    };
+    let Some(mut finish) = channel.finish_rx.lock().take() else {
         return;
     };
     tokio::spawn(async move {
@@ -380,6 +401,24 @@ pub fn spawn(link: Arc<Link>) {
                     Some(item) => batch.add(item, &mut budget),
                     None => break,
                 },
+                done = finish.recv() => {
+                    // The host is stopping: what is queued, then one last batch.
+                    while let Ok(item) = rx.try_recv() {
+                        batch.add(item, &mut budget);
+                    }
+                    if let Some(s) = sending.take() {
+                        let _ = s.await;
+                    }
+                    let dropped = channel.dropped.swap(0, Ordering::Relaxed);
+                    if !batch.is_empty() || dropped > 0 {
+                        let body = batch.body(dropped);
+                        let _ = tokio::time::timeout(SEND_WITHIN, link.report(&body)).await;
+                    }
+                    if let Some(done) = done {
+                        let _ = done.send(());
+                    }
+                    break;
+                }
                 _ = tick.tick() => {
                     if sending.as_ref().is_some_and(|s| !s.is_finished()) {
                         continue;

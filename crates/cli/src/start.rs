@@ -417,6 +417,8 @@ pub async fn run(args: StartArgs, telemetry: &Telemetry) -> Result<(), ExitError
         let _ = t.await;
     }
     executor.shutdown().await;
+    // What the last half second saw still reaches the management role.
+    crate::reporting::finish(Duration::from_secs(2)).await;
     let _ = stop_keys.send(());
     let _ = watcher.await;
     signals.abort();

@@ -291,8 +291,14 @@ async fn answer_whole(
     let result = if !public && !admin {
         Err(ApiError::Unauthorized)
     } else {
-        match Limited::new(body, api::PACKAGE_LIMIT).collect().await {
-            Err(_) => Err(ApiError::TooLarge(api::PACKAGE_LIMIT)),
+        // A host's report is small; packages are not.
+        let limit = if parts.uri.path().ends_with("/telemetry") {
+            monitor::REPORT_LIMIT
+        } else {
+            api::PACKAGE_LIMIT
+        };
+        match Limited::new(body, limit).collect().await {
+            Err(_) => Err(ApiError::TooLarge(limit)),
             Ok(body) => {
                 let body = body.to_bytes();
                 let request = ApiRequest {

@@ -25,7 +25,7 @@ pub const RETENTION: Retention = Retention {
 };
 
 /// Largest report a host may send.
-const REPORT_LIMIT: usize = 4 << 20;
+pub(crate) const REPORT_LIMIT: usize = 4 << 20;
 
 fn query(req: &ApiRequest<'_>, key: &str) -> Option<String> {
     query_value(req.query, key)

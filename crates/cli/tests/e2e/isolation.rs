@@ -162,8 +162,12 @@ fn a_hostile_app_is_contained_while_its_neighbour_keeps_serving() {
     // Memory: the handler is killed at its limit, and the logs say why; it comes back.
     let r = bad("hog", "");
     assert_ne!(r.status, 200, "{}", r.text());
+    // The reason is in the failed invocation's own line as well as the handler's exit.
     eventually(Duration::from_secs(20), || {
-        w.log().contains("memory limit of 128 MiB").then_some(())
+        w.log()
+            .lines()
+            .any(|l| l.contains("Functions.hog' (Failed") && l.contains("memory limit of 128 MiB"))
+            .then_some(())
     });
     eventually(Duration::from_secs(30), || {
         (bad("whoami", "").status == 200).then_some(())

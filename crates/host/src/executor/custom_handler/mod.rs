@@ -225,10 +225,38 @@ impl CustomHandler {
                 .map_err(|e| InvokeError::Failed(format!("the custom handler did not answer: {e}")))
         }
         .await;
-        if sent.is_err() {
-            *slot = None;
+        let generation = up.generation;
+        match sent {
+            Err(InvokeError::Failed(why)) => {
+                *slot = None;
+                drop(slot);
+                // The handler may have died with the request (its memory limit, say): then
+                // the failure says how.
+                Err(InvokeError::Failed(
+                    match self.down_reason(generation).await {
+                        Some(exit) => format!("{why}: {exit}"),
+                        None => why,
+                    },
+                ))
+            }
+            other => other,
         }
-        sent
+    }
+
+    /// Why the handler of `generation` went down, if it is found down within a moment.
+    async fn down_reason(&self, generation: u64) -> Option<String> {
+        let mut rx = self.state.clone();
+        let state = tokio::time::timeout(
+            Duration::from_millis(300),
+            rx.wait_for(|s| !matches!(s, State::Ready { generation: g, .. } if *g == generation)),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        match &*state {
+            State::Down(reason) => Some(reason.clone()),
+            _ => None,
+        }
     }
 
     fn add_host_headers(&self, headers: &mut HeaderMap, invocation_id: Uuid) {
