@@ -18,7 +18,8 @@ pub struct UpArgs {
     /// Deploy nothing.
     #[arg(long)]
     pub no_samples: bool,
-    /// How the local worker isolates the apps' function processes (see `stratus worker`).
+    /// How the local worker isolates the apps' function processes (see `stratus worker`); off
+    /// by default, as on a developer's machine the runtimes may be the user's own.
     #[arg(long, env = "STRATUS_ISOLATION", value_enum, default_value_t = crate::worker::IsolationMode::Off)]
     pub isolation: crate::worker::IsolationMode,
     #[command(flatten)]

@@ -56,10 +56,11 @@ pub struct WorkerArgs {
     #[arg(long, default_value_t = 2)]
     pub heartbeat_seconds: u64,
     /// How the apps' function processes are isolated from each other and from the worker:
-    /// `off`; `best-effort` (namespaces, a read-only app directory, a private /tmp, the
-    /// app's own user and cgroup limits, each as far as this machine allows, saying which
-    /// are off); `required` (refuses to start without all of them).
-    #[arg(long, env = "STRATUS_ISOLATION", value_enum, default_value_t = IsolationMode::Off)]
+    /// `best-effort` (namespaces, a read-only app directory, a private /tmp, the app's own
+    /// user and cgroup limits, each as far as this machine allows, saying which are off);
+    /// `required` (refuses to start without all of them); `off`. The apps' runtimes must be
+    /// where any user can run them.
+    #[arg(long, env = "STRATUS_ISOLATION", value_enum, default_value_t = IsolationMode::BestEffort)]
     pub isolation: IsolationMode,
     #[command(flatten)]
     pub config: ConfigFlags,

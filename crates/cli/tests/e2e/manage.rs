@@ -587,6 +587,9 @@ pub(crate) fn spawn_worker_env(
         .args(extra)
         .env("STRATUS_JOIN_TOKEN", token)
         .env("STRATUS_DATA_DIR", data.path())
+        // The apps run isolated, as their own users: runtimes every user can run (not a
+        // Python under /root).
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .envs(env.iter().copied())
         .stdout(out.try_clone().unwrap())
         .stderr(out)

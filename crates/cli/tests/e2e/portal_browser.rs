@@ -69,9 +69,14 @@ fn the_portal_signs_the_first_user_in_and_lists_the_apps() {
     };
     assert_eq!(products(&old_key), 200);
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("portal-screenshots");
-    // Fresh each run: the files checked below are this run's.
-    let _ = std::fs::remove_dir_all(&shots);
+    // Fresh each run: the files checked below are this run's (the other browser test, which
+    // may run meanwhile, keeps its develop-* files).
     std::fs::create_dir_all(&shots).unwrap();
+    for old in std::fs::read_dir(&shots).unwrap().flatten() {
+        if !old.file_name().to_string_lossy().starts_with("develop-") {
+            let _ = std::fs::remove_file(old.path());
+        }
+    }
     #[allow(
         clippy::disallowed_methods,
         reason = "the test drives the browser through node"
