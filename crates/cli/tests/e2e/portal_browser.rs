@@ -27,6 +27,42 @@ fn chromium() -> Option<String> {
     None
 }
 
+/// Runs `portal/tests/{script}` under node with `env`; its standard output. A failure shows
+/// what the script and the server (`log`) said.
+fn run_script(script: &str, env: &[(&str, &str)], log: impl Fn() -> String) -> String {
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the test drives the browser through node"
+    )]
+    let out = std::process::Command::new("node")
+        .arg(repo().join("portal/tests").join(script))
+        .current_dir(repo().join("portal"))
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        log()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The screenshots' directory, emptied of the files a test makes (`mine`): the other browser
+/// test may run meanwhile and keeps its own.
+fn screenshots(mine: impl Fn(&str) -> bool) -> std::path::PathBuf {
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("portal-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    for old in std::fs::read_dir(&shots).unwrap().flatten() {
+        if mine(&old.file_name().to_string_lossy()) {
+            let _ = std::fs::remove_file(old.path());
+        }
+    }
+    shots
+}
+
 #[test]
 fn the_portal_signs_the_first_user_in_and_lists_the_apps() {
     let Some(browser) = chromium() else {
@@ -68,36 +104,19 @@ fn the_portal_signs_the_first_user_in_and_lists_the_apps() {
         .status
     };
     assert_eq!(products(&old_key), 200);
-    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("portal-screenshots");
-    // Fresh each run: the files checked below are this run's (the other browser test, which
-    // may run meanwhile, keeps its develop-* files).
-    std::fs::create_dir_all(&shots).unwrap();
-    for old in std::fs::read_dir(&shots).unwrap().flatten() {
-        if !old.file_name().to_string_lossy().starts_with("develop-") {
-            let _ = std::fs::remove_file(old.path());
-        }
-    }
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "the test drives the browser through node"
-    )]
-    let out = std::process::Command::new("node")
-        .arg(repo().join("portal/tests/sign-in.mjs"))
-        .current_dir(repo().join("portal"))
-        .env("PORTAL_URL", format!("http://127.0.0.1:{}", m.port))
-        .env("BOOTSTRAP_TOKEN", &token)
-        .env("APP", "shop")
-        .env("SCREENSHOTS", &shots)
-        .env("CHROMIUM", &browser)
-        .env("OLD_KEY", &old_key)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        m.log()
+    let shots = screenshots(|name| !name.starts_with("develop-"));
+    let port = format!("http://127.0.0.1:{}", m.port);
+    let stdout = run_script(
+        "sign-in.mjs",
+        &[
+            ("PORTAL_URL", &port),
+            ("BOOTSTRAP_TOKEN", &token),
+            ("APP", "shop"),
+            ("SCREENSHOTS", shots.to_str().unwrap()),
+            ("CHROMIUM", &browser),
+            ("OLD_KEY", &old_key),
+        ],
+        || m.log(),
     );
     for shot in [
         "bootstrap.png",
@@ -111,7 +130,6 @@ fn the_portal_signs_the_first_user_in_and_lists_the_apps() {
         assert!(shots.join(shot).is_file(), "{shot}");
     }
     // The key renewed in the browser: the old value is refused, the new one opens.
-    let stdout = String::from_utf8_lossy(&out.stdout);
     let new_key = stdout
         .lines()
         .find_map(|l| l.strip_prefix("NEW_KEY="))
@@ -170,33 +188,21 @@ fn the_portal_makes_edits_runs_and_watches_a_function_on_stratus_up() {
             at + log[at..].find(|c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_')?;
         Some(log[at..end].to_string())
     });
-    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("portal-screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    for old in std::fs::read_dir(&shots).unwrap().flatten() {
-        if old.file_name().to_string_lossy().starts_with("develop-") {
-            let _ = std::fs::remove_file(old.path());
-        }
-    }
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "the test drives the browser through node"
-    )]
-    let out = std::process::Command::new("node")
-        .arg(repo().join("portal/tests/develop.mjs"))
-        .current_dir(repo().join("portal"))
-        .env("PORTAL_URL", format!("http://127.0.0.1:{api}"))
-        .env("FRONT_URL", format!("http://127.0.0.1:{front}"))
-        .env("BOOTSTRAP_TOKEN", &token)
-        .env("SCREENSHOTS", &shots)
-        .env("CHROMIUM", &browser)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        up.log()
+    let shots = screenshots(|name| name.starts_with("develop-"));
+    let (portal, front_url) = (
+        format!("http://127.0.0.1:{api}"),
+        format!("http://127.0.0.1:{front}"),
+    );
+    run_script(
+        "develop.mjs",
+        &[
+            ("PORTAL_URL", &portal),
+            ("FRONT_URL", &front_url),
+            ("BOOTSTRAP_TOKEN", &token),
+            ("SCREENSHOTS", shots.to_str().unwrap()),
+            ("CHROMIUM", &browser),
+        ],
+        || up.log(),
     );
     let made: Vec<String> = std::fs::read_dir(&shots)
         .unwrap()
