@@ -40,6 +40,7 @@ fn isolated(app: &Path, data: &Path, port: u16, host_data: &Path) -> std::proces
             pids: Some(512),
         },
         tmp_mb: 256,
+        user_namespace: false,
     };
     c.envs(isolation.to_env());
     c

@@ -28,6 +28,7 @@ pub const ENV_MEMORY_MB: &str = "STRATUS_SANDBOX_MEMORY_MB";
 pub const ENV_CPU_MILLIS: &str = "STRATUS_SANDBOX_CPU_MILLIS";
 pub const ENV_PIDS: &str = "STRATUS_SANDBOX_PIDS";
 pub const ENV_TMP_MB: &str = "STRATUS_SANDBOX_TMP_MB";
+pub const ENV_USERNS: &str = "STRATUS_SANDBOX_USERNS";
 
 /// How an app's processes are isolated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +40,9 @@ pub struct Isolation {
     pub hide: Vec<PathBuf>,
     /// The user (and group) the function processes run as.
     pub uid: Option<u32>,
+    /// Make the namespaces inside a user namespace of their own (for a worker that is not
+    /// root): the processes are its root, mapped to the worker's user, with no capabilities.
+    pub user_namespace: bool,
     pub limits: Limits,
     /// Size of the private `/tmp`.
     pub tmp_mb: u64,
@@ -65,6 +69,7 @@ impl Isolation {
                 pids: num(ENV_PIDS),
             },
             tmp_mb: num(ENV_TMP_MB).unwrap_or(256),
+            user_namespace: var(ENV_USERNS).as_deref() == Some("1"),
         })
     }
 
@@ -85,6 +90,9 @@ impl Isolation {
         }
         if let Some(u) = self.uid {
             env.push((ENV_UID.into(), u.to_string()));
+        }
+        if self.user_namespace {
+            env.push((ENV_USERNS.into(), "1".into()));
         }
         let l = self.limits;
         for (k, v) in [
@@ -145,6 +153,8 @@ pub(crate) struct Prepared {
     hostname: Vec<u8>,
     cwd: CString,
     uid: Option<u32>,
+    /// The user and group maps (`0 <outer id> 1`) of a user namespace, when one is made.
+    id_maps: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 // Literal strings the child uses.
@@ -156,6 +166,9 @@ const DEV_SHM: &[u8] = b"/dev/shm\0";
 const PROC_DIR: &[u8] = b"/proc\0";
 const HIDE_OPTIONS: &[u8] = b"mode=0755,size=1m\0";
 const EMPTY: &[u8] = b"\0";
+const SETGROUPS: &[u8] = b"/proc/self/setgroups\0";
+const UID_MAP: &[u8] = b"/proc/self/uid_map\0";
+const GID_MAP: &[u8] = b"/proc/self/gid_map\0";
 // open_tree(2) and move_mount(2) flags (linux/mount.h).
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
@@ -209,6 +222,15 @@ impl Prepared {
             hostname: iso.app.as_bytes().iter().copied().take(64).collect(),
             cwd: c(cwd)?,
             uid: iso.uid,
+            id_maps: iso.user_namespace.then(|| {
+                #[allow(unsafe_code, reason = "getuid and getgid have no preconditions")]
+                // SAFETY: they only read this process's credentials.
+                let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+                (
+                    format!("0 {uid} 1").into_bytes(),
+                    format!("0 {gid} 1").into_bytes(),
+                )
+            }),
         })
     }
 }
@@ -282,6 +304,24 @@ mod child {
         }
     }
 
+    /// Writes `data` to the file at `path` (NUL-terminated).
+    unsafe fn write_file(path: &[u8], data: &[u8]) -> std::io::Result<()> {
+        // SAFETY: open, write and close on a path and buffer made before the fork.
+        unsafe {
+            let fd = libc::open(path.as_ptr().cast(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let r = libc::write(fd, data.as_ptr().cast(), data.len());
+            let err = std::io::Error::last_os_error();
+            libc::close(fd);
+            if r < 0 {
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
     unsafe fn mount(
         source: *const libc::c_char,
         target: *const libc::c_char,
@@ -304,12 +344,22 @@ mod child {
                 return Err(std::io::Error::last_os_error());
             }
         }
+        let mut flags =
+            libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+        if p.id_maps.is_some() {
+            flags |= libc::CLONE_NEWUSER;
+        }
         // SAFETY: unshare changes only this process's namespaces.
-        check(unsafe {
-            libc::unshare(
-                libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS,
-            )
-        })?;
+        check(unsafe { libc::unshare(flags) })?;
+        if let Some((uid_map, gid_map)) = &p.id_maps {
+            // Root of the new user namespace is the worker's user outside it.
+            // SAFETY: writes of buffers made before the fork to this process's own maps.
+            unsafe {
+                write_file(SETGROUPS, b"deny")?;
+                write_file(UID_MAP, uid_map)?;
+                write_file(GID_MAP, gid_map)?;
+            }
+        }
         // SAFETY: fork in a single-threaded child; both sides only make system calls.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
@@ -451,6 +501,25 @@ mod child {
             }
         }
         // The function process.
+        if p.id_maps.is_some() {
+            // Root of its user namespace, but with no capability left, none to gain at exec
+            // (an empty bounding set) and no set-user-ID program honoured: it cannot undo the
+            // mounts, and outside it is the worker's user.
+            // SAFETY: capability and privilege controls of this process.
+            unsafe {
+                for cap in 0..64 {
+                    libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
+                }
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                    0,
+                    0,
+                    0,
+                );
+                check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
+            }
+        }
         // SAFETY: credential and directory changes of this process.
         unsafe {
             if let Some(uid) = p.uid {
@@ -476,6 +545,8 @@ pub struct Layers {
     pub app_users: Result<(), String>,
     /// Memory, CPU and process-count limits: the cgroup version used.
     pub cgroups: Result<u8, String>,
+    /// The namespaces are made inside a user namespace (the worker is not root).
+    pub user_namespace: bool,
 }
 
 impl Layers {
@@ -505,17 +576,17 @@ pub fn probe() -> Layers {
     #[allow(unsafe_code, reason = "geteuid has no preconditions")]
     // SAFETY: geteuid only reads the process's credentials.
     let root = unsafe { libc::geteuid() } == 0;
-    let namespaces = if !root {
-        Err("the worker is not root (it needs CAP_SYS_ADMIN for mount and PID namespaces)".into())
-    } else if !Path::new("/proc/self/ns/pid").exists() {
+    let namespaces = if !Path::new("/proc/self/ns/pid").exists() {
         Err("the kernel has no PID namespaces".into())
-    } else {
+    } else if root || user_namespaces_work() {
         Ok(())
+    } else {
+        Err("the worker is not root and the kernel does not let it make user namespaces".into())
     };
     let app_users = if root {
         Ok(())
     } else {
-        Err("the worker is not root (it cannot change to another user)".into())
+        Err("the worker is not root: function code runs as the worker's user (root of a user namespace of its own, without capabilities)".into())
     };
     let cgroups = match crate::cgroup::version() {
         None => Err("no cgroup hierarchy with memory and pids controllers".into()),
@@ -528,9 +599,30 @@ pub fn probe() -> Layers {
         },
     };
     Layers {
+        user_namespace: !root && namespaces.is_ok(),
         namespaces,
         app_users,
         cgroups,
+    }
+}
+
+/// Whether this process may make a user namespace with the others in it (tried in a child).
+#[allow(unsafe_code, reason = "a fork whose child only unshares and exits")]
+fn user_namespaces_work() -> bool {
+    // SAFETY: the child makes one system call and leaves; the parent waits for it.
+    unsafe {
+        let pid = libc::fork();
+        if pid == 0 {
+            let flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID;
+            libc::_exit(if libc::unshare(flags) == 0 { 0 } else { 1 });
+        }
+        if pid < 0 {
+            return false;
+        }
+        let mut status = 0;
+        libc::waitpid(pid, &mut status, 0) == pid
+            && libc::WIFEXITED(status)
+            && libc::WEXITSTATUS(status) == 0
     }
 }
 
@@ -562,6 +654,7 @@ mod tests {
                 pids: Some(64),
             },
             tmp_mb: 64,
+            user_namespace: false,
         };
         let env = iso.to_env();
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());

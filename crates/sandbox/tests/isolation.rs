@@ -111,6 +111,7 @@ async fn hostile_processes_are_contained() {
             pids: Some(32),
         },
         tmp_mb: 16,
+        user_namespace: false,
     };
     for (k, v) in iso.to_env() {
         #[allow(

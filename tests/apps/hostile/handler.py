@@ -61,13 +61,20 @@ def sleep(_):
     return 200, {"slept": 60}
 
 
+def unhide(query):
+    # Take away what covers the worker's data (umount is set-user-ID root on most systems).
+    path = query.get("path", [""])[0]
+    done = subprocess.run(["umount", "-l", path], capture_output=True, text=True)
+    return 200, {"rc": done.returncode, "stderr": done.stderr.strip()}
+
+
 def escape(_):
     # A child in a session of its own, meant to outlive the handler.
     child = subprocess.Popen(["sleep", "617"], start_new_session=True)
     return 200, {"child": child.pid}
 
 
-FUNCTIONS = {f.__name__: f for f in (peek, procs, whoami, hog, bomb, sleep, escape)}
+FUNCTIONS = {f.__name__: f for f in (peek, procs, whoami, hog, bomb, sleep, escape, unhide)}
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -719,6 +719,7 @@ impl Hosts {
                 pids: Some(setting("STRATUS_PROCESS_LIMIT").unwrap_or(512)),
             },
             tmp_mb: 256,
+            user_namespace: layers.user_namespace,
         };
         isolation.to_env()
     }

@@ -125,7 +125,9 @@ pub(crate) fn isolation_json(
         }
         Some(l) => serde_json::json!({
             "mode": mode,
-            "namespaces": layer(l.namespaces.as_ref().map(|()| "on".to_string())),
+            "namespaces": layer(l.namespaces.as_ref().map(|()| {
+                if l.user_namespace { "on (in a user namespace)" } else { "on" }.to_string()
+            })),
             "appUsers": layer(l.app_users.as_ref().map(|()| "on".to_string())),
             "limits": layer(l.cgroups.as_ref().map(|v| format!("cgroup v{v}"))),
         }),

@@ -196,3 +196,105 @@ fn a_hostile_app_is_contained_while_its_neighbour_keeps_serving() {
     assert_eq!(usage["memoryLimitBytes"], 128 << 20, "{usage}");
     assert!(usage["memoryBytes"].as_u64().is_some(), "{usage}");
 }
+
+/// A worker that is not root: its apps get namespaces inside user namespaces of their own
+/// (no per-app users, no limits, as it says), and still cannot read another app's files or
+/// /etc/shadow, see other processes, write their code, or take the covering mounts away.
+#[test]
+fn a_worker_that_is_not_root_isolates_its_apps_in_user_namespaces() {
+    if !is_root() {
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+        eprintln!("skipped: the test switches to another user, which needs root");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    let m = manage_with(&[]);
+    m.apps(&["create", "good"]).unwrap();
+    let sample = crate::support::sample("python-handler");
+    m.apps(&["deploy", "good", sample.to_str().unwrap()])
+        .unwrap();
+    m.apps(&["create", "bad"]).unwrap();
+    m.apps(&["deploy", "bad", test_app("hostile").to_str().unwrap()])
+        .unwrap();
+    let token = m.join_token();
+    // The binary where user nobody can run it, and a data directory of nobody's.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = dir.path().join("stratus");
+    std::fs::copy(env!("CARGO_BIN_EXE_stratus"), &exe).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::os::unix::fs::chown(&data, Some(65534), Some(65534)).unwrap();
+    let log = dir.path().join("worker.log");
+    let out = std::fs::File::create(&log).unwrap();
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the test starts a worker as another user"
+    )]
+    let child = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&exe)
+        .args(["worker", "--join", &format!("http://127.0.0.1:{}", m.port)])
+        .args(["--name", "nobody", "--heartbeat-seconds", "1"])
+        .env("STRATUS_JOIN_TOKEN", &token)
+        .env("STRATUS_DATA_DIR", &data)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", dir.path())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let _worker = crate::manage::Killed(child);
+    let worker_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let bad = |f: &str, query: &str| {
+        request(
+            m.front,
+            "GET",
+            &format!("/apps/bad/api/{f}?{query}"),
+            &[],
+            b"",
+        )
+        .unwrap()
+    };
+    let json = |f: &str, query: &str| -> Value {
+        let r = bad(f, query);
+        serde_json::from_slice(&r.body)
+            .unwrap_or_else(|e| panic!("{f}: {} {e}: {}\n{}", r.status, r.text(), worker_log()))
+    };
+    m.wait_serving("good");
+    eventually(Duration::from_secs(30), || {
+        (bad("whoami", "").status == 200).then_some(())
+    });
+    let who = json("whoami", "");
+    // Root of its own user namespace (the worker's user outside), code read-only.
+    assert_eq!(who["uid"], 0, "{who}");
+    assert_eq!(who["codeWritable"], false, "{who}");
+    let good_code = walk(&data.join("apps/good"))
+        .into_iter()
+        .find(|p| p.ends_with("handler.py"))
+        .expect("the neighbour is unpacked on the worker");
+    for path in [good_code.clone(), "/etc/shadow".into()] {
+        let r = json("peek", &format!("path={}", path.display()));
+        assert!(r["refused"].is_string(), "{} was read: {r}", path.display());
+    }
+    assert!(json("procs", "")["processes"].as_u64().unwrap() <= 4);
+    // The covering mount stays: no capability to take it away, set-user-ID ignored.
+    let r = json("unhide", &format!("path={}", data.display()));
+    assert_ne!(r["rc"], 0, "{r}");
+    let r = json("peek", &format!("path={}", good_code.display()));
+    assert!(r["refused"].is_string(), "uncovered: {r}");
+    // The neighbour served all along; the worker says what it could not do.
+    assert_eq!(m.hello("good").status, 200);
+    let workers: Value = serde_json::from_str(&m.admin_get("/api/workers")).unwrap();
+    let iso = &workers[0]["isolation"];
+    assert_eq!(iso["namespaces"], "on (in a user namespace)", "{iso}");
+    assert!(
+        iso["appUsers"].as_str().unwrap().starts_with("off"),
+        "{iso}"
+    );
+    assert!(
+        worker_log().contains("per-app users off"),
+        "{}",
+        worker_log()
+    );
+}

@@ -11,7 +11,7 @@ use crate::support::{
 };
 
 /// A child process killed when the test ends, however it ends.
-pub(crate) struct Killed(Child);
+pub(crate) struct Killed(pub(crate) Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
