@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::manage::{manage_with, spawn_worker_env, walk};
+use crate::manage::{Manage, manage_with, spawn_worker_env, walk};
 use crate::support::{eventually, request, test_app};
 
 fn is_root() -> bool {
@@ -42,26 +42,85 @@ fn alive_with(marker: &str) -> usize {
         .count()
 }
 
-#[test]
-fn a_hostile_app_is_contained_while_its_neighbour_keeps_serving() {
-    if !is_root() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
-        eprintln!("skipped: isolation needs root");
-        return;
+/// Whether the test can run: isolation (and switching users) needs root; CI runs as root.
+fn as_root(why: &str) -> bool {
+    if is_root() {
+        return true;
     }
+    assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+    eprintln!("skipped: {why}");
+    false
+}
+
+/// A management role with two apps: `good` (the Python handler sample) and `bad` (the hostile
+/// app, with `settings`).
+fn good_and_bad(settings: &[(&str, &str)]) -> Manage {
     let m = manage_with(&[]);
     m.apps(&["create", "good"]).unwrap();
     let sample = crate::support::sample("python-handler");
     m.apps(&["deploy", "good", sample.to_str().unwrap()])
         .unwrap();
     m.apps(&["create", "bad"]).unwrap();
-    m.apps(&["set", "bad", "STRATUS_MEMORY_LIMIT_MB", "128"])
-        .unwrap();
-    m.apps(&["set", "bad", "STRATUS_PROCESS_LIMIT", "48"])
-        .unwrap();
-    m.apps(&["set", "bad", "SECRET_OF_BAD", "its own"]).unwrap();
+    for (k, v) in settings {
+        m.apps(&["set", "bad", k, v]).unwrap();
+    }
     m.apps(&["deploy", "bad", test_app("hostile").to_str().unwrap()])
         .unwrap();
+    m
+}
+
+/// Calls the hostile app's functions through the front door.
+struct Hostile<'a, L: Fn() -> String> {
+    m: &'a Manage,
+    /// What the worker logged, for failures.
+    log: L,
+}
+
+impl<L: Fn() -> String> Hostile<'_, L> {
+    fn call(&self, f: &str, query: &str) -> crate::support::Response {
+        request(
+            self.m.front,
+            "GET",
+            &format!("/apps/bad/api/{f}?{query}"),
+            &[],
+            b"",
+        )
+        .unwrap()
+    }
+
+    /// A function's JSON answer.
+    fn json(&self, f: &str, query: &str) -> Value {
+        let r = self.call(f, query);
+        serde_json::from_slice(&r.body).unwrap_or_else(|e| {
+            panic!(
+                "{f}: {} {e}: {}\n{}\n{}",
+                r.status,
+                r.text(),
+                (self.log)(),
+                self.m.log()
+            )
+        })
+    }
+
+    /// Waits until the app serves, then says who it runs as.
+    fn whoami(&self) -> Value {
+        eventually(Duration::from_secs(30), || {
+            (self.call("whoami", "").status == 200).then_some(())
+        });
+        self.json("whoami", "")
+    }
+}
+
+#[test]
+fn a_hostile_app_is_contained_while_its_neighbour_keeps_serving() {
+    if !as_root("isolation needs root") {
+        return;
+    }
+    let m = good_and_bad(&[
+        ("STRATUS_MEMORY_LIMIT_MB", "128"),
+        ("STRATUS_PROCESS_LIMIT", "48"),
+        ("SECRET_OF_BAD", "its own"),
+    ]);
     let token = m.join_token();
     // Runtimes every user can run (the app's user is not root).
     let w = spawn_worker_env(
@@ -72,33 +131,13 @@ fn a_hostile_app_is_contained_while_its_neighbour_keeps_serving() {
         &[("PATH", "/usr/local/bin:/usr/bin:/bin")],
     );
     m.wait_serving("good");
-    let bad = |f: &str, query: &str| {
-        request(
-            m.front,
-            "GET",
-            &format!("/apps/bad/api/{f}?{query}"),
-            &[],
-            b"",
-        )
-        .unwrap()
+    let h = Hostile {
+        m: &m,
+        log: || w.log(),
     };
-    let json = |f: &str, query: &str| -> Value {
-        let r = bad(f, query);
-        serde_json::from_slice(&r.body).unwrap_or_else(|e| {
-            panic!(
-                "{f}: {} {e}: {}\n{}\n{}",
-                r.status,
-                r.text(),
-                w.log(),
-                m.log()
-            )
-        })
-    };
-    eventually(Duration::from_secs(30), || {
-        let r = bad("whoami", "");
-        (r.status == 200).then_some(())
-    });
-    let who = json("whoami", "");
+    let bad = |f: &str, query: &str| h.call(f, query);
+    let json = |f: &str, query: &str| h.json(f, query);
+    let who = h.whoami();
 
     // The neighbour is called all along; every answer must be right, and quick.
     let stop = Arc::new(AtomicBool::new(false));
@@ -202,20 +241,11 @@ fn a_hostile_app_is_contained_while_its_neighbour_keeps_serving() {
 /// /etc/shadow, see other processes, write their code, or take the covering mounts away.
 #[test]
 fn a_worker_that_is_not_root_isolates_its_apps_in_user_namespaces() {
-    if !is_root() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
-        eprintln!("skipped: the test switches to another user, which needs root");
+    if !as_root("the test switches to another user, which needs root") {
         return;
     }
     use std::os::unix::fs::PermissionsExt as _;
-    let m = manage_with(&[]);
-    m.apps(&["create", "good"]).unwrap();
-    let sample = crate::support::sample("python-handler");
-    m.apps(&["deploy", "good", sample.to_str().unwrap()])
-        .unwrap();
-    m.apps(&["create", "bad"]).unwrap();
-    m.apps(&["deploy", "bad", test_app("hostile").to_str().unwrap()])
-        .unwrap();
+    let m = good_and_bad(&[]);
     let token = m.join_token();
     // The binary where user nobody can run it, and a data directory of nobody's.
     let dir = tempfile::tempdir().unwrap();
@@ -246,26 +276,13 @@ fn a_worker_that_is_not_root_isolates_its_apps_in_user_namespaces() {
         .unwrap();
     let _worker = crate::manage::Killed(child);
     let worker_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    let bad = |f: &str, query: &str| {
-        request(
-            m.front,
-            "GET",
-            &format!("/apps/bad/api/{f}?{query}"),
-            &[],
-            b"",
-        )
-        .unwrap()
+    let h = Hostile {
+        m: &m,
+        log: worker_log,
     };
-    let json = |f: &str, query: &str| -> Value {
-        let r = bad(f, query);
-        serde_json::from_slice(&r.body)
-            .unwrap_or_else(|e| panic!("{f}: {} {e}: {}\n{}", r.status, r.text(), worker_log()))
-    };
+    let json = |f: &str, query: &str| h.json(f, query);
     m.wait_serving("good");
-    eventually(Duration::from_secs(30), || {
-        (bad("whoami", "").status == 200).then_some(())
-    });
-    let who = json("whoami", "");
+    let who = h.whoami();
     // Root of its own user namespace (the worker's user outside), code read-only.
     assert_eq!(who["uid"], 0, "{who}");
     assert_eq!(who["codeWritable"], false, "{who}");
