@@ -55,7 +55,38 @@ pub struct Process {
     pid: u32,
     exited: Option<ExitStatus>,
     /// The app's control group and its OOM kill count when the process started.
-    group: Option<(&'static cgroup::Group, u64)>,
+    group: Option<MemoryWatch>,
+}
+
+/// Tells whether the kernel killed an app's process for its memory limit since the process
+/// started: the app's control group and the group's OOM kill count at that moment.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryWatch {
+    group: &'static cgroup::Group,
+    before: u64,
+}
+
+impl PartialEq for MemoryWatch {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.group, other.group) && self.before == other.before
+    }
+}
+
+impl Eq for MemoryWatch {}
+
+impl MemoryWatch {
+    /// Why the kernel killed a process of the group, when it did so for the app's memory
+    /// limit since the watch began (the group's OOM kill count went up). The count is raised
+    /// as the kill is decided, so it can be read as soon as the process's connections drop.
+    pub fn killed_for_memory(&self) -> Option<String> {
+        (self.group.oom_kills() > self.before).then(|| match self.group.memory_limit() {
+            Some(limit) => format!(
+                "killed by the kernel: the app's processes used more than their memory limit of {} MiB",
+                limit >> 20
+            ),
+            None => "killed by the kernel: out of memory".to_string(),
+        })
+    }
 }
 
 /// Longest line forwarded to the sink; longer output is split.
@@ -90,7 +121,10 @@ impl Process {
         }
         let group = active
             .and_then(|a| a.group.as_ref())
-            .map(|g| (g, g.oom_kills()));
+            .map(|group| MemoryWatch {
+                group,
+                before: group.oom_kills(),
+            });
         let mut child = cmd.spawn().map_err(spawn_error)?;
         let pid = child.id().unwrap_or(0);
         if let Some(out) = child.stdout.take() {
@@ -110,14 +144,13 @@ impl Process {
     /// Why the kernel killed the process, when it was for the app's memory limit (the
     /// group's OOM kill count went up since it started).
     pub fn killed_for_memory(&self) -> Option<String> {
-        let (group, before) = self.group?;
-        (group.oom_kills() > before).then(|| match group.memory_limit() {
-            Some(limit) => format!(
-                "killed by the kernel: the app's processes used more than their memory limit of {} MiB",
-                limit >> 20
-            ),
-            None => "killed by the kernel: out of memory".to_string(),
-        })
+        self.group?.killed_for_memory()
+    }
+
+    /// What tells, later and elsewhere, whether the process was killed for memory (none when
+    /// the process has no control group).
+    pub fn memory_watch(&self) -> Option<MemoryWatch> {
+        self.group
     }
 
     pub fn pid(&self) -> u32 {

@@ -202,12 +202,21 @@ fn a_hostile_app_is_contained_while_its_neighbour_keeps_serving() {
     let r = bad("hog", "");
     assert_ne!(r.status, 200, "{}", r.text());
     // The reason is in the failed invocation's own line as well as the handler's exit.
-    eventually(Duration::from_secs(20), || {
-        w.log()
-            .lines()
-            .any(|l| l.contains("Functions.hog' (Failed") && l.contains("memory limit of 128 MiB"))
-            .then_some(())
-    });
+    let said =
+        |l: &str| l.contains("Functions.hog' (Failed") && l.contains("memory limit of 128 MiB");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !w.log().lines().any(said) {
+        assert!(
+            Instant::now() < deadline,
+            "the failure does not say why; the worker logged:\n{}",
+            w.log()
+                .lines()
+                .filter(|l| l.contains("hog") || l.contains("handler"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     eventually(Duration::from_secs(30), || {
         (bad("whoami", "").status == 200).then_some(())
     });

@@ -104,14 +104,19 @@ impl CustomHandler {
 
     /// Waits until the handler answers HTTP; returns its generation and port.
     async fn ready(&self) -> Result<(u64, u16), InvokeError> {
-        if let State::Ready { generation, port } = *self.state.borrow() {
+        if let State::Ready {
+            generation, port, ..
+        } = *self.state.borrow()
+        {
             return Ok((generation, port));
         }
         let mut rx = self.state.clone();
         let deadline = tokio::time::Instant::now() + self.launch.initialization_timeout;
         loop {
             match &*rx.borrow_and_update() {
-                State::Ready { generation, port } => return Ok((*generation, *port)),
+                State::Ready {
+                    generation, port, ..
+                } => return Ok((*generation, *port)),
                 State::Stopped => {
                     return Err(InvokeError::Unavailable(
                         "the custom handler is stopped".into(),
@@ -243,8 +248,21 @@ impl CustomHandler {
         }
     }
 
-    /// Why the handler of `generation` went down, if it is found down within a moment.
+    /// Why the handler of `generation` went down, if it is found down within a moment, or
+    /// its control group says the kernel killed it for memory (known at once, however late
+    /// the handler's exit is noticed).
     async fn down_reason(&self, generation: u64) -> Option<String> {
+        let memory = match &*self.state.borrow() {
+            State::Ready {
+                generation: g,
+                memory,
+                ..
+            } if *g == generation => *memory,
+            _ => None,
+        };
+        if let Some(why) = memory.and_then(|m| m.killed_for_memory()) {
+            return Some(format!("the custom handler was {why}"));
+        }
         let mut rx = self.state.clone();
         let state = tokio::time::timeout(
             Duration::from_millis(300),

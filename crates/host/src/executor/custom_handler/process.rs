@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use stratus_sandbox::{LineSink, Process, ProcessSpec, Stream};
+use stratus_sandbox::{LineSink, MemoryWatch, Process, ProcessSpec, Stream};
 use tokio::sync::{mpsc, watch};
 
 pub use super::super::supervision::Control;
@@ -17,8 +17,13 @@ use tokio::time::Instant;
 pub enum State {
     /// Not started yet, or starting after a restart.
     Starting,
-    /// Answering HTTP on `port`; `generation` changes with every start.
-    Ready { generation: u64, port: u16 },
+    /// Answering HTTP on `port`; `generation` changes with every start. `memory` tells
+    /// whether the kernel killed it for the app's memory limit.
+    Ready {
+        generation: u64,
+        port: u16,
+        memory: Option<MemoryWatch>,
+    },
     /// Exited; waiting before the next start.
     Down(String),
     /// Stopped for good.
@@ -172,7 +177,11 @@ pub async fn supervise(
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "Worker process started and initialized."
                 );
-                let _ = state.send(State::Ready { generation, port });
+                let _ = state.send(State::Ready {
+                    generation,
+                    port,
+                    memory: process.memory_watch(),
+                });
             }
             Err(reason) => {
                 tracing::error!(reason = %reason, "Failed to start http worker process. workerId:{worker_id}");
