@@ -23,6 +23,11 @@ mod worker;
 
 use std::process::ExitCode;
 
+/// Many small short-lived allocations per request (headers, buffers, log lines): mimalloc's
+/// per-thread free lists serve them without the locks and consolidation of the C library's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 /// Stratus runs Azure Functions apps on your own machines.

@@ -90,9 +90,29 @@ pub type Driven = BoxFuture<'static, ()>;
 
 /// Per-client-connection state an executor may keep (its upstream connection).
 pub struct ConnectionContext {
-    driver: tokio::sync::mpsc::UnboundedSender<Driven>,
+    driver: Driver,
     /// Executor-specific slot, reused across the requests of one client connection.
     pub slot: tokio::sync::Mutex<Option<Box<dyn std::any::Any + Send>>>,
+}
+
+/// Where driven work goes.
+enum Driver {
+    /// Into an inbox the client connection's task empties each time it has polled the
+    /// connection: `drive` is only called from a request's handling, which that very poll
+    /// runs, so no wake-up is needed and nothing is registered per poll.
+    Inline(Inbox),
+    /// To a task of its own (calls that come from no client connection).
+    Channel(tokio::sync::mpsc::UnboundedSender<Driven>),
+}
+
+/// Work handed to a client connection's task.
+#[derive(Default)]
+pub(crate) struct Inbox {
+    waiting: parking_lot::Mutex<Vec<Driven>>,
+    /// Something is waiting (read without the lock on every poll).
+    any: std::sync::atomic::AtomicBool,
+    /// The connection's task has ended: nothing would drive new work.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for ConnectionContext {
@@ -102,16 +122,55 @@ impl std::fmt::Debug for ConnectionContext {
 }
 
 impl ConnectionContext {
-    pub fn new(driver: tokio::sync::mpsc::UnboundedSender<Driven>) -> ConnectionContext {
+    /// The context of a client connection whose task calls `take_driven` after each poll of
+    /// the connection, and `close` when it ends.
+    pub(crate) fn inline() -> ConnectionContext {
         ConnectionContext {
-            driver,
+            driver: Driver::Inline(Inbox::default()),
             slot: tokio::sync::Mutex::new(None),
         }
     }
 
-    /// Runs `fut` on the connection's task until the client connection ends.
+    /// Runs `fut` on the connection's task until the client connection ends; false when the
+    /// connection has ended already.
     pub fn drive(&self, fut: Driven) -> bool {
-        self.driver.send(fut).is_ok()
+        use std::sync::atomic::Ordering;
+        match &self.driver {
+            Driver::Channel(tx) => tx.send(fut).is_ok(),
+            Driver::Inline(inbox) => {
+                let mut waiting = inbox.waiting.lock();
+                if inbox.closed.load(Ordering::Acquire) {
+                    return false;
+                }
+                waiting.push(fut);
+                inbox.any.store(true, Ordering::Release);
+                true
+            }
+        }
+    }
+
+    /// Work handed over since the last call (for the connection's own task).
+    pub(crate) fn take_driven(&self) -> Vec<Driven> {
+        use std::sync::atomic::Ordering;
+        match &self.driver {
+            Driver::Inline(inbox) if inbox.any.load(Ordering::Acquire) => {
+                let mut waiting = inbox.waiting.lock();
+                inbox.any.store(false, Ordering::Release);
+                std::mem::take(&mut *waiting)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The connection's task has ended: later `drive` calls fail, and what was handed over
+    /// but not taken is dropped.
+    pub(crate) fn close(&self) {
+        use std::sync::atomic::Ordering;
+        if let Driver::Inline(inbox) = &self.driver {
+            let mut waiting = inbox.waiting.lock();
+            inbox.closed.store(true, Ordering::Release);
+            waiting.clear();
+        }
     }
 }
 
@@ -133,7 +192,10 @@ pub(crate) fn detached_context() -> ConnectionContext {
         }
         while running.next().await.is_some() {}
     });
-    ConnectionContext::new(tx)
+    ConnectionContext {
+        driver: Driver::Channel(tx),
+        slot: tokio::sync::Mutex::new(None),
+    }
 }
 
 /// Whether the executor can run functions now.

@@ -24,7 +24,10 @@ pub enum Body {
     Limited(LimitedBody),
     Timed {
         inner: Incoming,
-        deadline: Pin<Box<tokio::time::Sleep>>,
+        at: tokio::time::Instant,
+        /// Made the first time the body has to wait: most bodies are there with the head and
+        /// never need a timer.
+        deadline: Option<Pin<Box<tokio::time::Sleep>>>,
         invocation_id: uuid::Uuid,
     },
 }
@@ -48,7 +51,8 @@ impl Body {
     pub fn timed(inner: Incoming, at: tokio::time::Instant, invocation_id: uuid::Uuid) -> Body {
         Body::Timed {
             inner,
-            deadline: Box::pin(tokio::time::sleep_until(at)),
+            at,
+            deadline: None,
             invocation_id,
         }
     }
@@ -69,15 +73,30 @@ impl http_body::Body for Body {
             Body::Limited(l) => Pin::new(l).poll_frame(cx),
             Body::Timed {
                 inner,
+                at,
                 deadline,
                 invocation_id,
             } => {
-                if deadline.as_mut().poll(cx).is_ready() {
-                    tracing::error!(target: crate::logging::FUNCTION_TARGET, invocation_id = %invocation_id,
-                        "the response body did not end before the function timeout; cutting it off");
-                    return Poll::Ready(Some(Err(Box::new(BodyTimedOut(*invocation_id)))));
+                let late = match Pin::new(inner).poll_frame(cx) {
+                    Poll::Ready(None) => return Poll::Ready(None),
+                    Poll::Ready(Some(frame)) => {
+                        if tokio::time::Instant::now() < *at {
+                            return Poll::Ready(Some(frame.map_err(Into::into)));
+                        }
+                        true
+                    }
+                    Poll::Pending => deadline
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(*at)))
+                        .as_mut()
+                        .poll(cx)
+                        .is_ready(),
+                };
+                if !late {
+                    return Poll::Pending;
                 }
-                Pin::new(inner).poll_frame(cx).map_err(Into::into)
+                tracing::error!(target: crate::logging::FUNCTION_TARGET, invocation_id = %invocation_id,
+                    "the response body did not end before the function timeout; cutting it off");
+                Poll::Ready(Some(Err(Box::new(BodyTimedOut(*invocation_id)))))
             }
         }
     }

@@ -23,12 +23,16 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::future::Future as _;
+use std::pin::Pin;
+use std::task::Poll;
+
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::oneshot;
 
 use crate::Host;
 use crate::executor::{ConnectionContext, Driven};
@@ -42,7 +46,7 @@ impl Host {
         shutdown: impl std::future::Future<Output = ()>,
         drain: Duration,
     ) {
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let stops = Arc::new(Stops::default());
         let mut connections = tokio::task::JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -50,7 +54,8 @@ impl Host {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
-                        connections.spawn(serve_connection(self.clone(), stream, stop_rx.clone()));
+                        let stop = stops.register();
+                        connections.spawn(serve_connection(self.clone(), stream, stop));
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
@@ -61,7 +66,7 @@ impl Host {
             }
         }
         drop(listener);
-        let _ = stop_tx.send(true);
+        stops.stop_all();
         let in_flight = connections.len();
         if in_flight > 0 {
             tracing::info!(
@@ -83,57 +88,121 @@ impl Host {
     }
 }
 
-async fn serve_connection(
-    host: Arc<Host>,
-    stream: tokio::net::TcpStream,
-    mut stop: watch::Receiver<bool>,
-) {
+/// The stop signals of the open connections: one each, so that a connection's task waits
+/// on its own signal (a shared one would be a shared lock on every poll).
+#[derive(Default)]
+struct Stops {
+    inner: parking_lot::Mutex<StopsInner>,
+}
+
+#[derive(Default)]
+struct StopsInner {
+    next: u64,
+    senders: std::collections::HashMap<u64, oneshot::Sender<()>>,
+    stopping: bool,
+}
+
+/// One connection's stop signal; it leaves the registry when dropped.
+struct Stop {
+    id: u64,
+    rx: oneshot::Receiver<()>,
+    stops: Arc<Stops>,
+}
+
+impl Stops {
+    fn register(self: &Arc<Self>) -> Stop {
+        let (tx, rx) = oneshot::channel();
+        let mut inner = self.inner.lock();
+        let id = inner.next;
+        inner.next += 1;
+        if inner.stopping {
+            let _ = tx.send(());
+        } else {
+            inner.senders.insert(id, tx);
+        }
+        Stop {
+            id,
+            rx,
+            stops: self.clone(),
+        }
+    }
+
+    fn stop_all(&self) {
+        let mut inner = self.inner.lock();
+        inner.stopping = true;
+        for (_, tx) in inner.senders.drain() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        self.stops.inner.lock().senders.remove(&self.id);
+    }
+}
+
+async fn serve_connection(host: Arc<Host>, stream: tokio::net::TcpStream, mut stop: Stop) {
     let _ = stream.set_nodelay(true);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Driven>();
-    let ctx = Arc::new(ConnectionContext::new(tx));
-    let service = service_fn(move |req| {
-        let host = host.clone();
+    let ctx = Arc::new(ConnectionContext::inline());
+    let service = {
         let ctx = ctx.clone();
-        async move { Ok::<_, Infallible>(host.handle(req, &ctx).await) }
-    });
+        service_fn(move |req| {
+            let host = host.clone();
+            let ctx = ctx.clone();
+            async move { Ok::<_, Infallible>(host.handle(req, &ctx).await) }
+        })
+    };
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))
         .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
-    // Usually one upstream connection per client connection: poll it directly; more (after a
-    // handler restart) go to a set.
+    // Usually one upstream connection per client connection: polled directly; more (after a
+    // handler restart) go to a set. All of it on this task, polled by hand: a request costs
+    // no waker registration besides the sockets'.
     let mut current: Option<Driven> = None;
     let mut others: FuturesUnordered<Driven> = FuturesUnordered::new();
-    let mut stopping = *stop.borrow();
-    if stopping {
-        conn.as_mut().graceful_shutdown();
-    }
-    let stop_signal = stop.changed();
-    tokio::pin!(stop_signal);
-    loop {
-        tokio::select! {
-            result = conn.as_mut() => {
+    let mut stopping = false;
+    std::future::poll_fn(|cx| {
+        if !stopping && Pin::new(&mut stop.rx).poll(cx).is_ready() {
+            stopping = true;
+            conn.as_mut().graceful_shutdown();
+        }
+        loop {
+            if let Poll::Ready(result) = conn.as_mut().poll(cx) {
                 if let Err(e) = result
                     && !e.is_incomplete_message()
                 {
                     tracing::debug!(error = %e, "client connection ended with an error");
                 }
+                return Poll::Ready(());
+            }
+            let fresh = ctx.take_driven();
+            if fresh.is_empty() {
                 break;
             }
-            Some(fut) = rx.recv() => {
+            for fut in fresh {
                 if let Some(previous) = current.replace(fut) {
                     others.push(previous);
                 }
             }
-            () = async { current.as_mut().expect("guarded by the branch condition").await }, if current.is_some() => {
+            // The new upstream connection is polled below; the request that made it may
+            // progress once it has been: poll the client connection again then.
+            if let Some(c) = current.as_mut()
+                && c.as_mut().poll(cx).is_ready()
+            {
                 current = None;
             }
-            Some(()) = others.next(), if !others.is_empty() => {}
-            _ = &mut stop_signal, if !stopping => {
-                stopping = true;
-                conn.as_mut().graceful_shutdown();
-            }
         }
-    }
+        if let Some(c) = current.as_mut()
+            && c.as_mut().poll(cx).is_ready()
+        {
+            current = None;
+        }
+        while !others.is_empty() && others.poll_next_unpin(cx).is_ready() {}
+        Poll::Pending
+    })
+    .await;
+    ctx.close();
 }

@@ -282,7 +282,8 @@ impl CustomHandler {
             HeaderName::from_static("x-azure-functions-hostversion"),
             self.host_version.clone(),
         );
-        if let Ok(v) = HeaderValue::from_str(&invocation_id.to_string()) {
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        if let Ok(v) = HeaderValue::from_str(invocation_id.hyphenated().encode_lower(&mut text)) {
             headers.insert(HeaderName::from_static("x-azure-functions-invocationid"), v);
         }
         let ua = match headers
@@ -307,21 +308,25 @@ impl CustomHandler {
     ) -> Result<HttpResponse, InvokeError> {
         let (deadline, invocation_id, dispatched) =
             (call.deadline, call.invocation_id, call.dispatched.clone());
-        let (parts, body) = call.request.into_parts();
+        let (mut parts, body) = call.request.into_parts();
         // The legacy `httpWorker` section forwards to /{FunctionName}; `customHandler` to the
-        // original path.
-        let path = if self.legacy {
-            format!("/{}", call.function.name)
+        // original path (as it came when there is no query to rebuild).
+        let uri = if !self.legacy && parts.uri.query().is_none() && parts.uri.scheme().is_none() {
+            std::mem::take(&mut parts.uri)
         } else {
-            parts.uri.path().to_string()
+            let path = if self.legacy {
+                format!("/{}", call.function.name)
+            } else {
+                parts.uri.path().to_string()
+            };
+            let path_and_query = match parts.uri.query() {
+                Some(q) if !q.is_empty() => format!("{path}{}", rebuild_query(q)),
+                _ => path,
+            };
+            path_and_query
+                .parse::<Uri>()
+                .map_err(|e| InvokeError::Failed(format!("cannot forward the path: {e}")))?
         };
-        let path_and_query = match parts.uri.query() {
-            Some(q) if !q.is_empty() => format!("{path}{}", rebuild_query(q)),
-            _ => path,
-        };
-        let uri: Uri = path_and_query
-            .parse()
-            .map_err(|e| InvokeError::Failed(format!("cannot forward the path: {e}")))?;
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers);
         self.add_host_headers(&mut headers, invocation_id);
