@@ -3,8 +3,8 @@
 //!
 //! Targets: a bare hyper server (the machine's limit, also used as a trivial native custom
 //! handler), a minimal connection-affine proxy hop in front of it (the limit of one hop),
-//! the Python and Node sample handlers called directly, and each of them behind
-//! `stratus start`, forwarded and with the JSON invocation protocol; the Python v1 sample on
+//! the Python and Node sample handlers called directly, behind the same minimal hop, and
+//! behind `stratus start`, forwarded and with the JSON invocation protocol; the Python v1 sample on
 //! Microsoft's Python language worker behind `stratus start`, against the same function code
 //! behind a bare Python HTTP server. Also cold start: from starting a process to its first 200;
 //! timer lateness; queue trigger throughput end to end (`queues`).
@@ -326,8 +326,20 @@ const RATIOS: &[(&str, &str, Option<f64>)] = &[
         None,
     ),
     ("python via stratus (forwarded)", "python direct", Some(0.9)),
+    ("minimal affine hop to python", "python direct", None),
+    (
+        "python via stratus (forwarded)",
+        "minimal affine hop to python",
+        None,
+    ),
     ("python via stratus (JSON protocol)", "python direct", None),
     ("node via stratus (forwarded)", "node direct", Some(0.65)),
+    ("minimal affine hop to node", "node direct", None),
+    (
+        "node via stratus (forwarded)",
+        "minimal affine hop to node",
+        None,
+    ),
     ("node via stratus (JSON protocol)", "node direct", None),
     (
         "python worker via stratus",
@@ -562,7 +574,7 @@ fn main() {
             && o != "publish"
             && o != "sandbox"
     }) {
-        let ports: Vec<u16> = (0..12).map(|_| free_port()).collect();
+        let ports: Vec<u16> = (0..14).map(|_| free_port()).collect();
         let python = worker_python();
         let native = repo().join("bench/apps/native");
         let py = repo().join("samples/python-handler");
@@ -601,6 +613,8 @@ fn main() {
                 "python-worker",
                 python_worker_cmd(&python, ports[11], &data.join("w")),
             ),
+            spawn("proxy-python", proxy_cmd(ports[12], ports[3])),
+            spawn("proxy-node", proxy_cmd(ports[13], ports[6])),
         ];
         let names = [
             "bare hyper hello",
@@ -615,6 +629,8 @@ fn main() {
             "minimal affine proxy hop",
             "python function, bare server",
             "python worker via stratus",
+            "minimal affine hop to python",
+            "minimal affine hop to node",
         ];
         let mut targets = Vec::new();
         for (i, name) in names.iter().enumerate() {

@@ -52,12 +52,26 @@ fn timestamp(out: &mut String, now: SystemTime) {
         }
         out.push_str(&cell.1);
     });
-    let _ = write!(out, "{:02}.{:06}Z", secs % 60, d.subsec_micros());
+    // `SS.ffffffZ` by hand: this runs for every line.
+    let mut tail = *b"00.000000Z";
+    let (sec, mut micros) = ((secs % 60) as u8, d.subsec_micros());
+    tail[0] = b'0' + sec / 10;
+    tail[1] = b'0' + sec % 10;
+    for digit in tail[3..9].iter_mut().rev() {
+        *digit = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    out.push_str(std::str::from_utf8(&tail).unwrap_or("00.000000Z"));
+}
+
+/// Whether `text` has control characters other than tab.
+fn needs_escaping(text: &str) -> bool {
+    text.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
 }
 
 /// Appends `text`, escaping control characters other than tab.
 fn push_clean(out: &mut String, text: &str) {
-    if !text.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+    if !needs_escaping(text) {
         out.push_str(text);
         return;
     }
@@ -86,16 +100,22 @@ impl Visit for Fields<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.scratch.clear();
-        let _ = write!(self.scratch, "{value:?}");
         if field.name() != "message" {
             self.out.push(' ');
             self.out.push_str(field.name());
             self.out.push('=');
         }
-        let scratch = std::mem::take(&mut self.scratch);
-        push_clean(self.out, &scratch);
-        self.scratch = scratch;
+        // Formatted in place; escaped (through the scratch buffer) only when it needs to be.
+        let start = self.out.len();
+        let _ = write!(self.out, "{value:?}");
+        if needs_escaping(&self.out[start..]) {
+            self.scratch.clear();
+            self.scratch.push_str(&self.out[start..]);
+            self.out.truncate(start);
+            let scratch = std::mem::take(&mut self.scratch);
+            push_clean(self.out, &scratch);
+            self.scratch = scratch;
+        }
     }
 }
 
@@ -147,6 +167,12 @@ mod tests {
             UNIX_EPOCH + std::time::Duration::from_micros(1_709_164_800_123_456),
         );
         assert_eq!(s, "2024-02-29T00:00:00.123456Z");
+        s.clear();
+        timestamp(
+            &mut s,
+            UNIX_EPOCH + std::time::Duration::from_micros(1_709_164_859_000_007),
+        );
+        assert_eq!(s, "2024-02-29T00:00:59.000007Z");
     }
 
     #[test]
@@ -154,5 +180,46 @@ mod tests {
         let mut s = String::new();
         push_clean(&mut s, "a\u{1b}[31mb\tc\n");
         assert_eq!(s, "a\\u{1b}[31mb\tc\\n");
+    }
+
+    #[test]
+    fn lines_escape_formatted_messages_and_fields() {
+        use std::sync::{Arc, Mutex};
+        let out = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .event_format(PlainFormat)
+            .with_writer(move || SinkWriter(sink.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let evil = "x\u{1b}[2Jy";
+            tracing::info!(user = ?evil, "plain {}", 1);
+            tracing::info!("from code: {evil}\nforged line");
+        });
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[0].ends_with("  INFO plain 1 user=\"x\\u{1b}[2Jy\""),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].ends_with("  INFO from code: x\\u{1b}[2Jy\\nforged line"),
+            "{}",
+            lines[1]
+        );
+    }
+
+    struct SinkWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for SinkWriter {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 }

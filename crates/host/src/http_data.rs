@@ -66,6 +66,32 @@ pub fn rebuild_query(query: &str) -> String {
     out
 }
 
+/// Whether `rebuild_query` would give the query back as it is (`?` before it): only
+/// unreserved characters, every parameter `name=value` once, no name twice (in any case).
+/// Lets a forwarded request keep its target without re-encoding it.
+pub fn query_is_canonical(query: &str) -> bool {
+    let plain = query
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'=' | b'&'));
+    if !plain || query.is_empty() {
+        return false;
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for pair in query.split('&') {
+        let Some((name, value)) = pair.split_once('=') else {
+            return false;
+        };
+        if name.is_empty() || value.contains('=') {
+            return false;
+        }
+        if names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            return false;
+        }
+        names.push(name);
+    }
+    true
+}
+
 /// Header names as Kestrel spells the ones it knows; others keep hyper's lower case.
 pub fn header_display_name(lower: &str) -> &str {
     const KNOWN: &[&str] = &[
@@ -232,6 +258,28 @@ pub fn identities(principal: Option<&Principal>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canonical_queries() {
+        for q in ["name=bench", "a=1&b=2", "x=&y=z", "id=1-2.3_4~5"] {
+            assert!(query_is_canonical(q), "{q}");
+        }
+        for q in [
+            "", "a", "a=1&", "&a=1", "a=1&&b=2", "=1", "a=1&A=2", "a=b=c", "a=%20", "a=x+y",
+        ] {
+            assert!(!query_is_canonical(q), "{q}");
+        }
+    }
+
+    proptest::proptest! {
+        /// A query said to be canonical is exactly what rebuilding it gives.
+        #[test]
+        fn canonical_means_rebuilt_unchanged(q in "[a-cA-C0-9=&%+._~ -]{0,24}") {
+            if query_is_canonical(&q) {
+                proptest::prop_assert_eq!(rebuild_query(&q), format!("?{q}"));
+            }
+        }
+    }
 
     #[test]
     fn query_parsing_and_rebuilding() {

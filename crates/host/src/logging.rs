@@ -18,10 +18,49 @@ fn enabled(min: LogLevel, level: LogLevel) -> bool {
     min != LogLevel::None && level >= min
 }
 
+thread_local! {
+    /// Where the invocation lines are put together: they are written for every invocation,
+    /// so from plain pieces into a reused buffer rather than through the formatting machinery.
+    static LINE: std::cell::RefCell<String> = std::cell::RefCell::new(String::with_capacity(160));
+}
+
+/// Builds a line in the thread's buffer and hands it to `emit`.
+fn with_line(build: impl FnOnce(&mut String), emit: impl FnOnce(&str)) {
+    LINE.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut line) => {
+            line.clear();
+            build(&mut line);
+            emit(&line);
+        }
+        // Only if a subscriber logged an invocation line while writing one.
+        Err(_) => {
+            let mut line = String::new();
+            build(&mut line);
+            emit(&line);
+        }
+    });
+}
+
+fn push_id(line: &mut String, id: Uuid) {
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    line.push_str(id.hyphenated().encode_lower(&mut text));
+}
+
 /// `Executing 'Functions.X' (Reason='...', Id=...)`.
 pub fn executing(f: &Function, id: Uuid, reason: &str) {
     if enabled(f.invocation_log_level, LogLevel::Information) {
-        tracing::info!(target: FUNCTION_TARGET, "Executing '{}' (Reason='{reason}', Id={id})", f.short_name);
+        with_line(
+            |line| {
+                line.push_str("Executing '");
+                line.push_str(&f.short_name);
+                line.push_str("' (Reason='");
+                line.push_str(reason);
+                line.push_str("', Id=");
+                push_id(line, id);
+                line.push(')');
+            },
+            |line| tracing::info!(target: FUNCTION_TARGET, "{line}"),
+        );
     }
 }
 
@@ -33,7 +72,17 @@ pub fn executed(f: &Function, id: Uuid, elapsed: Duration, error: Option<&str>) 
     match error {
         None => {
             if enabled(f.invocation_log_level, LogLevel::Information) {
-                tracing::info!(target: FUNCTION_TARGET, "Executed '{}' (Succeeded, Id={id}, Duration={ms}ms)", f.short_name);
+                with_line(
+                    |line| {
+                        use std::fmt::Write as _;
+                        line.push_str("Executed '");
+                        line.push_str(&f.short_name);
+                        line.push_str("' (Succeeded, Id=");
+                        push_id(line, id);
+                        let _ = write!(line, ", Duration={ms}ms)");
+                    },
+                    |line| tracing::info!(target: FUNCTION_TARGET, "{line}"),
+                );
             }
         }
         Some(e) => {
@@ -104,6 +153,28 @@ pub fn timespan(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invocation_lines_read_as_the_host_writes_them() {
+        let mut got = Vec::new();
+        let id = Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        for _ in 0..2 {
+            with_line(
+                |line| {
+                    line.push_str("Executed 'Functions.hello' (Succeeded, Id=");
+                    push_id(line, id);
+                },
+                |line| got.push(line.to_string()),
+            );
+        }
+        assert_eq!(
+            got,
+            vec![
+                "Executed 'Functions.hello' (Succeeded, Id=01234567-89ab-cdef-0123-456789abcdef";
+                2
+            ]
+        );
+    }
 
     #[test]
     fn timespans() {

@@ -235,20 +235,21 @@ pub trait Executor: Send + Sync + std::fmt::Debug {
     fn shutdown(&self) -> BoxFuture<'_, ()>;
 }
 
-/// Runs `work`, an invocation of `function`, within `functionTimeout` (`limit`): past it the
-/// invocation fails, and the executor recovers the process `dispatched` names.
+/// Runs `work`, an invocation of `function`, within `functionTimeout` (`limit`, and the
+/// deadline it gives): past it the invocation fails, and the executor recovers the process
+/// `dispatched` names.
 pub(crate) async fn within_timeout<T>(
     executor: &dyn Executor,
     function: &Function,
     invocation_id: Uuid,
     dispatched: &std::sync::atomic::AtomicU64,
-    limit: Option<std::time::Duration>,
+    limit: Option<(std::time::Duration, tokio::time::Instant)>,
     work: impl Future<Output = Result<T, InvokeError>>,
 ) -> Result<T, InvokeError> {
-    let Some(limit) = limit else {
+    let Some((limit, deadline)) = limit else {
         return work.await;
     };
-    match tokio::time::timeout(limit, work).await {
+    match tokio::time::timeout_at(deadline, work).await {
         Ok(r) => r,
         Err(_) => {
             crate::logging::timed_out(function, invocation_id, limit);

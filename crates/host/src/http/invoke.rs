@@ -95,13 +95,13 @@ impl Host {
         let dispatched = Arc::new(AtomicU64::new(0));
         // Expressions in output bindings may name route values and query parameters.
         let data = (!function.outputs.is_empty()).then(|| binding_data(&req, &route_values));
+        let started = Instant::now();
         let deadline = self
             .app
             .config
             .function_timeout
-            .map(|t| tokio::time::Instant::now() + t);
+            .map(|t| tokio::time::Instant::from_std(started) + t);
         logging::executing(&function, invocation_id, logging::HTTP_REASON);
-        let started = Instant::now();
         let call = HttpCall {
             function: function.clone(),
             invocation_id,
@@ -130,7 +130,7 @@ impl Host {
             &function,
             invocation_id,
             &dispatched,
-            self.app.config.function_timeout,
+            self.app.config.function_timeout.zip(deadline),
             work,
         )
         .await;

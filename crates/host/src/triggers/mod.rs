@@ -154,7 +154,7 @@ impl Invoker {
             &function,
             invocation_id,
             &dispatched,
-            self.timeout,
+            self.timeout.map(|t| (t, tokio::time::Instant::now() + t)),
             work,
         )
         .await;

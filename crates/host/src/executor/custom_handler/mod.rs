@@ -310,8 +310,14 @@ impl CustomHandler {
             (call.deadline, call.invocation_id, call.dispatched.clone());
         let (mut parts, body) = call.request.into_parts();
         // The legacy `httpWorker` section forwards to /{FunctionName}; `customHandler` to the
-        // original path (as it came when there is no query to rebuild).
-        let uri = if !self.legacy && parts.uri.query().is_none() && parts.uri.scheme().is_none() {
+        // original path (as it came when rebuilding its query would change nothing).
+        let as_it_came = !self.legacy
+            && parts.uri.scheme().is_none()
+            && parts
+                .uri
+                .query()
+                .is_none_or(crate::http_data::query_is_canonical);
+        let uri = if as_it_came {
             std::mem::take(&mut parts.uri)
         } else {
             let path = if self.legacy {
