@@ -18,9 +18,12 @@ use crate::executor::{ConnectionContext, HttpCall, InvokeError};
 use crate::keys::Principal;
 use crate::{AuthMode, Host, logging};
 
+const FUNCTIONS_KEY: http::HeaderName = http::HeaderName::from_static("x-functions-key");
+const CLIENT_PRINCIPAL: http::HeaderName = http::HeaderName::from_static("x-ms-client-principal");
+
 /// The key a request presents: the `x-functions-key` header (even empty) wins over `?code=`.
 pub(crate) fn presented_key<B>(req: &Request<B>) -> Option<String> {
-    if let Some(h) = req.headers().get("x-functions-key") {
+    if let Some(h) = req.headers().get(FUNCTIONS_KEY) {
         return Some(String::from_utf8_lossy(h.as_bytes()).into_owned());
     }
     let query = req.uri().query()?;
@@ -45,7 +48,7 @@ impl Host {
         let key = presented_key(req);
         let needs_check = required != AuthLevel::Anonymous
             || key.is_some()
-            || req.headers().contains_key("x-ms-client-principal");
+            || req.headers().contains_key(CLIENT_PRINCIPAL);
         if !needs_check {
             return Ok(None);
         }

@@ -53,7 +53,9 @@ pub struct CustomHandler {
     legacy: bool,
     launch: Launch,
     state: watch::Receiver<State>,
-    state_tx: Mutex<Option<watch::Sender<State>>>,
+    /// The ready handler's generation and port, read without the watch's lock.
+    ready_word: Arc<AtomicU64>,
+    state_tx: Mutex<Option<process::StateTx>>,
     control: mpsc::UnboundedSender<Control>,
     control_rx: Mutex<Option<mpsc::UnboundedReceiver<Control>>>,
     user_agent: HeaderValue,
@@ -71,6 +73,7 @@ impl CustomHandler {
     pub fn new(app: &App, config: &CustomHandlerConfig) -> Result<CustomHandler, String> {
         let spec = process_spec(app, config)?;
         let (state_tx, state) = watch::channel(State::Starting);
+        let (state_tx, ready_word) = process::StateTx::new(state_tx);
         let (control, control_rx) = mpsc::unbounded_channel();
         let version = crate::HOST_VERSION;
         Ok(CustomHandler {
@@ -82,6 +85,7 @@ impl CustomHandler {
                 app_root: app.root.display().to_string(),
             },
             state,
+            ready_word,
             state_tx: Mutex::new(Some(state_tx)),
             control,
             control_rx: Mutex::new(Some(control_rx)),
@@ -104,11 +108,8 @@ impl CustomHandler {
 
     /// Waits until the handler answers HTTP; returns its generation and port.
     async fn ready(&self) -> Result<(u64, u16), InvokeError> {
-        if let State::Ready {
-            generation, port, ..
-        } = *self.state.borrow()
-        {
-            return Ok((generation, port));
+        if let Some(ready) = process::ready_from_word(self.ready_word.load(Ordering::Acquire)) {
+            return Ok(ready);
         }
         let mut rx = self.state.clone();
         let deadline = tokio::time::Instant::now() + self.launch.initialization_timeout;
@@ -536,13 +537,12 @@ impl Executor for CustomHandler {
         call: HttpCall,
         conn: &'a ConnectionContext,
     ) -> BoxFuture<'a, Result<HttpResponse, InvokeError>> {
-        Box::pin(async move {
-            if self.forward && call.function.config.is_pure_http() {
-                self.forward(call, conn).await
-            } else {
-                self.invoke_json(call, conn).await
-            }
-        })
+        // Boxed apart: each future is only as large as its own state.
+        if self.forward && call.function.config.is_pure_http() {
+            Box::pin(self.forward(call, conn))
+        } else {
+            Box::pin(self.invoke_json(call, conn))
+        }
     }
 
     fn timed_out(&self, _function: &Function, invocation_id: Uuid, dispatched: u64) {

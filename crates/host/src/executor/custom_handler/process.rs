@@ -3,6 +3,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use stratus_sandbox::{LineSink, MemoryWatch, Process, ProcessSpec, Stream};
@@ -28,6 +29,47 @@ pub enum State {
     Down(String),
     /// Stopped for good.
     Stopped,
+}
+
+/// The supervisor's side of the state: the watch, and besides it the ready handler's
+/// generation and port in one word, which every request reads without the watch's lock (a
+/// lock word shared by all threads).
+#[derive(Debug)]
+pub struct StateTx {
+    tx: watch::Sender<State>,
+    ready: Arc<AtomicU64>,
+}
+
+/// Marks a word that holds a ready handler.
+const READY_BIT: u64 = 1 << 63;
+
+impl StateTx {
+    pub fn new(tx: watch::Sender<State>) -> (StateTx, Arc<AtomicU64>) {
+        let ready = Arc::new(AtomicU64::new(0));
+        (
+            StateTx {
+                tx,
+                ready: ready.clone(),
+            },
+            ready,
+        )
+    }
+
+    pub fn send(&self, state: State) -> Result<(), watch::error::SendError<State>> {
+        let word = match &state {
+            State::Ready {
+                generation, port, ..
+            } => READY_BIT | (generation & ((1 << 47) - 1)) << 16 | u64::from(*port),
+            _ => 0,
+        };
+        self.ready.store(word, Ordering::Release);
+        self.tx.send(state)
+    }
+}
+
+/// The generation and port a word from `StateTx` holds, if the handler was ready.
+pub fn ready_from_word(word: u64) -> Option<(u64, u16)> {
+    (word & READY_BIT != 0).then_some(((word & !READY_BIT) >> 16, (word & 0xffff) as u16))
 }
 
 /// Everything needed to start the handler, except the port (chosen at each start).
@@ -107,7 +149,7 @@ async fn probe(stream: tokio::net::TcpStream) -> bool {
 /// Runs the handler until told to stop.
 pub async fn supervise(
     launch: Launch,
-    state: watch::Sender<State>,
+    state: StateTx,
     mut control: mpsc::UnboundedReceiver<Control>,
     sink: LineSink,
 ) {
@@ -233,11 +275,7 @@ pub async fn supervise(
 }
 
 /// Handles a control message while a process runs: true when the supervisor must end.
-async fn stop_requested(
-    c: Option<Control>,
-    process: &mut Process,
-    state: &watch::Sender<State>,
-) -> bool {
+async fn stop_requested(c: Option<Control>, process: &mut Process, state: &StateTx) -> bool {
     match c {
         Some(Control::Restart { reason, .. }) => {
             tracing::warn!("{reason}");
@@ -263,7 +301,7 @@ async fn stop_requested(
 /// down are ignored: a start is already coming.
 async fn wait_or_stop(
     control: &mut mpsc::UnboundedReceiver<Control>,
-    state: &watch::Sender<State>,
+    state: &StateTx,
     delay: Duration,
 ) -> bool {
     let until = Instant::now() + delay;
@@ -300,4 +338,31 @@ pub fn console_sink() -> LineSink {
             tracing::error!(target: "stratus::function", category = "Host.Function.Console", "{line}")
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ready_word_follows_the_state() {
+        let (tx, rx) = watch::channel(State::Starting);
+        let (tx, word) = StateTx::new(tx);
+        assert_eq!(ready_from_word(word.load(Ordering::Acquire)), None);
+        for (generation, port) in [(1, 1), (7, 65535), ((1 << 47) - 1, 8080)] {
+            tx.send(State::Ready {
+                generation,
+                port,
+                memory: None,
+            })
+            .unwrap();
+            assert_eq!(
+                ready_from_word(word.load(Ordering::Acquire)),
+                Some((generation, port))
+            );
+        }
+        tx.send(State::Down("gone".into())).unwrap();
+        assert_eq!(ready_from_word(word.load(Ordering::Acquire)), None);
+        assert_eq!(*rx.borrow(), State::Down("gone".into()));
+    }
 }
