@@ -64,9 +64,15 @@ fn timestamp(out: &mut String, now: SystemTime) {
     out.push_str(std::str::from_utf8(&tail).unwrap_or("00.000000Z"));
 }
 
-/// Whether `text` has control characters other than tab.
+/// Whether `text` has control characters other than tab (C0, DEL, or C1, which UTF-8 spells
+/// 0xC2 0x80..=0x9F).
 fn needs_escaping(text: &str) -> bool {
-    text.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().any(|(i, &b)| {
+        (b < 0x20 && b != b'\t')
+            || b == 0x7f
+            || (b == 0xc2 && bytes.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)))
+    })
 }
 
 /// Appends `text`, escaping control characters other than tab.
@@ -180,6 +186,9 @@ mod tests {
         let mut s = String::new();
         push_clean(&mut s, "a\u{1b}[31mb\tc\n");
         assert_eq!(s, "a\\u{1b}[31mb\tc\\n");
+        s.clear();
+        push_clean(&mut s, "x\u{9b}2Jy é\u{a0}");
+        assert_eq!(s, "x\\u{9b}2Jy é\u{a0}");
     }
 
     #[test]

@@ -167,9 +167,12 @@ impl ConnectionContext {
     pub(crate) fn close(&self) {
         use std::sync::atomic::Ordering;
         if let Driver::Inline(inbox) = &self.driver {
-            let mut waiting = inbox.waiting.lock();
-            inbox.closed.store(true, Ordering::Release);
-            waiting.clear();
+            let left = {
+                let mut waiting = inbox.waiting.lock();
+                inbox.closed.store(true, Ordering::Release);
+                std::mem::take(&mut *waiting)
+            };
+            drop(left);
         }
     }
 }

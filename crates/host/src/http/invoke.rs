@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::Instant;
 
 use http::Request;
 use http::header::CONTENT_LENGTH;
@@ -98,12 +97,9 @@ impl Host {
         let dispatched = Arc::new(AtomicU64::new(0));
         // Expressions in output bindings may name route values and query parameters.
         let data = (!function.outputs.is_empty()).then(|| binding_data(&req, &route_values));
-        let started = Instant::now();
-        let deadline = self
-            .app
-            .config
-            .function_timeout
-            .map(|t| tokio::time::Instant::from_std(started) + t);
+        // The runtime's clock, which the timeout and a response body's timer follow too.
+        let started = tokio::time::Instant::now();
+        let deadline = self.app.config.function_timeout.map(|t| started + t);
         logging::executing(&function, invocation_id, logging::HTTP_REASON);
         let call = HttpCall {
             function: function.clone(),

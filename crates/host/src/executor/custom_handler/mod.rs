@@ -249,33 +249,37 @@ impl CustomHandler {
         }
     }
 
-    /// Why the handler of `generation` went down, if it is found down within a moment, or
-    /// its control group says the kernel killed it for memory (known at once, however late
-    /// the handler's exit is noticed).
+    /// Why the handler of `generation` went down, if it is found down within a moment; or,
+    /// when its exit is not noticed by then, what the app's control group says: a kill for
+    /// the memory limit since the handler started (the kernel counts it as it decides the
+    /// kill, before the victim's connections drop).
     async fn down_reason(&self, generation: u64) -> Option<String> {
-        let memory = match &*self.state.borrow() {
-            State::Ready {
-                generation: g,
-                memory,
-                ..
-            } if *g == generation => *memory,
-            _ => None,
-        };
-        if let Some(why) = memory.and_then(|m| m.killed_for_memory()) {
-            return Some(format!("the custom handler was {why}"));
-        }
         let mut rx = self.state.clone();
         let state = tokio::time::timeout(
             Duration::from_millis(300),
             rx.wait_for(|s| !matches!(s, State::Ready { generation: g, .. } if *g == generation)),
         )
-        .await
-        .ok()?
-        .ok()?;
-        match &*state {
-            State::Down(reason) => Some(reason.clone()),
-            _ => None,
-        }
+        .await;
+        let memory = match state {
+            Ok(Ok(state)) => {
+                return match &*state {
+                    State::Down(reason) => Some(reason.clone()),
+                    _ => None,
+                };
+            }
+            Ok(Err(_)) => return None,
+            Err(_) => match &*self.state.borrow() {
+                State::Ready {
+                    generation: g,
+                    memory,
+                    ..
+                } if *g == generation => *memory,
+                _ => None,
+            },
+        };
+        memory
+            .and_then(|m| m.killed_for_memory())
+            .map(|why| format!("the custom handler or a process it started was {why}"))
     }
 
     fn add_host_headers(&self, headers: &mut HeaderMap, invocation_id: Uuid) {
@@ -314,6 +318,7 @@ impl CustomHandler {
         // original path (as it came when rebuilding its query would change nothing).
         let as_it_came = !self.legacy
             && parts.uri.scheme().is_none()
+            && parts.uri.path().starts_with('/')
             && parts
                 .uri
                 .query()
