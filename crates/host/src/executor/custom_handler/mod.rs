@@ -254,29 +254,26 @@ impl CustomHandler {
     /// the memory limit since the handler started (the kernel counts it as it decides the
     /// kill, before the victim's connections drop).
     async fn down_reason(&self, generation: u64) -> Option<String> {
+        // Taken first: by the time the exit is seen, a restart may have replaced the state.
+        let memory = match &*self.state.borrow() {
+            State::Ready {
+                generation: g,
+                memory,
+                ..
+            } if *g == generation => *memory,
+            _ => None,
+        };
         let mut rx = self.state.clone();
-        let state = tokio::time::timeout(
+        let seen = tokio::time::timeout(
             Duration::from_millis(300),
             rx.wait_for(|s| !matches!(s, State::Ready { generation: g, .. } if *g == generation)),
         )
         .await;
-        let memory = match state {
-            Ok(Ok(state)) => {
-                return match &*state {
-                    State::Down(reason) => Some(reason.clone()),
-                    _ => None,
-                };
-            }
-            Ok(Err(_)) => return None,
-            Err(_) => match &*self.state.borrow() {
-                State::Ready {
-                    generation: g,
-                    memory,
-                    ..
-                } if *g == generation => *memory,
-                _ => None,
-            },
-        };
+        if let Ok(Ok(state)) = seen
+            && let State::Down(reason) = &*state
+        {
+            return Some(reason.clone());
+        }
         memory
             .and_then(|m| m.killed_for_memory())
             .map(|why| format!("the custom handler or a process it started was {why}"))
