@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::{Target, bin_dir, free_port, proxy_cmd, repo, run_profile, spawn, wait_200};
+use crate::{bin_dir, free_port, local_targets, proxy_cmd, repo, run_profile, spawn, wait_200};
 
 pub(crate) const ADMIN: &str = "bench-admin-token";
 
@@ -132,27 +132,22 @@ pub fn run(a: &crate::Args, data: &Path) -> serde_json::Value {
     let host = ready_port(&m, api, "bench", "w1", Duration::from_secs(60))
         .expect("the worker did not report its host ready");
     let _proxy = spawn("frontdoor-proxy", proxy_cmd(proxy, host));
-    for (port, path) in [
-        (host, "/api/hello"),
-        (proxy, "/api/hello"),
-        (front, "/apps/bench/api/hello"),
-    ] {
-        wait_200(port, path, Duration::from_secs(30)).expect("a target did not answer");
-    }
-    let targets = [
-        Target {
-            name: "worker's host direct",
-            url: format!("http://127.0.0.1:{host}/api/hello"),
-        },
-        Target {
-            name: "minimal affine hop to the worker's host",
-            url: format!("http://127.0.0.1:{proxy}/api/hello"),
-        },
-        Target {
-            name: "front door to the worker's host",
-            url: format!("http://127.0.0.1:{front}/apps/bench/api/hello"),
-        },
-    ];
+    let targets = local_targets(
+        &[
+            ("worker's host direct", host, "/api/hello"),
+            (
+                "minimal affine hop to the worker's host",
+                proxy,
+                "/api/hello",
+            ),
+            (
+                "front door to the worker's host",
+                front,
+                "/apps/bench/api/hello",
+            ),
+        ],
+        Duration::from_secs(30),
+    );
     let throughput = run_profile(&targets, "front door, throughput", 2, 32, a);
     let latency = run_profile(&targets, "front door, latency", 1, 4, a);
     // A second worker joins; the first is lost: time until the front door serves again.

@@ -307,6 +307,21 @@ struct Target {
     url: String,
 }
 
+/// Waits until each `(name, port, path)` on 127.0.0.1 answers 200 (at most `limit` each), and
+/// names it as a target.
+fn local_targets(list: &[(&'static str, u16, &str)], limit: Duration) -> Vec<Target> {
+    list.iter()
+        .map(|&(name, port, path)| {
+            wait_200(port, path, limit)
+                .unwrap_or_else(|| panic!("{name} did not start; see {}", out_dir().display()));
+            Target {
+                name,
+                url: format!("http://127.0.0.1:{port}{path}"),
+            }
+        })
+        .collect()
+}
+
 /// (target, baseline) pairs whose ratio is reported, with the target figure if any.
 const RATIOS: &[(&str, &str, Option<f64>)] = &[
     (
@@ -632,20 +647,19 @@ fn main() {
             "minimal affine hop to python",
             "minimal affine hop to node",
         ];
-        let mut targets = Vec::new();
-        for (i, name) in names.iter().enumerate() {
-            let path = if i < 3 || i == 9 {
-                "/api/hello"
-            } else {
-                "/api/hello?name=bench"
-            };
-            wait_200(ports[i], path, Duration::from_secs(60))
-                .unwrap_or_else(|| panic!("{name} did not start; see {}", out_dir().display()));
-            targets.push(Target {
-                name,
-                url: format!("http://127.0.0.1:{}{path}", ports[i]),
-            });
-        }
+        let list: Vec<_> = names
+            .iter()
+            .enumerate()
+            .map(|(i, &name)| {
+                let path = if i < 3 || i == 9 {
+                    "/api/hello"
+                } else {
+                    "/api/hello?name=bench"
+                };
+                (name, ports[i], path)
+            })
+            .collect();
+        let targets = local_targets(&list, Duration::from_secs(60));
         if a.only.as_deref().is_none_or(|o| o == "throughput") {
             results.insert(
                 "throughput".into(),

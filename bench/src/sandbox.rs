@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use stratus_sandbox::cgroup::Limits;
 use stratus_sandbox::isolation::{Isolation, app_uid};
 
-use crate::{Target, bin_dir, cold, free_port, repo, run_profile, spawn, stratus_cmd, wait_200};
+use crate::{bin_dir, cold, free_port, local_targets, repo, run_profile, spawn, stratus_cmd};
 
 /// A copy of the native app with its handler binary inside it, somewhere every user can
 /// read (the isolated handler runs as the app's user).
@@ -71,20 +71,13 @@ pub fn run(a: &crate::Args, data: &Path) -> serde_json::Value {
             isolated(&app, data, p_iso, &data.join("si")),
         ),
     ];
-    for port in [p_plain, p_iso] {
-        wait_200(port, "/api/hello", std::time::Duration::from_secs(60))
-            .expect("the sandbox benchmark's hosts did not start");
-    }
-    let targets = [
-        Target {
-            name: "native via stratus, not isolated",
-            url: format!("http://127.0.0.1:{p_plain}/api/hello"),
-        },
-        Target {
-            name: "native via stratus, isolated",
-            url: format!("http://127.0.0.1:{p_iso}/api/hello"),
-        },
-    ];
+    let targets = local_targets(
+        &[
+            ("native via stratus, not isolated", p_plain, "/api/hello"),
+            ("native via stratus, isolated", p_iso, "/api/hello"),
+        ],
+        std::time::Duration::from_secs(60),
+    );
     let throughput = run_profile(&targets, "sandbox throughput", 2, 32, a);
     let latency = run_profile(&targets, "sandbox latency", 1, 4, a);
     drop(procs);

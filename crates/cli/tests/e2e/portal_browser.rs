@@ -40,14 +40,7 @@ fn run_script(script: &str, env: &[(&str, &str)], log: impl Fn() -> String) -> S
         .envs(env.iter().copied())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        log()
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    crate::support::succeeded(&out, log)
 }
 
 /// The screenshots' directory, emptied of the files a test makes (`mine`): the other browser

@@ -5,17 +5,7 @@ use crate::support::{Options, Stratus, free_port, repo, sample};
 
 #[test]
 fn the_python_queue_sdk_works_against_the_queue_service() {
-    #[allow(clippy::disallowed_methods, reason = "tests prepare their tools")]
-    let env = std::process::Command::new(repo().join("tests/workers/storage-sdk-env"))
-        .output()
-        .expect("cannot run tests/workers/storage-sdk-env");
-    assert!(
-        env.status.success(),
-        "{}",
-        String::from_utf8_lossy(&env.stderr)
-    );
-    let python = String::from_utf8(env.stdout).unwrap().trim().to_string();
-
+    let python = sdk_python();
     let port = free_port();
     let s = Stratus::start(
         &sample("python-handler"),
@@ -28,14 +18,7 @@ fn the_python_queue_sdk_works_against_the_queue_service() {
         .arg(port.to_string())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        s.logs()
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("all checks passed"));
+    assert!(crate::support::succeeded(&out, || s.logs()).contains("all checks passed"));
 }
 
 /// The interpreter of the SDK's environment, made once per run (tests running at the same

@@ -320,6 +320,19 @@ pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus
     wait_exit_opt(child, limit).expect("process did not exit in time")
 }
 
+/// The standard output of a tool a test ran, which must have succeeded; a failure shows what
+/// it printed and what the server (`log`) said.
+pub fn succeeded(out: &std::process::Output, log: impl FnOnce() -> String) -> String {
+    assert!(
+        out.status.success(),
+        "{}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        log()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Polls `f` until it returns Some, for at most `limit`.
 pub fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + limit;
